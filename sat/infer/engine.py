@@ -1,0 +1,102 @@
+"""Sliding-window inference with a per-image feature cache.
+
+The backbone runs once per window and its features are kept, so any number of prompts, asked at
+once or later, costs only the text-conditioned head (the SAM "set the image once" pattern). Windows
+are blended with a Gaussian importance map into a float16 buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sat.model.universal import modality_index
+from sat.vision.unet import BackboneOutput
+
+
+def window_starts(size: int, patch: int, overlap: float) -> list[int]:
+    """Start offsets covering ``size`` with windows of ``patch`` at the given overlap fraction."""
+    if size <= patch:
+        return [0]
+    stride = max(1, int(round(patch * (1.0 - overlap))))
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts
+
+
+def gaussian_map(patch: tuple[int, int, int], sigma_scale: float = 0.125) -> torch.Tensor:
+    """(P, P, P) Gaussian importance weights, peak 1, floor 1e-3 (keeps borders defined)."""
+    axes = []
+    for p in patch:
+        x = torch.arange(p, dtype=torch.float32) - (p - 1) / 2
+        axes.append(torch.exp(-0.5 * (x / (p * sigma_scale)) ** 2))
+    w = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
+    return (w / w.max()).clamp_min(1e-3)
+
+
+@dataclass
+class FeatureCache:
+    """Backbone features of every window of one preprocessed image."""
+
+    shape: tuple[int, int, int]
+    patch: tuple[int, int, int]
+    modality: int
+    windows: list[tuple[tuple[int, int, int], BackboneOutput]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def encode_image(net, image: torch.Tensor, modality: str | None, patch_size, *, overlap: float = 0.25,
+                 device: str | torch.device = "cpu", sw_batch: int = 2, keep_scales: int = 2) -> FeatureCache:
+    """Run the backbone over all windows of ``image`` (C, X, Y, Z) and cache the features."""
+    patch = tuple(int(p) for p in patch_size)
+    shape = tuple(image.shape[1:])
+    pad = [max(p - n, 0) for p, n in zip(patch, shape)]
+    if any(pad):
+        image = torch.nn.functional.pad(image, (0, pad[2], 0, pad[1], 0, pad[0]), value=float(image.min()))
+    full = tuple(image.shape[1:])
+    starts = [(a, b, c) for a in window_starts(full[0], patch[0], overlap)
+              for b in window_starts(full[1], patch[1], overlap)
+              for c in window_starts(full[2], patch[2], overlap)]
+    cache = FeatureCache(shape=shape, patch=patch, modality=modality_index(modality))
+    for i in range(0, len(starts), sw_batch):
+        chunk = starts[i:i + sw_batch]
+        x = torch.stack([image[:, a:a + patch[0], b:b + patch[1], c:c + patch[2]] for a, b, c in chunk])
+        feats = net.encode_image(x.to(device))
+        for j, s in enumerate(chunk):
+            light = BackboneOutput(pixel=feats.pixel[j:j + 1],
+                                   encoder=[f[j:j + 1] for f in feats.encoder[-keep_scales:]], decoder=[])
+            cache.windows.append((s, light))
+    return cache
+
+
+@torch.no_grad()
+def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu") -> torch.Tensor:
+    """Probabilities (Q, X, Y, Z) float16 on the cached image's grid for ``concepts`` (ids)."""
+    q = net.query_indices(concepts).to(device)[None]  # (1, Q)
+    mod = torch.tensor([cache.modality], device=device)
+    full = tuple(max(p, n) for p, n in zip(cache.patch, cache.shape))
+    acc = torch.zeros((len(concepts), *full), dtype=torch.float16)
+    norm = torch.zeros(full, dtype=torch.float32)
+    w = gaussian_map(cache.patch)
+    for (a, b, c), feats in cache.windows:
+        prob = torch.sigmoid(net.head(feats, net.concept_embeddings[q], mod, None).float())[0].cpu()
+        sl = (slice(a, a + cache.patch[0]), slice(b, b + cache.patch[1]), slice(c, c + cache.patch[2]))
+        acc[(slice(None), *sl)] += (prob * w).half()
+        norm[sl] += w
+    out = acc.float() / norm.clamp_min(1e-6)
+    return out[:, : cache.shape[0], : cache.shape[1], : cache.shape[2]].half()
+
+
+def predict_preprocessed(net, image: torch.Tensor, concepts: list[str], modality: str | None,
+                         patch_size, **kw) -> torch.Tensor:
+    """One-shot helper: encode then decode -> (Q, X, Y, Z) probabilities (float32)."""
+    was_training = net.training
+    net.eval()
+    try:
+        device = next(net.parameters()).device
+        cache = encode_image(net, image, modality, patch_size, device=device, **kw)
+        return decode_prompts(net, cache, concepts, device=device).float()
+    finally:
+        net.train(was_training)

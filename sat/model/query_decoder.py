@@ -1,0 +1,107 @@
+"""SAT-style query decoder head.
+
+Text queries cross-attend to multi-scale visual tokens (coarse encoder scales pooled to the
+coarsest grid, concatenated, projected, plus 3D sinusoidal positions). Each refined query becomes
+a mask embedding whose dot product with the per-voxel decoder features gives one logit map per
+prompt. Queries do not attend to each other by default (as in SAT), so a prompt's mask does not
+depend on which other prompts are asked in the same batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sat.model.posenc import sincos_3d
+from sat.vision.unet import BackboneOutput
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm (optional self-attention) -> cross-attention -> feed-forward."""
+
+    def __init__(self, d: int, heads: int, self_attn: bool) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True) if self_attn else None
+        self.n0 = nn.LayerNorm(d) if self_attn else None
+        self.cross = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, q: torch.Tensor, tokens: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+        """q: (B, Q, d); tokens: (B, N, d); pad: (B, Q) True where the query is padding."""
+        if self.self_attn is not None:
+            h = self.n0(q)
+            q = q + self.self_attn(h, h, h, key_padding_mask=pad, need_weights=False)[0]
+        q = q + self.cross(self.n1(q), tokens, tokens, need_weights=False)[0]
+        return q + self.ffn(self.n2(q))
+
+
+class QueryDecoderHead(nn.Module):
+    """Text queries x visual tokens -> per-prompt logit maps.
+
+    Args:
+        text_dim: width E of the input text embeddings.
+        encoder_channels: widths of the backbone's encoder scales (finest first).
+        pixel_channels: width F of the backbone's full-resolution features.
+        d_model: token and query width. layers / heads: transformer decoder depth and heads.
+        token_scales: how many of the coarsest encoder scales become tokens.
+        n_modalities: size of the learned modality embedding table (index 0 = unknown).
+        self_attn: let queries attend to each other.
+        deep_supervision: also return logits from coarser decoder scales.
+    """
+
+    def __init__(self, *, text_dim: int, encoder_channels: tuple[int, ...], pixel_channels: int,
+                 d_model: int = 128, layers: int = 2, heads: int = 4, token_scales: int = 2,
+                 n_modalities: int = 5, self_attn: bool = False, deep_supervision: bool = False,
+                 decoder_channels: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.token_scales = token_scales
+        tok_in = sum(encoder_channels[-token_scales:])
+        self.token_proj = nn.Conv3d(tok_in, d_model, kernel_size=1)
+        self.text_proj = nn.Sequential(nn.Linear(text_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.modality = nn.Embedding(n_modalities, d_model)
+        nn.init.zeros_(self.modality.weight)
+        self.layers = nn.ModuleList(DecoderLayer(d_model, heads, self_attn) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.mask_embed = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, pixel_channels))
+        self.pixel_norm = nn.GroupNorm(1, pixel_channels)
+        self.bias = nn.Parameter(torch.tensor(-2.0))
+        self.aux = nn.ModuleList(nn.Linear(d_model, c) for c in decoder_channels) if deep_supervision else None
+
+    def tokens(self, feats: BackboneOutput) -> torch.Tensor:
+        """Visual tokens (B, N, d) from the coarsest ``token_scales`` encoder scales."""
+        coarse = feats.encoder[-self.token_scales:]
+        grid = coarse[-1].shape[2:]
+        pooled = [F.adaptive_avg_pool3d(f, grid) if f.shape[2:] != grid else f for f in coarse]
+        t = self.token_proj(torch.cat(pooled, dim=1))  # (B, d, d', h', w')
+        t = t.flatten(2).transpose(1, 2)  # (B, N, d)
+        return t + sincos_3d(tuple(grid), t.shape[-1], device=t.device).to(t.dtype)
+
+    def forward(self, feats: BackboneOutput, text: torch.Tensor, modality: torch.Tensor | None = None,
+                pad: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Decode prompts.
+
+        Args:
+            feats: backbone features of B images.
+            text: (B, Q, E) text embeddings of the prompts.
+            modality: (B,) modality indices (0 = unknown) or ``None``.
+            pad: (B, Q) True for padded queries.
+
+        Returns:
+            (B, Q, D, H, W) logits; with deep supervision in training, also a list of coarser
+            (B, Q, d_i, h_i, w_i) logits.
+        """
+        q = self.text_proj(text)  # (B, Q, d)
+        if modality is not None:
+            q = q + self.modality(modality)[:, None, :]
+        tokens = self.tokens(feats)
+        for layer in self.layers:
+            q = layer(q, tokens, pad)
+        q = self.norm(q)
+        pixel = self.pixel_norm(feats.pixel)
+        logits = torch.einsum("bqf,bfdhw->bqdhw", self.mask_embed(q), pixel) + self.bias
+        if self.aux is None or not self.training:
+            return logits
+        aux = [torch.einsum("bqf,bfdhw->bqdhw", proj(q), f) + self.bias
+               for proj, f in zip(self.aux, feats.decoder[:-1])]
+        return logits, aux

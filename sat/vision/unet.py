@@ -1,0 +1,75 @@
+"""A 3D U-Net backbone assembled from MONAI's BasicUNet blocks, exposing every scale.
+
+The text-conditioned heads need more than a segmentation map: per-voxel decoder features for
+mask dot-products and coarse encoder features as visual tokens, so this backbone returns all of
+them instead of a logit map.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass
+class BackboneOutput:
+    """Features of one image batch.
+
+    Attributes:
+        pixel: (B, F, D, H, W) full-resolution decoder features.
+        encoder: encoder features, finest first: [(B, C0, D, H, W), ..., (B, Cn, D/2^n, ...)].
+        decoder: decoder features, coarsest first, ending with ``pixel`` (deep supervision).
+    """
+
+    pixel: torch.Tensor
+    encoder: list[torch.Tensor]
+    decoder: list[torch.Tensor]
+
+
+class UNetBackbone(nn.Module):
+    """Encoder-decoder 3D U-Net (InstanceNorm + LeakyReLU) from MONAI ``TwoConv``/``Down``/``UpCat``.
+
+    Args:
+        in_channels: image channels.
+        channels: encoder widths per scale; ``len(channels) - 1`` downsamplings.
+        out_channels: width F of the full-resolution feature map.
+        checkpointing: recompute encoder blocks in backward to save memory.
+    """
+
+    def __init__(self, *, in_channels: int = 1, channels: tuple[int, ...] = (16, 32, 64, 128, 192),
+                 out_channels: int = 32, norm: str = "instance", checkpointing: bool = False) -> None:
+        super().__init__()
+        if len(channels) < 2:
+            raise ValueError(f"channels needs at least two scales, got {channels!r}")
+        act = ("LeakyReLU", {"negative_slope": 0.01, "inplace": True})
+        nrm = (norm, {"affine": True}) if norm == "instance" else norm
+        self.channels, self.out_channels, self.checkpointing = tuple(channels), out_channels, checkpointing
+        self.stem = TwoConv(3, in_channels, channels[0], act, nrm, True)
+        self.downs = nn.ModuleList(Down(3, channels[i], channels[i + 1], act, nrm, True)
+                                   for i in range(len(channels) - 1))
+        ups = []
+        for i in range(len(channels) - 1, 0, -1):
+            out = out_channels if i == 1 else channels[i - 1]
+            ups.append(UpCat(3, channels[i], channels[i - 1], out, act, nrm, True, halves=True))
+        self.ups = nn.ModuleList(ups)
+        self.downsample = 2 ** (len(channels) - 1)
+
+    def _run(self, block: nn.Module, *args):
+        if self.checkpointing and self.training:
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def forward(self, x: torch.Tensor) -> BackboneOutput:
+        """x: (B, C_in, D, H, W) with D, H, W divisible by ``self.downsample``."""
+        feats = [self._run(self.stem, x)]
+        for down in self.downs:
+            feats.append(self._run(down, feats[-1]))
+        y = feats[-1]
+        decoder = []
+        for up, skip in zip(self.ups, reversed(feats[:-1])):
+            y = self._run(up, y, skip)
+            decoder.append(y)
+        return BackboneOutput(pixel=y, encoder=feats, decoder=decoder)
