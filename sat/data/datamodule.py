@@ -1,0 +1,175 @@
+"""Streaming training data from WebDataset shards, and exactly-once validation data.
+
+Training streams are infinite (``ResampledShards``), mixed across datasets with weights, and the
+epoch length is set on the loader (``with_epoch``), so every DDP rank yields the same number of
+batches whatever the shard counts: no rank waits for another at epoch end. Shard order and
+shuffles are seeded per rank and per worker.
+"""
+from __future__ import annotations
+
+import glob
+import tarfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import Dataset
+
+from sat.data.sampling import SamplingConfig, add_group_concepts, sample_crop
+from sat.data.shard_format import decode_sample
+from sat.model.universal import modality_index
+
+
+def expand_urls(spec: str) -> list[str]:
+    """Local globs become sorted file lists; brace patterns, http(s):// and pipe: pass through."""
+    if spec.startswith(("http://", "https://", "pipe:", "gs://", "s3://")):
+        return list(wds.shardlists.expand_urls(spec))
+    files = sorted(f for part in wds.shardlists.expand_urls(spec) for f in glob.glob(part))
+    if not files:
+        raise FileNotFoundError(f"no shards match {spec!r}")
+    return files
+
+
+def collate(examples: list[dict]) -> dict:
+    """Stack crops and pad queries.
+
+    Returns:
+        ``image`` (B, C, P, P, P), ``target`` (B, Q, P, P, P) bool, ``valid`` (B, Q) bool,
+        ``concepts`` list of B lists of ids, ``modality`` (B,) long, ``dataset`` list of names.
+    """
+    q = max(len(e["concepts"]) for e in examples)
+    patch = examples[0]["target"].shape[1:]
+    target = torch.zeros((len(examples), q, *patch), dtype=torch.bool)
+    valid = torch.zeros((len(examples), q), dtype=torch.bool)
+    for b, e in enumerate(examples):
+        n = len(e["concepts"])
+        target[b, :n] = torch.from_numpy(e["target"])
+        valid[b, :n] = True
+    return {"image": torch.from_numpy(np.stack([e["image"] for e in examples])),
+            "target": target, "valid": valid, "concepts": [e["concepts"] for e in examples],
+            "modality": torch.tensor([modality_index(e["modality"]) for e in examples]),
+            "dataset": [e["dataset"] for e in examples]}
+
+
+class _ToExample:
+    """Picklable per-sample transform: decode, add groups, crop, augment (per-worker RNG)."""
+
+    def __init__(self, cfg: SamplingConfig, groups: dict, mirrors: dict, crops_per_case: int, seed: int):
+        self.cfg, self.groups, self.mirrors = cfg, groups, mirrors
+        self.crops_per_case, self.seed = crops_per_case, seed
+        self.rng: np.random.Generator | None = None
+
+    def _generator(self) -> np.random.Generator:
+        if self.rng is None:
+            info = torch.utils.data.get_worker_info()
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            self.rng = np.random.default_rng([self.seed, rank, info.id if info else 0])
+        return self.rng
+
+    def __call__(self, source):
+        rng = self._generator()
+        for raw in source:
+            s = decode_sample(raw)
+            meta = s["meta"]
+            concepts, masks = add_group_concepts(list(meta["annotated"]), s["masks"], self.groups)
+            for _ in range(self.crops_per_case):
+                ex = sample_crop(s["image"], masks, concepts, self.cfg, rng, self.mirrors)
+                ex["image"] = _augment(ex["image"], rng)
+                ex.update(modality=meta["modality"], dataset=meta["dataset"])
+                yield ex
+
+
+def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Intensity augmentation on a normalised crop: scale, shift, contrast (gamma-like), noise."""
+    out = image * rng.uniform(0.9, 1.1) + rng.uniform(-0.1, 0.1)
+    if rng.random() < 0.3:
+        out = out + rng.normal(0.0, rng.uniform(0.0, 0.1), size=out.shape).astype(np.float32)
+    return out.astype(np.float32)
+
+
+class ShardMapDataset(Dataset):
+    """Map-style dataset over shard samples: each sample exactly once (validation / DDP sampler)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.index: list[tuple[str, dict[str, str]]] = []
+        for url in urls:
+            groups: dict[str, dict[str, str]] = {}
+            with tarfile.open(url) as tf:
+                for m in tf.getmembers():
+                    key, _, ext = m.name.partition(".")
+                    groups.setdefault(key, {})[ext] = m.name
+            self.index += [(url, members) for _, members in sorted(groups.items())]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        url, members = self.index[i]
+        with tarfile.open(url) as tf:
+            raw = {ext: tf.extractfile(name).read() for ext, name in members.items()}
+        raw["__key__"] = Path(members["json"]).name.split(".")[0]
+        return decode_sample(raw)
+
+
+class ShardDataModule(L.LightningDataModule):
+    """Lightning data module over shard sets.
+
+    Args:
+        train: shard URL patterns per dataset name, e.g. ``{"phantom_msd": "data/shards/phantom_msd-train-*.tar"}``.
+        weights: sampling weight per dataset (default: 1/sqrt(cases) style equalisation is up to the
+            user; missing names get 1.0).
+        val: optional shard patterns for exactly-once validation.
+        sampling: crop and query sampling. batch_size, num_workers: loader settings.
+        steps_per_epoch: batches per epoch on every rank. shuffle_buffer: samples kept for shuffling.
+        crops_per_case: crops drawn from each decoded case. seed: base seed.
+        tree_dir: knowledge tree folder (groups and laterality mirrors); default tree if None.
+    """
+
+    def __init__(self, train: dict[str, str], weights: dict[str, float] | None = None,
+                 val: dict[str, str] | None = None, sampling: SamplingConfig | None = None,
+                 batch_size: int = 2, num_workers: int = 1, steps_per_epoch: int = 100,
+                 shuffle_buffer: int = 8, crops_per_case: int = 2, seed: int = 0,
+                 tree_dir: str | None = None) -> None:
+        super().__init__()
+        self.train, self.weights, self.val = train, weights or {}, val or {}
+        self.sampling = sampling or SamplingConfig()
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.steps_per_epoch, self.shuffle_buffer = steps_per_epoch, shuffle_buffer
+        self.crops_per_case, self.seed, self.tree_dir = crops_per_case, seed, tree_dir
+
+    def _tree_maps(self) -> tuple[dict, dict]:
+        from sat.knowledge.tree import load_tree
+
+        tree = load_tree(self.tree_dir)
+        mirrors = {c.id: c.mirror for c in tree.concepts.values() if c.mirror}
+        groups = {c.id: tree.children(c.id) for c in tree.concepts.values() if c.kind == "group"}
+        return groups, mirrors
+
+    def train_dataloader(self):
+        groups, mirrors = self._tree_maps()
+        to_example = _ToExample(self.sampling, groups, mirrors, self.crops_per_case, self.seed)
+        sources, probs = [], []
+        for name, spec in sorted(self.train.items()):
+            pipe = wds.DataPipeline(
+                wds.ResampledShards(expand_urls(spec), seed=self.seed, deterministic=True),
+                wds.tarfile_to_samples(handler=wds.warn_and_continue),
+                wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer),
+                to_example,
+            )
+            sources.append(pipe)
+            probs.append(float(self.weights.get(name, 1.0)))
+        mix = sources[0] if len(sources) == 1 else wds.RandomMix(sources, probs)
+        batched = wds.DataPipeline(lambda: iter(mix), wds.shuffle(4 * self.batch_size),
+                                   wds.batched(self.batch_size, collation_fn=collate, partial=False))
+        loader = wds.WebLoader(batched, batch_size=None, num_workers=self.num_workers,
+                               persistent_workers=self.num_workers > 0)
+        return loader.with_epoch(self.steps_per_epoch)
+
+    def val_dataloader(self):
+        if not self.val:
+            return []
+        urls = [u for spec in self.val.values() for u in expand_urls(spec)]
+        return torch.utils.data.DataLoader(ShardMapDataset(urls), batch_size=None,
+                                           num_workers=0, collate_fn=lambda x: x)

@@ -1,0 +1,86 @@
+"""Voxel-grid geometry: affines, target grids and resampling between grids.
+
+Conventions: arrays are indexed (X, Y, Z) in the file's voxel order and an affine maps voxel
+indices (i, j, k, 1) to world RAS millimetres (nibabel convention). Resampling goes through world
+coordinates, so RAS, LPS, permuted and oblique inputs share one code path.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def spacing_of(affine: np.ndarray) -> np.ndarray:
+    """Voxel spacing in mm: the norms of the affine's three columns. Shape (3,)."""
+    return np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+
+
+def world_bounds(affine: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max world coordinates (mm) of the voxel centres of a grid. Each shape (3,)."""
+    corners = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+                        for k in (0, shape[2] - 1)])
+    world = corners @ np.asarray(affine, dtype=np.float64).T
+    return world[:, :3].min(0), world[:, :3].max(0)
+
+
+def ras_grid(affine: np.ndarray, shape: tuple[int, int, int],
+             spacing: tuple[float, float, float]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """An axis-aligned RAS grid at ``spacing`` that covers the source grid's world extent.
+
+    Returns:
+        ``(affine, shape)`` of the new grid; its first voxel centre sits at the minimum corner.
+    """
+    sp = np.asarray(spacing, dtype=np.float64)
+    if sp.shape != (3,) or not np.all(sp > 0):
+        raise ValueError(f"spacing must be three positive numbers, got {spacing!r}")
+    lo, hi = world_bounds(affine, shape)
+    new_shape = tuple(int(math.floor((h - l) / s + 1e-6)) + 1 for l, h, s in zip(lo, hi, sp))
+    new_affine = np.diag([*sp, 1.0])
+    new_affine[:3, 3] = lo
+    return new_affine, new_shape
+
+
+def crop_affine(affine: np.ndarray, start: tuple[int, int, int]) -> np.ndarray:
+    """Affine of a sub-grid whose voxel (0, 0, 0) is voxel ``start`` of the parent grid."""
+    out = np.array(affine, dtype=np.float64, copy=True)
+    out[:3, 3] = affine[:3, :3] @ np.asarray(start, dtype=np.float64) + affine[:3, 3]
+    return out
+
+
+@torch.no_grad()
+def resample(volume: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarray,
+             dst_shape: tuple[int, int, int], *, mode: str = "bilinear", padding: float = 0.0,
+             slab: int = 32) -> torch.Tensor:
+    """Resample ``volume`` from its grid onto another grid through world coordinates.
+
+    Args:
+        volume: (C, X, Y, Z) tensor on the source grid (float; masks as 0/1 floats).
+        src_affine, dst_affine: 4x4 voxel->world affines of the source and target grids.
+        dst_shape: target grid shape (X', Y', Z').
+        mode: ``"bilinear"`` (trilinear in 3D) or ``"nearest"``.
+        padding: value for target voxels that fall outside the source grid.
+        slab: number of target X-planes resampled at once, which bounds the memory of the grid.
+
+    Returns:
+        (C, X', Y', Z') tensor of ``volume``'s dtype.
+    """
+    if volume.ndim != 4:
+        raise ValueError(f"volume must be (C, X, Y, Z), got shape {tuple(volume.shape)}")
+    src_shape = volume.shape[1:]
+    m = torch.as_tensor(np.linalg.inv(src_affine) @ dst_affine, dtype=torch.float64)
+    axes = [torch.arange(n, dtype=torch.float64) for n in dst_shape[1:]]
+    jj, kk = torch.meshgrid(*axes, indexing="ij")
+    denom = torch.tensor([max(n - 1, 1) for n in src_shape], dtype=torch.float64)
+    src = volume.float().unsqueeze(0) - padding  # (1, C, X, Y, Z); zeros padding == ``padding``
+    out = torch.empty((volume.shape[0], *dst_shape), dtype=torch.float32)
+    for x0 in range(0, dst_shape[0], slab):
+        ii = torch.arange(x0, min(x0 + slab, dst_shape[0]), dtype=torch.float64)
+        ijk = torch.stack(torch.broadcast_tensors(ii[:, None, None], jj[None], kk[None]), -1)
+        idx = ijk @ m[:3, :3].T + m[:3, 3]  # (x, Y', Z', 3) source voxel coordinates
+        grid = (2.0 * idx / denom - 1.0).flip(-1).float().unsqueeze(0)  # grid_sample wants (z,y,x)
+        part = F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=True)
+        out[:, x0:x0 + ii.numel()] = part[0] + padding
+    return out.to(volume.dtype)
