@@ -1,167 +1,197 @@
-"""Source adapters: list the cases of a dataset folder and load them as concept masks.
+"""Source adapters: list the cases of a dataset folder and read them as concept masks.
 
-One code path serves every layout; the recipe says which layout and how labels map to concepts.
-Hidden files (macOS ``._*`` forks, dot-files) are skipped everywhere.
+One code path serves every layout: :mod:`sat.data.sources` finds the cases the recipe's layout
+describes, and :func:`read_case` turns any mix of integer label maps and per-structure mask files
+into a compact *code map* plus a lookup table, from which every concept mask follows. Overlapping
+concepts ("liver" and "liver tumour") are allowed. Unknown label names, undeclared label values,
+channel-count and geometry mismatches raise ``ValueError`` naming the case: nothing is mismapped
+silently.
 """
 from __future__ import annotations
 
-import csv
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from sat.data.reading import read_channels, read_labels, read_slice_stack, same_grid
 from sat.data.recipes import Recipe
+from sat.data.sources import CaseRef, find_cases
 
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+__all__ = ["Case", "CaseRef", "codes_from_masks", "list_cases", "load_case", "read_case"]
+_MODALITY_ALIASES = {"MRI": "MR", "PT": "PET", "CTA": "CT"}
 
 
-@dataclass
-class CaseRef:
-    """Where one case's files are.
+def list_cases(recipe: Recipe, root: str | Path, split: str | None = None,
+               include_unlabelled: bool = False) -> list[CaseRef]:
+    """Cases of the dataset at ``root``.
 
-    Attributes:
-        case_id: dataset-unique id. images: one path per channel (or one 4D file).
-        label: integer label map, with ``label_values`` (source name -> int), or ``None``.
-        label_files: per-structure binary masks (TotalSegmentator layout): name -> path.
+    Args:
+        split: keep only this split (``train``, ``val``, ``test``, ...); ``None`` keeps every
+            labelled case. A named split may include unlabelled images (MSD ``imagesTs``).
+        include_unlabelled: with ``split=None``, also return unlabelled images.
+
+    Raises:
+        FileNotFoundError: ``root`` (or its index file) does not exist.
     """
-
-    case_id: str
-    images: list[Path]
-    label: Path | None = None
-    label_values: dict[str, int] = field(default_factory=dict)
-    label_files: dict[str, Path] = field(default_factory=dict)
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suf in _IMAGE_SUFFIXES:
-        if name.endswith(suf):
-            return name[: -len(suf)]
-    return path.stem
-
-
-def _msd(root: Path) -> list[CaseRef]:
-    meta = json.loads((root / "dataset.json").read_text())
-    values = {str(name): int(v) for v, name in meta["labels"].items()}
-    refs = []
-    for item in meta.get("training", []):
-        img, lab = root / item["image"], root / item["label"]
-        if _visible(img):
-            refs.append(CaseRef(_stem(img), [img], lab, values))
-    return refs
-
-
-def _nnunet(root: Path) -> list[CaseRef]:
-    meta = json.loads((root / "dataset.json").read_text())
-    ending = meta.get("file_ending", ".nii.gz")
-    n_ch = len(meta.get("channel_names") or meta.get("modality") or {"0": ""})
-    values = {}
-    for name, v in meta["labels"].items():
-        # region-based labels list several integers; the concept map unions them by name
-        values[str(name)] = int(v) if not isinstance(v, list) else int(v[-1])
-    refs = []
-    for lab in sorted((root / "labelsTr").glob(f"*{ending}")):
-        if not _visible(lab):
-            continue
-        case = lab.name[: -len(ending)]
-        images = [root / "imagesTr" / f"{case}_{c:04d}{ending}" for c in range(n_ch)]
-        refs.append(CaseRef(case, images, lab, values))
-    return refs
-
-
-def _totalseg(root: Path) -> list[CaseRef]:
-    refs = []
-    for case_dir in sorted(p for p in root.iterdir() if p.is_dir() and _visible(p)):
-        seg_dir = case_dir / "segmentations"
-        if not (case_dir / "ct.nii.gz").exists() or not seg_dir.is_dir():
-            continue
-        files = {_stem(p): p for p in sorted(seg_dir.iterdir()) if _visible(p)}
-        refs.append(CaseRef(case_dir.name, [case_dir / "ct.nii.gz"], label_files=files))
-    return refs
-
-
-def _generic(root: Path, recipe: Recipe) -> list[CaseRef]:
-    """CSV or JSONL list with ``image`` (``;``-separated channels), ``label``, ``labels`` (JSON)."""
-    listing = root / recipe.extra.get("list", "cases.csv")
-    rows = ([json.loads(line) for line in listing.read_text().splitlines() if line.strip()]
-            if listing.suffix == ".jsonl" else list(csv.DictReader(listing.open())))
-    refs = []
-    for row in rows:
-        images = [root / p for p in str(row["image"]).split(";")]
-        labels = row.get("labels") or recipe.extra.get("labels") or {}
-        labels = json.loads(labels) if isinstance(labels, str) else labels
-        refs.append(CaseRef(str(row.get("case_id") or _stem(images[0])), images,
-                            root / row["label"] if row.get("label") else None,
-                            {str(k): int(v) for k, v in labels.items()}))
-    return refs
-
-
-def list_cases(recipe: Recipe, root: str | Path, split: str | None = None) -> list[CaseRef]:
-    """Cases of the dataset at ``root``, optionally only those of ``split`` (train/test/...)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
-    finder = {"msd": _msd, "nnunet": _nnunet, "totalseg": _totalseg}.get(recipe.layout)
-    refs = finder(root) if finder else _generic(root, recipe)
-    if split is not None and recipe.split_file:
-        splits = json.loads((root / recipe.split_file).read_text())[recipe.split_key or recipe.name]
-        wanted = set(splits[split])
-        refs = [r for r in refs if r.case_id in wanted]
-    return sorted(refs, key=lambda r: r.case_id)
+    refs = find_cases(recipe, root)
+    if split is not None:
+        return [r for r in refs if r.split == split]
+    return [r for r in refs if r.labelled or include_unlabelled]
 
 
-def _read(path: Path) -> nib.Nifti1Image:
-    if not path.exists():
-        raise FileNotFoundError(f"missing file {path}")
-    return nib.load(str(path))
+@dataclass
+class Case:
+    """One case read from disk, still in its own voxel grid.
+
+    Attributes:
+        case_id: the dataset's id. image: (C, X, Y, Z) float32 in native units (HU for CT).
+        affine: (4, 4) voxel -> world RAS+ mm. concepts: the recipe's concept ids (annotated).
+        codes: (X, Y, Z) unsigned code map; code ``c`` stands for a set of source labels.
+        lut: (K, n_codes) bool, ``lut[k, c]`` is True when code ``c`` lies inside concept ``k``.
+        modality: modality reported by DICOM metadata, if any.
+    """
+
+    case_id: str
+    image: np.ndarray
+    affine: np.ndarray
+    concepts: list[str]
+    codes: np.ndarray
+    lut: np.ndarray
+    modality: str | None = None
+
+    def masks(self) -> np.ndarray:
+        """(K, X, Y, Z) bool concept masks (overlaps allowed)."""
+        return self.lut[:, self.codes]
 
 
-def _check_grid(ref: CaseRef, what: str, img: nib.Nifti1Image, shape, affine) -> None:
-    if img.shape[:3] != tuple(shape) or not np.allclose(img.affine, affine, atol=1e-3):
-        raise ValueError(f"{ref.case_id}: {what} geometry {img.shape[:3]} does not match image {tuple(shape)}")
+def _atoms(ref: CaseRef, recipe: Recipe, cid: str) -> set[tuple[str, object]]:
+    """The label atoms (``("v", value)`` of the label map, ``("f", name)`` of a mask file) of a concept."""
+    atoms: set[tuple[str, object]] = set()
+    for src in recipe.concepts[cid]:
+        if isinstance(src, int):
+            atoms.add(("v", src))
+        elif src in ref.label_values:
+            atoms.update(("v", v) for v in ref.label_values[src])
+        elif src in ref.label_files:
+            atoms.add(("f", src))
+        else:
+            have = sorted(ref.label_values) + sorted(ref.label_files)
+            raise ValueError(f"{ref.case_id}: source label {src!r} (for concept {cid}) not found; "
+                             f"the case has {have[:40]}")
+    return atoms
+
+
+def _read_images(ref: CaseRef, recipe: Recipe) -> tuple[np.ndarray, np.ndarray, str | None]:
+    vols = [v for path in ref.images for v in read_channels(path)]
+    if len(vols) != len(recipe.channels):
+        raise ValueError(f"{ref.case_id}: image has {len(vols)} channel(s), recipe {recipe.name!r} "
+                         f"expects {len(recipe.channels)} ({recipe.channels})")
+    for v in vols[1:]:
+        if not same_grid(v.shape, v.affine, vols[0].shape, vols[0].affine):
+            raise ValueError(f"{ref.case_id}: channel geometry differs ({v.source}: {v.shape} vs "
+                             f"{vols[0].shape}); inconsistent geometry")
+    dicom = next((v.modality for v in vols if v.modality), None)
+    if dicom:
+        got = _MODALITY_ALIASES.get(dicom.upper(), dicom.upper())
+        want = _MODALITY_ALIASES.get(recipe.modality.upper(), recipe.modality.upper())
+        if got != want:
+            raise ValueError(f"{ref.case_id}: DICOM modality {dicom!r} but recipe {recipe.name!r} "
+                             f"says {recipe.modality!r}")
+    return np.stack([v.array for v in vols]), vols[0].affine, dicom
+
+
+def _fold_mask(codes: np.ndarray, combos: list[frozenset], mask: np.ndarray, atom) -> np.ndarray:
+    """Add ``atom`` to the label sets of the voxels in ``mask`` (codes may grow in place)."""
+    old = codes[mask]
+    if old.size == 0:
+        return codes
+    uniq, inv = np.unique(old, return_inverse=True)
+    new = np.empty_like(uniq, dtype=np.int64)
+    for i, c in enumerate(uniq):
+        combo = combos[c] | {atom}
+        if combo not in combos:
+            combos.append(combo)
+        new[i] = combos.index(combo)
+    if len(combos) - 1 > np.iinfo(codes.dtype).max:
+        codes = codes.astype(np.uint16 if len(combos) <= 65536 else np.uint32)
+    codes[mask] = new[inv].astype(codes.dtype)
+    return codes
+
+
+def codes_from_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compress (K, X, Y, Z) boolean masks (overlaps allowed) into a code map and lookup table.
+
+    Returns:
+        ``(codes (X, Y, Z) unsigned, lut (K, n_codes) bool)`` with ``lut[:, codes] == masks``.
+    """
+    codes = np.zeros(masks.shape[1:], dtype=np.uint8)
+    combos: list[frozenset] = [frozenset()]
+    for k, m in enumerate(masks):
+        codes = _fold_mask(codes, combos, m, ("k", k))
+    lut = np.array([[("k", k) in c for c in combos] for k in range(len(masks))], dtype=bool)
+    return codes, lut.reshape(len(masks), len(combos))
+
+
+def read_case(ref: CaseRef, recipe: Recipe, allow_unlabelled: bool = False) -> Case:
+    """Read one case's image channels and labels.
+
+    Raises:
+        FileNotFoundError / ValueError (incl. ``sat.errors.InputError``): unreadable or missing
+            files, no labels, unknown label names, undeclared label values, wrong channel count,
+            inconsistent geometry between channels and labels.
+    """
+    if not ref.labelled and not allow_unlabelled:
+        raise ValueError(f"{ref.case_id}: case has no labels (unlabelled {ref.split or ''} image)")
+    image, affine, dicom = _read_images(ref, recipe)
+    shape = image.shape[1:]
+    concepts = list(recipe.concepts) if ref.labelled else []
+    atoms = {cid: _atoms(ref, recipe, cid) for cid in concepts}
+    needed = set().union(*atoms.values()) if atoms else set()
+    codes = np.zeros(shape, dtype=np.uint8)
+    combos: list[frozenset] = [frozenset()]
+    if ref.label is not None and ref.labelled:
+        if ref.label.is_dir():  # 2D label slices (CHAOS) on the DICOM series' grid
+            lab, lab_aff = read_slice_stack(ref.label, ref.images[0]), affine
+        else:
+            lab, lab_aff = read_labels(ref.label)
+        if not same_grid(lab.shape, lab_aff, shape, affine):
+            raise ValueError(f"{ref.case_id}: label geometry {lab.shape} / affine differs from the "
+                             f"image {shape}; inconsistent geometry")
+        present = np.flatnonzero(np.bincount(lab.ravel()))
+        declared = {v for vs in ref.label_values.values() for v in vs} | {a[1] for a in needed if a[0] == "v"}
+        stray = sorted(set(present.tolist()) - declared - {0})
+        if ref.label_values and stray:
+            raise ValueError(f"{ref.case_id}: label values {stray[:10]} are not declared in the label "
+                             f"map {sorted(ref.label_values)[:20]}")
+        used = sorted(v for kind, v in needed if kind == "v")
+        remap = np.zeros(max(int(lab.max()), max(used, default=0)) + 1, dtype=np.uint16)
+        for v in used:
+            remap[v] = len(combos)
+            combos.append(frozenset({("v", v)}))
+        codes = remap[lab] if len(combos) > 255 else remap.astype(np.uint8)[lab]
+    for name, path in ref.label_files.items():
+        if ("f", name) not in needed:
+            continue  # structures no concept uses are never read
+        m, m_aff = read_labels(path)
+        if not same_grid(m.shape, m_aff, shape, affine):
+            raise ValueError(f"{ref.case_id}: mask {path.name} geometry differs from the image; "
+                             "inconsistent geometry")
+        codes = _fold_mask(codes, combos, m > 0, ("f", name))
+    lut = np.array([[bool(combo & atoms[cid]) for combo in combos] for cid in concepts],
+                   dtype=bool).reshape(len(concepts), len(combos))
+    return Case(ref.case_id, image, affine, concepts, codes, lut, dicom)
 
 
 def load_case(ref: CaseRef, recipe: Recipe) -> dict:
-    """Read one case.
+    """Read one case as arrays (convenience form of :func:`read_case`).
 
     Returns:
         dict with ``image`` (C, X, Y, Z) float32 in native units, ``affine`` (4x4),
-        ``concepts`` (list of concept ids, the recipe's order) and ``masks`` (K, X, Y, Z) bool.
-
-    Raises:
-        ValueError / FileNotFoundError: unreadable files or inconsistent geometry.
+        ``concepts`` (concept ids, the recipe's order) and ``masks`` (K, X, Y, Z) bool.
     """
-    first = _read(ref.images[0])
-    affine, shape = first.affine, first.shape[:3]
-    channels = []
-    for path in ref.images:
-        img = first if path == ref.images[0] else _read(path)
-        _check_grid(ref, path.name, img, shape, affine)
-        data = np.asarray(img.dataobj, dtype=np.float32)
-        channels += [data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])]
-    names: dict[str, np.ndarray] = {}
-    if ref.label is not None:
-        lab_img = _read(ref.label)
-        _check_grid(ref, "label", lab_img, shape, affine)
-        lab = np.asarray(lab_img.dataobj).astype(np.int32)
-        names = {name: lab == v for name, v in ref.label_values.items() if v > 0}
-    for name, path in ref.label_files.items():
-        m = _read(path)
-        _check_grid(ref, name, m, shape, affine)
-        names[name] = np.asarray(m.dataobj) > 0
-    concepts = list(recipe.concepts)
-    masks = np.zeros((len(concepts), *shape), dtype=bool)
-    for k, cid in enumerate(concepts):
-        for src in recipe.concepts[cid]:
-            if src not in names:
-                raise ValueError(f"{ref.case_id}: source label {src!r} (for {cid}) not found; "
-                                 f"have {sorted(names)}")
-            masks[k] |= names[src]
-    return {"image": np.stack(channels), "affine": affine, "concepts": concepts, "masks": masks}
+    case = read_case(ref, recipe)
+    return {"image": case.image, "affine": case.affine, "concepts": case.concepts, "masks": case.masks()}

@@ -51,13 +51,40 @@ def crop_affine(affine: np.ndarray, start: tuple[int, int, int]) -> np.ndarray:
 
 
 @torch.no_grad()
+def resample_slabs(volume: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarray,
+                   dst_shape: tuple[int, int, int], *, mode: str = "bilinear", padding: float = 0.0,
+                   slab: int = 16):
+    """Yield ``(x0, x1, values)`` for consecutive target X-slabs; ``values`` is (C, x1-x0, Y', Z').
+
+    The sampling grid of one slab is built once and shared by all channels, and only one slab of
+    output exists at a time, so callers can reduce (threshold, cast) large outputs as they go.
+    """
+    if volume.ndim != 4:
+        raise ValueError(f"volume must be (C, X, Y, Z), got shape {tuple(volume.shape)}")
+    src_shape = volume.shape[1:]
+    m = torch.as_tensor(np.linalg.inv(src_affine) @ dst_affine, dtype=torch.float64)
+    denom = torch.tensor([max(n - 1, 1) for n in src_shape], dtype=torch.float64)
+    # fold voxel->normalised-coordinate scaling into one float32 affine map
+    lin = (2.0 * m[:3, :3] / denom[:, None]).float()
+    off = (2.0 * m[:3, 3] / denom - 1.0).float()
+    jj, kk = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in dst_shape[1:]], indexing="ij")
+    base = jj[..., None] * lin[:, 1] + kk[..., None] * lin[:, 2] + off  # (Y', Z', 3)
+    src = volume.float().unsqueeze(0) - padding  # (1, C, X, Y, Z); zero padding then means ``padding``
+    for x0 in range(0, dst_shape[0], slab):
+        x1 = min(x0 + slab, dst_shape[0])
+        ii = torch.arange(x0, x1, dtype=torch.float32)
+        grid = (base[None] + ii[:, None, None, None] * lin[:, 0]).flip(-1).unsqueeze(0)  # (1,x,Y',Z',3) zyx
+        part = F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=True)
+        yield x0, x1, part[0] + padding
+
+
 def resample(volume: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarray,
              dst_shape: tuple[int, int, int], *, mode: str = "bilinear", padding: float = 0.0,
-             slab: int = 32) -> torch.Tensor:
+             slab: int = 16) -> torch.Tensor:
     """Resample ``volume`` from its grid onto another grid through world coordinates.
 
     Args:
-        volume: (C, X, Y, Z) tensor on the source grid (float; masks as 0/1 floats).
+        volume: (C, X, Y, Z) tensor on the source grid (float; masks as 0/1 floats or uint8).
         src_affine, dst_affine: 4x4 voxel->world affines of the source and target grids.
         dst_shape: target grid shape (X', Y', Z').
         mode: ``"bilinear"`` (trilinear in 3D) or ``"nearest"``.
@@ -67,20 +94,8 @@ def resample(volume: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarra
     Returns:
         (C, X', Y', Z') tensor of ``volume``'s dtype.
     """
-    if volume.ndim != 4:
-        raise ValueError(f"volume must be (C, X, Y, Z), got shape {tuple(volume.shape)}")
-    src_shape = volume.shape[1:]
-    m = torch.as_tensor(np.linalg.inv(src_affine) @ dst_affine, dtype=torch.float64)
-    axes = [torch.arange(n, dtype=torch.float64) for n in dst_shape[1:]]
-    jj, kk = torch.meshgrid(*axes, indexing="ij")
-    denom = torch.tensor([max(n - 1, 1) for n in src_shape], dtype=torch.float64)
-    src = volume.float().unsqueeze(0) - padding  # (1, C, X, Y, Z); zeros padding == ``padding``
-    out = torch.empty((volume.shape[0], *dst_shape), dtype=torch.float32)
-    for x0 in range(0, dst_shape[0], slab):
-        ii = torch.arange(x0, min(x0 + slab, dst_shape[0]), dtype=torch.float64)
-        ijk = torch.stack(torch.broadcast_tensors(ii[:, None, None], jj[None], kk[None]), -1)
-        idx = ijk @ m[:3, :3].T + m[:3, 3]  # (x, Y', Z', 3) source voxel coordinates
-        grid = (2.0 * idx / denom - 1.0).flip(-1).float().unsqueeze(0)  # grid_sample wants (z,y,x)
-        part = F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=True)
-        out[:, x0:x0 + ii.numel()] = part[0] + padding
-    return out.to(volume.dtype)
+    out = torch.empty((volume.shape[0], *dst_shape), dtype=volume.dtype)
+    for x0, x1, part in resample_slabs(volume, src_affine, dst_affine, dst_shape, mode=mode,
+                                       padding=padding, slab=slab):
+        out[:, x0:x1] = part.to(volume.dtype)
+    return out

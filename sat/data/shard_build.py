@@ -1,22 +1,32 @@
 """``sat shards build``: preprocess a recipe's cases into WebDataset tar shards.
 
-Cases are split deterministically into ``num_parts`` parts (case ``i`` goes to part
-``i % num_parts``), so a SLURM array or any scheduler can build parts on separate machines. A
-finished part leaves ``<name>-<split>-pKKK.done.json``; rebuilding skips it. Each worker holds one
-case at a time; the writer holds one more, so memory stays at about two cases per worker.
+Cases are split deterministically into ``num_parts`` parts (case ``i`` of the sorted list goes
+to part ``i % num_parts``), so a SLURM array or any scheduler can build parts on separate
+machines. A finished part leaves ``<name>-<split>-pKKK.done.json``; rebuilding skips it, and a
+part that was interrupted is rebuilt from scratch. Every part merges all finished parts into
+``manifest.json`` (see :mod:`sat.data.manifest`).
+
+Memory: each worker process holds one case; at most ``2 * workers`` cases are in flight (being
+processed, or finished and waiting in order to be written), so a build never holds more than two
+cases per worker. Finished cases travel as encoded samples (float16, bit-packed masks).
 """
 from __future__ import annotations
 
-import hashlib
 import json
+import multiprocessing
+import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sat.data.adapters import CaseRef, list_cases, load_case
+from sat.data.adapters import Case, CaseRef, list_cases, read_case
+from sat.data.label_resample import resample_codes
+from sat.data.manifest import add_sample, new_part, sha256_file, write_manifest
 from sat.data.preprocess import PreprocessSpec, preprocess_case
 from sat.data.recipes import Recipe
 from sat.data.shard_format import encode_sample
@@ -27,11 +37,12 @@ class BuildOptions:
     """Options of one build.
 
     Attributes:
-        split: which split of the recipe to build (``None`` = every case).
-        workers: worker processes (0 = in-process).
+        split: which split of the recipe to build (``None`` = every labelled case).
+        workers: worker processes (0 = in-process, one case at a time).
         num_parts, part: build only part ``part`` of ``num_parts``.
         shard_size_mb: target size of one tar shard.
         max_failures: exit non-zero when more cases than this fail.
+        spacing: override the recipe's preprocessing spacing (mm), e.g. to mix datasets.
     """
 
     split: str | None = "train"
@@ -40,101 +51,133 @@ class BuildOptions:
     part: int = 0
     shard_size_mb: float = 256.0
     max_failures: int = 0
+    spacing: tuple[float, float, float] | None = None
 
 
-def _process(args: tuple[CaseRef, Recipe]) -> tuple[str, dict | None, str | None]:
-    ref, recipe = args
+def sample_key(dataset: str, case_id: str) -> str:
+    """A WebDataset key (no dots or slashes) for one case."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{dataset}__{case_id}")
+
+
+def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float]) -> dict:
+    """Preprocess a read case onto the RAS grid at ``spacing``, cropped to the foreground.
+
+    The image goes through :func:`preprocess_case` (the same path as inference); the label code
+    map is resampled onto exactly the grid it returns with :func:`resample_codes` (one-hot
+    trilinear, most likely code) and only then expanded into per-concept masks, so masks are
+    never materialised at the native resolution.
+
+    Returns:
+        dict with ``image`` (C, X', Y', Z') float32, ``masks`` (K, X', Y', Z') bool, ``affine``.
+    """
+    pre = preprocess_case(case.image, case.affine, channels, PreprocessSpec(spacing=spacing), crop=True)
+    codes = resample_codes(case.codes, case.affine, pre["affine"], pre["image"].shape[1:])
+    return {"image": pre["image"], "masks": case.lut[:, codes], "affine": pre["affine"]}
+
+
+def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, float]) -> dict:
+    """Read, preprocess and encode one case as a WebDataset sample dict."""
+    case = read_case(ref, recipe)
+    pre = preprocess_labelled(case, recipe.channels, spacing)
+    counts = np.bincount(case.codes.ravel(), minlength=case.lut.shape[1])
+    voxel_ml = abs(float(np.linalg.det(case.affine[:3, :3]))) / 1000.0
+    meta = {
+        "case_id": ref.case_id, "dataset": recipe.name, "split": ref.split,
+        "modality": recipe.modality, "channels": recipe.channels,
+        "channel_names": recipe.channel_names, "spacing": [float(s) for s in spacing],
+        "affine": pre["affine"].tolist(), "original_affine": case.affine.tolist(),
+        "original_shape": list(case.image.shape[1:]), "concepts": case.concepts,
+        "annotated": case.concepts,
+        "original_ml": [round(float(n) * voxel_ml, 4) for n in case.lut.astype(np.int64) @ counts],
+    }
+    return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["masks"], meta)
+
+
+def _process(args: tuple[CaseRef, Recipe, tuple]) -> tuple[str, dict | None, str | None]:
+    ref, recipe, spacing = args
     try:
-        case = load_case(ref, recipe)
-        spec = PreprocessSpec(spacing=recipe.spacing)
-        mods = (recipe.channels * len(case["image"]))[: len(case["image"])]
-        pre = preprocess_case(case["image"], case["affine"], mods, spec, case["masks"], crop=True)
-        spacing = np.asarray(recipe.spacing)
-        meta = {
-            "case_id": ref.case_id, "dataset": recipe.name, "modality": recipe.modality,
-            "channels": recipe.channels, "spacing": list(map(float, spacing)),
-            "affine": pre["affine"].tolist(), "original_affine": case["affine"].tolist(),
-            "original_shape": list(case["image"].shape[1:]), "concepts": case["concepts"],
-            "annotated": case["concepts"],
-            "original_ml": [float(m.sum() * abs(np.linalg.det(case["affine"][:3, :3])) / 1000)
-                            for m in case["masks"]],
-        }
-        key = f"{recipe.name}__{ref.case_id}".replace(".", "_")
-        return ref.case_id, encode_sample(key, pre["image"], pre["masks"], meta), None
+        return ref.case_id, process_case(ref, recipe, spacing), None
     except Exception as exc:  # recorded as a failure with its reason; the build continues
         return ref.case_id, None, f"{type(exc).__name__}: {exc}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def bounded_map(fn: Callable, items: Iterable, executor: Executor | None, window: int) -> Iterator:
+    """``map(fn, items)`` in order, with at most ``window`` calls submitted and not yet consumed.
+
+    ``Executor.map`` submits everything at once, so finished results could pile up in memory;
+    here a new item is submitted only after the oldest result has been taken.
+    """
+    if executor is None:
+        yield from map(fn, items)
+        return
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    pending: deque = deque()
+    for item in items:
+        pending.append(executor.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one case per process; avoid oversubscribing the cores
 
 
 def build_shards(recipe: Recipe, input_dir: str | Path, output_dir: str | Path,
                  opts: BuildOptions | None = None, progress: bool = True) -> dict:
-    """Build (one part of) a dataset's shards and return its manifest.
+    """Build (one part of) a dataset's shards and return that part's record.
 
-    The manifest (also written to ``manifest.json`` beside the shards, merged over parts) lists
-    cases, per-concept case counts and voxel volumes in ml, failures with reasons, and checksums.
+    Returns:
+        dict with ``cases`` (key -> case info), ``failures`` (case id -> reason), ``concepts``
+        (id -> annotated / present counts and ml), ``shards`` (file -> sha256, bytes, samples),
+        ``skipped`` (True when the part had been finished before).
     """
     import webdataset as wds
     from tqdm import tqdm
 
     opts = opts or BuildOptions()
-    if not 0 <= opts.part < opts.num_parts:
+    if opts.num_parts < 1 or not 0 <= opts.part < opts.num_parts:
         raise ValueError(f"--part must be in [0, {opts.num_parts}), got {opts.part}")
+    if opts.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {opts.workers}")
+    spacing = tuple(float(s) for s in (opts.spacing or recipe.spacing))
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{recipe.name}-{opts.split or 'all'}-p{opts.part:03d}"
     done = out / f"{stem}.done.json"
     if done.exists():
-        return json.loads(done.read_text())
+        return {**json.loads(done.read_text()), "skipped": True}
+    for stale in out.glob(f"{stem}-*.tar"):  # left by an interrupted run of this part
+        stale.unlink()
     refs = list_cases(recipe, input_dir, opts.split)[opts.part::opts.num_parts]
-    part = {"dataset": recipe.name, "split": opts.split, "part": opts.part, "cases": [],
-            "failures": {}, "concepts": {}, "shards": {}}
-    pattern = str(out / f"{stem}-%05d.tar")
-    jobs = [(r, recipe) for r in refs]
-    pool = ProcessPoolExecutor(opts.workers) if opts.workers > 0 else None
-    results = pool.map(_process, jobs) if pool else map(_process, jobs)
-    with wds.ShardWriter(pattern, maxsize=int(opts.shard_size_mb * 2**20), verbose=0) as sink:
-        for case_id, sample, err in tqdm(results, total=len(jobs), desc=stem, disable=not progress,
-                                         file=sys.stderr):
-            if err is not None:
-                part["failures"][case_id] = err
-                continue
-            sink.write(sample)
-            meta = json.loads(sample["json"])
-            part["cases"].append(case_id)
-            vox_ml = float(np.prod(meta["spacing"])) / 1000.0
-            for cid, n, present in zip(meta["concepts"], meta["voxels"], meta["present"]):
-                entry = part["concepts"].setdefault(cid, {"annotated": 0, "present": 0, "ml": 0.0})
-                entry["annotated"] += 1
-                entry["present"] += int(present)
-                entry["ml"] += n * vox_ml
-    if pool:
-        pool.shutdown()
+    part = new_part(recipe, opts.split, opts.part, opts.num_parts, spacing)
+    jobs = [(r, recipe, spacing) for r in refs]
+    pool = (ProcessPoolExecutor(opts.workers, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=_init_worker) if opts.workers > 0 else None)
+    bar = tqdm(total=len(jobs), desc=stem, unit="case", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        with wds.ShardWriter(str(out / f"{stem}-%05d.tar"), maxsize=int(opts.shard_size_mb * 2**20),
+                             verbose=0) as sink:
+            for case_id, sample, err in bounded_map(_process, jobs, pool, 2 * max(opts.workers, 1)):
+                if err is not None:
+                    part["failures"][case_id] = err
+                else:
+                    sink.write(sample)
+                    add_sample(part, sample, Path(sink.fname).name)
+                bar.update(1)
+                bar.set_postfix(failed=len(part["failures"]), refresh=False)
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown(cancel_futures=True)
     for tar in sorted(out.glob(f"{stem}-*.tar")):
-        part["shards"][tar.name] = _sha256(tar)
+        n = sum(1 for c in part["cases"].values() if c["shard"] == tar.name)
+        part["shards"][tar.name] = {"sha256": sha256_file(tar), "bytes": tar.stat().st_size, "samples": n}
     done.write_text(json.dumps(part, indent=1))
     write_manifest(out)
-    return part
-
-
-def write_manifest(out: Path) -> dict:
-    """Merge every finished part in ``out`` into ``manifest.json``."""
-    manifest = {"parts": [], "cases": 0, "failures": {}, "concepts": {}, "shards": {}}
-    for done in sorted(out.glob("*.done.json")):
-        part = json.loads(done.read_text())
-        manifest["parts"].append(done.name)
-        manifest["cases"] += len(part["cases"])
-        manifest["failures"].update({f"{part['dataset']}/{k}": v for k, v in part["failures"].items()})
-        manifest["shards"].update(part["shards"])
-        for cid, e in part["concepts"].items():
-            m = manifest["concepts"].setdefault(cid, {"annotated": 0, "present": 0, "ml": 0.0})
-            for k in m:
-                m[k] += e[k]
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest
+    return {**part, "skipped": False}

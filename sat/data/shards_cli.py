@@ -1,4 +1,5 @@
-"""``sat shards build|inspect``: build WebDataset shards from a recipe, and look inside them."""
+"""``sat shards build|verify|inspect|bench``: build WebDataset shards from a recipe, check them,
+look inside them, and time them against a NIfTI + MONAI pipeline."""
 from __future__ import annotations
 
 import argparse
@@ -21,47 +22,101 @@ def _build(args) -> int:
         raise InputError(str(exc)) from None
     if not Path(args.input).is_dir():
         raise InputError(f"input folder not found: {args.input}")
+    if args.spacing is not None and (len(args.spacing) != 3 or min(args.spacing) <= 0):
+        raise InputError(f"--spacing needs three positive numbers in mm, got {args.spacing}")
     opts = BuildOptions(split=None if args.split == "all" else args.split, workers=args.workers,
                         num_parts=args.num_parts, part=args.part, shard_size_mb=args.shard_size_mb,
-                        max_failures=args.max_failures)
-    part = build_shards(recipe, args.input, args.output, opts, progress=not args.quiet)
+                        max_failures=args.max_failures,
+                        spacing=tuple(args.spacing) if args.spacing else None)
+    try:
+        part = build_shards(recipe, args.input, args.output, opts, progress=not args.quiet)
+    except (FileNotFoundError, ValueError) as exc:  # bad part numbers, unreadable index files
+        raise InputError(str(exc).splitlines()[0]) from None
     n_fail = len(part["failures"])
     for case, why in part["failures"].items():
         print(f"failed {recipe.name}/{case}: {why}", file=sys.stderr)
-    print(json.dumps({"dataset": recipe.name, "cases": len(part["cases"]), "failures": n_fail,
-                      "shards": len(part["shards"])}))
-    return 1 if n_fail > args.max_failures else 0
-
-
-def _inspect(args) -> int:
-    from sat.data.datamodule import ShardMapDataset, expand_urls
-
-    urls = expand_urls(str(Path(args.dir) / "*.tar")) if Path(args.dir).is_dir() else expand_urls(args.dir)
-    for s in ShardMapDataset(urls):
-        m = s["meta"]
-        vox_ml = float(m["spacing"][0] * m["spacing"][1] * m["spacing"][2]) / 1000.0
-        print(json.dumps({"key": s["key"], "dataset": m["dataset"], "modality": m["modality"],
-                          "spacing": m["spacing"], "shape": m["shape"],
-                          "concepts": {c: round(n * vox_ml, 3) for c, n in zip(m["concepts"], m["voxels"])}}))
+    print(json.dumps({"dataset": recipe.name, "part": opts.part, "skipped": part["skipped"],
+                      "cases": len(part["cases"]), "failures": n_fail, "shards": len(part["shards"]),
+                      "manifest": str(Path(args.output) / "manifest.json")}))
+    if n_fail > args.max_failures:
+        print(f"sat shards build: {n_fail} failed case(s) > --max-failures {args.max_failures}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
+def _urls(spec: str) -> list[str]:
+    """A shard folder, local glob / brace pattern, or http(s):// / pipe: URL pattern -> shard list."""
+    import glob
+
+    import webdataset as wds
+
+    if Path(spec).is_dir():
+        spec = str(Path(spec) / "*.tar")
+    urls = list(wds.shardlists.expand_urls(spec))
+    if not spec.startswith(("http://", "https://", "pipe:", "gs://", "s3://")):
+        urls = sorted(f for u in urls for f in glob.glob(u))
+    if not urls:
+        raise InputError(f"no shards match {spec!r}")
+    return urls
+
+
+def _inspect(args) -> int:
+    import numpy as np
+    import webdataset as wds
+
+    from sat.data.shard_format import decode_sample
+    from sat.knowledge.tree import load_tree
+
+    tree = load_tree()
+    names = {cid: c.name for cid, c in tree.concepts.items()}
+    for raw in wds.WebDataset(_urls(args.dir), shardshuffle=False, empty_check=False):
+        s = decode_sample(raw)
+        m = s["meta"]
+        vox_ml = float(np.prod(m["spacing"])) / 1000.0
+        print(json.dumps({"key": s["key"], "dataset": m["dataset"], "modality": m["modality"],
+                          "spacing": m["spacing"], "shape": m["shape"],
+                          "concepts": {names.get(c, c): round(n * vox_ml, 3)
+                                       for c, n in zip(m["concepts"], m["voxels"])}}), flush=True)
+    return 0
+
+
+def _verify(args) -> int:
+    from sat.data.shard_verify import verify_main
+
+    if not Path(args.dir).is_dir():
+        raise InputError(f"shard folder not found: {args.dir}")
+    return verify_main(args.dir, args.preview, args.n_preview, args.seed)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from sat.data.bench import main as bench_main
+
+        return bench_main(argv[1:])
     p = argparse.ArgumentParser(prog="sat shards")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="preprocess a dataset into shards")
-    b.add_argument("--recipe", required=True, help="recipe name or YAML path")
-    b.add_argument("--input", required=True, help="dataset folder")
-    b.add_argument("--output", required=True, help="shard folder")
-    b.add_argument("--split", default="train", help="train, test, ... or all")
-    b.add_argument("--workers", type=int, default=0)
-    b.add_argument("--num-parts", type=int, default=1)
-    b.add_argument("--part", type=int, default=0)
+    b.add_argument("--recipe", required=True, help="recipe name (data_shards/recipes) or YAML path")
+    b.add_argument("--input", required=True, help="the dataset's folder")
+    b.add_argument("--output", required=True, help="shard folder (manifest.json is written here)")
+    b.add_argument("--split", default="train", help="train, val, test, ... or all (every labelled case)")
+    b.add_argument("--workers", type=int, default=0, help="worker processes (0: in-process)")
+    b.add_argument("--num-parts", type=int, default=1, help="split the cases into this many parts")
+    b.add_argument("--part", type=int, default=0, help="which part to build (e.g. $SLURM_ARRAY_TASK_ID)")
     b.add_argument("--shard-size-mb", type=float, default=256.0)
-    b.add_argument("--max-failures", type=int, default=0)
-    b.add_argument("--quiet", action="store_true")
-    i = sub.add_parser("inspect", help="one JSON line per sample")
-    i.add_argument("dir")
+    b.add_argument("--max-failures", type=int, default=0, help="exit 1 when more cases fail")
+    b.add_argument("--spacing", type=float, nargs=3, default=None, help="override the recipe spacing (mm)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = sub.add_parser("verify", help="checksums, decodability, consistency, preview PNG")
+    v.add_argument("dir")
+    v.add_argument("--preview", default=None, help="preview PNG path (default DIR/preview.png)")
+    v.add_argument("--n-preview", type=int, default=8)
+    v.add_argument("--seed", type=int, default=0)
+    i = sub.add_parser("inspect", help="one JSON line per sample (concept name -> ml)")
+    i.add_argument("dir", help="shard folder, glob, brace pattern or URL")
     i.add_argument("--json", action="store_true", help="(default) JSON lines")
+    sub.add_parser("bench", help="benchmarks: `sat shards bench throughput|geometry --help`")
     args = p.parse_args(argv)
-    return {"build": _build, "inspect": _inspect}[args.cmd](args)
+    return {"build": _build, "inspect": _inspect, "verify": _verify}[args.cmd](args)

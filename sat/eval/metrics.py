@@ -13,6 +13,13 @@ Surface conventions follow MONAI 1.6 (``get_mask_edges`` without sub-voxels, euc
   pred-surface) / (#pred-surface + #gt-surface)`` (voxel counts, no surface-area weighting);
 * HD95 is the larger of the two directed 95th percentiles (linear interpolation).
 
+Precision: by default distances and percentiles are float64. MONAI casts distances to float32 and
+takes ``torch.quantile`` in float32, which moves HD95 by up to a few 1e-6 mm (float32 rounding at
+tens of mm). ``monai_compatible=True`` (on :func:`nsd`, :func:`hd95`, :func:`evaluate_case`)
+reproduces that arithmetic in numpy: float32 distances, the tolerance compared in float32, and the
+percentile interpolated as torch does on CPU (rank in float64, float32 weight, fused multiply-add),
+so values equal MONAI's on CPU. Use it only to compare with MONAI; float64 is the better estimate.
+
 Empty masks (see :class:`EmptyPolicy`): with ``"one"`` (default) both-empty is a perfect score
 (Dice 1, NSD 1, HD95 0, RVE 0) and exactly-one-empty is a total failure (Dice 0, NSD 0, HD95 =
 ``max_distance_mm``, which defaults to the diagonal of the image extent in mm, RVE -1 for an empty
@@ -32,6 +39,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from sat.errors import InputError
+from sat.eval.monai_f32 import quantile_f32
 
 DEFAULT_TOLERANCE_MM = 1.0  # NSD tolerance used by evaluate_case unless told otherwise
 METRIC_KEYS = ("dice", "nsd", "hd95", "rve", "gt_ml", "pred_ml")
@@ -163,18 +171,26 @@ def _diagonal_mm(shape: tuple[int, ...], sp: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(shape) * sp))
 
 
-def _nsd_from(d_pg: np.ndarray, d_gp: np.ndarray, tolerance_mm: float, policy: EmptyPolicy) -> float:
+def _nsd_from(
+    d_pg: np.ndarray, d_gp: np.ndarray, tolerance_mm: float, policy: EmptyPolicy, f32: bool = False
+) -> float:
     if len(d_gp) == 0:  # empty ground truth
         return float("nan") if policy is EmptyPolicy.EXCLUDE else float(len(d_pg) == 0)
+    if f32:  # MONAI: float32 distances compared with the tolerance cast to float32
+        d_pg, d_gp, tolerance_mm = d_pg.astype(np.float32), d_gp.astype(np.float32), np.float32(tolerance_mm)
     ok = np.count_nonzero(d_pg <= tolerance_mm) + np.count_nonzero(d_gp <= tolerance_mm)
     return float(ok / (len(d_pg) + len(d_gp)))
 
 
-def _hd_from(d_pg: np.ndarray, d_gp: np.ndarray, percentile: float, policy: EmptyPolicy, worst: float) -> float:
+def _hd_from(
+    d_pg: np.ndarray, d_gp: np.ndarray, percentile: float, policy: EmptyPolicy, worst: float, f32: bool = False
+) -> float:
     if len(d_gp) == 0:  # empty ground truth
         return float("nan") if policy is EmptyPolicy.EXCLUDE else (0.0 if len(d_pg) == 0 else worst)
     if len(d_pg) == 0:  # empty prediction
         return worst
+    if f32:
+        return max(quantile_f32(d_pg, percentile / 100.0), quantile_f32(d_gp, percentile / 100.0))
     return float(max(np.percentile(d_pg, percentile), np.percentile(d_gp, percentile)))
 
 
@@ -189,11 +205,16 @@ def nsd(
     spacing: Sequence[float],
     tolerance_mm: float = DEFAULT_TOLERANCE_MM,
     empty: EmptyPolicy | str = EmptyPolicy.ONE,
+    *,
+    monai_compatible: bool = False,
 ) -> float:
-    """Normalised surface Dice: fraction of both surfaces lying within ``tolerance_mm`` of the other."""
+    """Normalised surface Dice: fraction of both surfaces lying within ``tolerance_mm`` of the other.
+
+    ``monai_compatible`` compares float32 distances, as MONAI does (see module docstring).
+    """
     policy = _policy(empty)
     _check_tolerance(tolerance_mm)
-    return _nsd_from(*surface_distances(pred, gt, spacing), tolerance_mm, policy)
+    return _nsd_from(*surface_distances(pred, gt, spacing), tolerance_mm, policy, monai_compatible)
 
 
 def hd95(
@@ -204,6 +225,7 @@ def hd95(
     *,
     percentile: float = 95.0,
     max_distance_mm: float | None = None,
+    monai_compatible: bool = False,
 ) -> float:
     """Symmetric percentile Hausdorff distance in mm: max of the two directed percentiles.
 
@@ -215,6 +237,8 @@ def hd95(
         percentile: percentile of each directed distance set, in [0, 100].
         max_distance_mm: value scored when exactly one mask is empty; ``None`` means the diagonal
             of the image extent, ``norm(shape * spacing)``; pass ``float("inf")`` for infinity.
+        monai_compatible: float32 distances and percentile exactly as MONAI on CPU (see module
+            docstring); the default float64 result differs from MONAI's by float32 rounding only.
     """
     policy = _policy(empty)
     if not 0 <= percentile <= 100:
@@ -223,7 +247,7 @@ def hd95(
     worst = max_distance_mm
     if worst is None:
         worst = _diagonal_mm(np.shape(pred), _spacing(spacing, np.ndim(pred)))
-    return _hd_from(d_pg, d_gp, percentile, policy, float(worst))
+    return _hd_from(d_pg, d_gp, percentile, policy, float(worst), monai_compatible)
 
 
 def evaluate_case(
@@ -234,6 +258,7 @@ def evaluate_case(
     empty: EmptyPolicy | str = EmptyPolicy.ONE,
     *,
     max_distance_mm: float | None = None,
+    monai_compatible: bool = False,
 ) -> dict[str, dict[str, float]]:
     """All metrics for every ground-truth structure of one case.
 
@@ -248,6 +273,7 @@ def evaluate_case(
         tolerance_mm: NSD tolerance in mm.
         empty: empty-mask policy (see :class:`EmptyPolicy`).
         max_distance_mm: HD95 of a one-sided empty case; ``None`` = image diagonal in mm.
+        monai_compatible: NSD and HD95 in MONAI's float32 arithmetic (see module docstring).
 
     Returns:
         name -> {"dice", "nsd", "hd95", "rve", "gt_ml", "pred_ml"}.
@@ -263,8 +289,8 @@ def evaluate_case(
         worst = _diagonal_mm(g.shape, sp) if max_distance_mm is None else float(max_distance_mm)
         out[name] = {
             "dice": dice(p, g, policy),
-            "nsd": _nsd_from(d_pg, d_gp, tolerance_mm, policy),
-            "hd95": _hd_from(d_pg, d_gp, 95.0, policy, worst),
+            "nsd": _nsd_from(d_pg, d_gp, tolerance_mm, policy, monai_compatible),
+            "hd95": _hd_from(d_pg, d_gp, 95.0, policy, worst, monai_compatible),
             "rve": relative_volume_error(p, g, sp, policy),
             "gt_ml": volume_ml(g, sp),
             "pred_ml": volume_ml(p, sp),

@@ -2,7 +2,8 @@
 
 The backbone runs once per window and its features are kept, so any number of prompts, asked at
 once or later, costs only the text-conditioned head (the SAM "set the image once" pattern). Windows
-are blended with a Gaussian importance map into a float16 buffer.
+are blended with a Gaussian importance map into a stitching buffer (float32 while it is small,
+float16 past :data:`FLOAT32_BUFFER_BYTES`, so memory stays bounded for large grids).
 """
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import numpy as np
 import torch
 
 from sat.model.universal import modality_index
-from sat.vision.unet import BackboneOutput
+from sat.vision.features import BackboneOutput
+
+FLOAT32_BUFFER_BYTES = 512 * 2**20  # above this, the (Q, X, Y, Z) stitching buffer is float16
 
 
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:
@@ -48,8 +51,15 @@ class FeatureCache:
 
 @torch.no_grad()
 def encode_image(net, image: torch.Tensor, modality: str | None, patch_size, *, overlap: float = 0.25,
-                 device: str | torch.device = "cpu", sw_batch: int = 2, keep_scales: int = 2) -> FeatureCache:
-    """Run the backbone over all windows of ``image`` (C, X, Y, Z) and cache the features."""
+                 device: str | torch.device = "cpu", sw_batch: int = 2,
+                 keep_scales: int | None = None) -> FeatureCache:
+    """Run the backbone over all windows of ``image`` (C, X, Y, Z) and cache the features.
+
+    Args:
+        keep_scales: coarsest encoder scales kept per window; default: the head's ``token_scales``
+            (all scales for a head that does not declare it).
+    """
+    keep = keep_scales or getattr(getattr(net, "head", None), "token_scales", None)
     patch = tuple(int(p) for p in patch_size)
     shape = tuple(image.shape[1:])
     pad = [max(p - n, 0) for p, n in zip(patch, shape)]
@@ -66,27 +76,57 @@ def encode_image(net, image: torch.Tensor, modality: str | None, patch_size, *, 
         feats = net.encode_image(x.to(device))
         for j, s in enumerate(chunk):
             light = BackboneOutput(pixel=feats.pixel[j:j + 1],
-                                   encoder=[f[j:j + 1] for f in feats.encoder[-keep_scales:]], decoder=[])
+                                   encoder=[f[j:j + 1] for f in feats.encoder[-(keep or len(feats.encoder)):]],
+                                   decoder=[])
             cache.windows.append((s, light))
     return cache
 
 
 @torch.no_grad()
 def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu") -> torch.Tensor:
-    """Probabilities (Q, X, Y, Z) float16 on the cached image's grid for ``concepts`` (ids)."""
+    """Probabilities (Q, X, Y, Z) float16 on the cached image's grid for ``concepts`` (ids).
+
+    Only the text-conditioned head runs here; the backbone features come from ``cache``.
+    """
     q = net.query_indices(concepts).to(device)[None]  # (1, Q)
     mod = torch.tensor([cache.modality], device=device)
     full = tuple(max(p, n) for p, n in zip(cache.patch, cache.shape))
-    acc = torch.zeros((len(concepts), *full), dtype=torch.float16)
+    small = len(concepts) * int(np.prod(full)) * 4 <= FLOAT32_BUFFER_BYTES
+    acc = torch.zeros((len(concepts), *full), dtype=torch.float32 if small else torch.float16)
     norm = torch.zeros(full, dtype=torch.float32)
     w = gaussian_map(cache.patch)
     for (a, b, c), feats in cache.windows:
         prob = torch.sigmoid(net.head(feats, net.concept_embeddings[q], mod, None).float())[0].cpu()
         sl = (slice(a, a + cache.patch[0]), slice(b, b + cache.patch[1]), slice(c, c + cache.patch[2]))
-        acc[(slice(None), *sl)] += (prob * w).half()
+        acc[(slice(None), *sl)] += (prob * w).to(acc.dtype)
         norm[sl] += w
-    out = acc.float() / norm.clamp_min(1e-6)
-    return out[:, : cache.shape[0], : cache.shape[1], : cache.shape[2]].half()
+    crop = tuple(slice(0, n) for n in cache.shape)
+    norm = norm[crop].clamp_min(1e-6)
+    out = torch.empty((len(concepts), *cache.shape), dtype=torch.float16)
+    for k in range(len(concepts)):  # one channel at a time: no float32 copy of the whole buffer
+        out[k] = (acc[k][crop].float() / norm).half()
+    return out
+
+
+def flip_lr(x: torch.Tensor) -> torch.Tensor:
+    """Mirror a (C, X, Y, Z) tensor on an axis-aligned RAS grid along its left-right axis (X)."""
+    return x.flip(1)
+
+
+def mirror_queries(concepts: list[str], mirror_of: dict[str, str | None]) -> tuple[list[int], list[str]]:
+    """Which concepts a left-right flipped image can answer, and what to ask it instead.
+
+    Args:
+        concepts: concept ids asked of the original image.
+        mirror_of: concept id -> the id to ask of the flipped image (its trained mirror for a lateral
+            concept, itself for an unpaired one), or ``None`` when the flip cannot answer it (a lateral
+            concept whose mirror the model was not trained on).
+
+    Returns:
+        ``(rows of concepts the flip answers, queries for the flipped image)``.
+    """
+    rows = [i for i, c in enumerate(concepts) if mirror_of.get(c)]
+    return rows, [mirror_of[concepts[i]] for i in rows]
 
 
 def predict_preprocessed(net, image: torch.Tensor, concepts: list[str], modality: str | None,

@@ -189,7 +189,13 @@ def _load_dicom_dir(folder: Path, channel: int | None, source: str) -> Volume:
         raise InputError(f"{source}: unreadable DICOM series ({_one_line(exc)})") from None
     tags = {"0008|0060": "Modality", "0008|103e": "SeriesDescription", "0008|0070": "Manufacturer",
             "0018|0050": "SliceThickness"}
-    meta: dict[str, Any] = {"format": "dicom", "n_files": len(reader.GetFileNames())}
+    files = list(reader.GetFileNames())  # slice order: index k of the volume is files[k]
+    meta: dict[str, Any] = {"format": "dicom", "n_files": len(files)}
+    if source.lower().endswith(".zip"):  # the unpacked copy is temporary: keep archive member names
+        meta["dicom_archive"] = source
+        meta["dicom_files"] = [Path(os.path.relpath(f, folder)).as_posix() for f in files]
+    else:
+        meta["dicom_files"] = [str(Path(f).resolve()) for f in files]
     for tag, name in tags.items():
         if reader.HasMetaDataKey(0, tag):
             meta[name] = reader.GetMetaData(0, tag).strip()
@@ -313,10 +319,13 @@ def save_probabilities(prob: np.ndarray, affine: np.ndarray, path: str | os.Path
         ValueError: ``prob`` is not 3D, or the affine is not a finite 4x4 matrix.
         InputError: the file cannot be written.
     """
-    prob = np.asarray(prob, dtype=np.float32)
+    prob = np.asarray(prob)
     if prob.ndim != 3:
         raise ValueError(f"probabilities must be 3D (X, Y, Z), got shape {prob.shape}")
-    quantised = np.round(np.clip(np.nan_to_num(prob), 0.0, 1.0) * 255.0).astype(np.uint8)
+    quantised = np.empty(prob.shape, dtype=np.uint8)
+    for x0 in range(0, prob.shape[0], 16):  # slab by slab: no float32 copy of a large map
+        part = np.nan_to_num(prob[x0:x0 + 16].astype(np.float32))
+        quantised[x0:x0 + 16] = np.round(np.clip(part, 0.0, 1.0) * 255.0)
     return _write_nifti(quantised, affine, path, slope=1.0 / 255.0)
 
 

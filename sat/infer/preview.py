@@ -42,6 +42,15 @@ def _colours(n: int) -> list[tuple[float, float, float]]:
     return [cmap(i / n)[:3] for i in range(n)]
 
 
+def _centroid(mask: np.ndarray) -> np.ndarray:
+    """Mean voxel index (3,) of a non-empty mask from its axis projections (no (N, 3) index array)."""
+    out = np.empty(3)
+    for a in range(3):
+        counts = mask.sum(axis=tuple(d for d in range(3) if d != a), dtype=np.int64)  # (n_a,)
+        out[a] = float(counts @ np.arange(mask.shape[a])) / float(counts.sum())
+    return out
+
+
 def _pick_slice(union: np.ndarray, axis: int, target: int) -> int:
     """The slice along ``axis`` nearest ``target`` that contains some mask voxel (``target`` if none)."""
     present = np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != axis)))
@@ -94,11 +103,12 @@ def render_preview(image: np.ndarray, affine: np.ndarray, masks: dict[str, np.nd
     spacing = np.empty(3)
     spacing[ornt[:, 0].astype(int)] = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
     vol = apply_orientation(image, ornt)  # (R, A, S) view, no copy of values needed
-    ras = {name: apply_orientation(np.asarray(m) != 0, ornt) for name, m in masks.items()}
+    ras = {name: apply_orientation(m if m.dtype == bool else m != 0, ornt)  # views of bool masks
+           for name, m in ((k, np.asarray(v)) for k, v in masks.items())}
     union = np.zeros(vol.shape, dtype=bool)
     for m in ras.values():
         union |= m
-    centre = np.argwhere(union).mean(0) if union.any() else (np.array(vol.shape) - 1) / 2.0
+    centre = _centroid(union) if union.any() else (np.array(vol.shape) - 1) / 2.0
     lo, hi = _window(vol)
     colours = dict(zip(ras, _colours(len(ras))))
 

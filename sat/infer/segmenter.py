@@ -1,57 +1,52 @@
-"""The Python inference API: ``Segmenter.from_checkpoint(path).segment(image, prompts)``."""
+"""The Python inference API: ``Segmenter.from_checkpoint(path).segment(image, prompts)``.
+
+The image is preprocessed and its backbone features cached once (the SAM ``set_image`` pattern):
+further prompts on the same image cost only the text-conditioned head. Predictions return to the
+input's exact grid one prompt at a time (:mod:`sat.infer.restore`), so memory stays bounded.
+"""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import weakref
 
 import numpy as np
 import torch
 
-from sat.data.geometry import resample
 from sat.data.preprocess import PreprocessSpec, preprocess_case
 from sat.errors import InputError
-from sat.infer.engine import FeatureCache, decode_prompts, encode_image
+from sat.infer.engine import FeatureCache, decode_prompts, encode_image, flip_lr, mirror_queries
 from sat.infer.io import Volume, load_volume
 from sat.infer.prompts import PromptPlan, plan_prompt
+from sat.infer.restore import restore_prompts
+from sat.infer.result import SegmentationResult, Structure
 
+__all__ = ["Segmenter", "SegmentationResult", "Structure", "infer_modality", "normalize_modality"]
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Structure:
-    """One answered prompt: a mask in the input's geometry and its statistics."""
-
-    prompt: str
-    concept: str
-    name: str
-    used_concepts: list[str]
-    mask: np.ndarray  # (X, Y, Z) bool, input grid
-    prob: np.ndarray | None  # (X, Y, Z) float16 or None
-    laterality: str
-    stats: dict = field(default_factory=dict)
-
-
-@dataclass
-class SegmentationResult:
-    """Masks for answered prompts, refused prompts with suggestions, and the input volume."""
-
-    volume: Volume
-    modality: str
-    structures: list[Structure]
-    refused: list[dict]
-
-    def save(self, outdir, formats: tuple[str, ...] = ("nifti",), probabilities: bool = False,
-             preview: bool = True, statistics: bool = True):
-        from sat.infer.writer import save_result
-
-        return save_result(self, outdir, formats=formats, probabilities=probabilities,
-                           preview=preview, statistics=statistics)
+_MODALITY_ALIASES = {"CT": "CT", "MR": "MR", "MRI": "MR", "PT": "PET", "PET": "PET", "US": "US"}
 
 
 def infer_modality(volume: Volume) -> str:
     """Guess CT vs MR from intensities (CT has air near -1000 HU)."""
     sample = volume.array.ravel()[::97]
     return "CT" if float(np.percentile(sample, 1)) < -500 else "MR"
+
+
+def normalize_modality(name: str | None) -> str | None:
+    """``"mri"`` -> ``"MR"``, ``"PT"`` -> ``"PET"``; ``None`` for names the model has no rule for."""
+    return _MODALITY_ALIASES.get(str(name).strip().upper()) if name else None
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; bad or unavailable devices raise InputError."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
 
 
 class Segmenter:
@@ -61,33 +56,43 @@ class Segmenter:
         net: a :class:`UniversalSegmenter`. meta: checkpoint metadata. device: torch device.
         patch_size: sliding-window size (default: the training patch from the checkpoint).
         overlap: window overlap fraction.
+        tta: average with a left-right mirrored pass (lateral queries swapped) by default.
+        resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
     """
 
-    def __init__(self, net, meta: dict, device: str = "cpu", patch_size=None, overlap: float = 0.25) -> None:
+    def __init__(self, net, meta: dict, device: str | torch.device = "cpu", patch_size=None,
+                 overlap: float = 0.25, *, tta: bool = False, resolver=None) -> None:
         from sat.knowledge.tree import load_tree
 
-        self.net, self.meta, self.device = net, meta, torch.device(device)
+        self.net, self.meta, self.device = net, meta, resolve_device(device)
         self.tree = load_tree()
         if self.tree.hash != meta.get("tree_hash"):
             log.info("knowledge tree changed since training (%s -> %s)", meta.get("tree_hash"), self.tree.hash)
         self.spec = PreprocessSpec.from_dict(meta["preprocess"])
         self.patch = tuple(patch_size or meta["extra"].get("patch_size", (48, 48, 48)))
-        self.overlap = overlap
-        self.trained = set(meta["trained_concepts"]) & set(net.concept_ids)
-        self._resolver = None
-        self._cache: tuple[int, FeatureCache, dict] | None = None
+        self.overlap, self.tta = overlap, tta
+        self.trained = (set(meta["trained_concepts"]) & set(net.concept_ids)) & set(self.tree.concepts)
+        self._resolver = resolver
+        self._cache: dict = {}
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", **kw) -> Segmenter:
+        """Load a ``sat`` checkpoint; a missing or corrupt file raises :class:`InputError`."""
         from sat.model.checkpoint import load_checkpoint
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        net, meta = load_checkpoint(path, device)
-        return cls(net, meta, device, **kw)
+        dev = resolve_device(device)
+        try:
+            net, meta = load_checkpoint(path, dev)
+        except InputError:
+            raise
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:  # weights do not fit the config
+            raise InputError(f"checkpoint {path} does not load ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]})") from None
+        return cls(net, meta, dev, **kw)
 
     @property
     def resolver(self):
+        """The prompt resolver; the text encoder loads only when a prompt is not an exact term."""
         if self._resolver is None:
             from sat.knowledge.resolver import Resolver
             from sat.text.encoder import TextEncoderSpec
@@ -95,63 +100,107 @@ class Segmenter:
             self._resolver = Resolver.from_spec(self.tree, TextEncoderSpec(**self.meta["text"]))
         return self._resolver
 
+    @resolver.setter
+    def resolver(self, value) -> None:
+        self._resolver = value
+
     def plan(self, prompts: list[str]) -> list[PromptPlan]:
         """Resolve prompts and decide which trained concepts answer each."""
         return [plan_prompt(r, self.tree, self.trained) for r in self.resolver.resolve_many(list(prompts))]
 
-    def _prepare(self, volume: Volume, modality: str) -> tuple[FeatureCache, dict]:
-        key = id(volume)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1], self._cache[2]
+    def clear_cache(self) -> None:
+        """Drop the cached features of the last image."""
+        self._cache = {}
+
+    def _prepare(self, volume: Volume, modality: str, tta: bool) -> tuple[list[FeatureCache], dict]:
+        """Preprocess and encode ``volume`` once (twice with TTA); reuse while it is alive."""
+        c = self._cache
+        if c.get("ref") is not None and c["ref"]() is volume and c["modality"] == modality \
+                and len(c["features"]) >= 1 + tta:
+            return c["features"][:1 + tta], c["pre"]
         pre = preprocess_case(volume.array, volume.affine, modality, self.spec, crop=True)
-        cache = encode_image(self.net, torch.from_numpy(pre["image"]), modality, self.patch,
-                             overlap=self.overlap, device=self.device)
-        self._cache = (key, cache, pre)
-        return cache, pre
+        image = torch.from_numpy(pre["image"])  # (1, x, y, z) on an axis-aligned RAS grid
+        views = [image, flip_lr(image)] if tta else [image]
+        features = [encode_image(self.net, v, modality, self.patch, overlap=self.overlap, device=self.device)
+                    for v in views]
+        self._cache = {"ref": weakref.ref(volume), "modality": modality, "features": features, "pre": pre}
+        return features, pre
+
+    def _decode(self, features: list[FeatureCache], concepts: list[str]) -> torch.Tensor:
+        """(K, x, y, z) float16 probabilities; with TTA averaged with the mirrored pass."""
+        probs = decode_prompts(self.net, features[0], concepts, device=self.device)
+        if len(features) < 2:
+            return probs
+        mirror_of = {}
+        for c in concepts:
+            m = self.tree.mirror(c)
+            mirror_of[c] = c if m is None else (m.id if m.id in self.trained else None)
+        rows, queries = mirror_queries(concepts, mirror_of)
+        if rows:
+            flipped = flip_lr(decode_prompts(self.net, features[1], queries, device=self.device))
+            probs[rows] = ((probs[rows].float() + flipped.float()) / 2).half()
+        return probs
+
+    def _modality(self, volume: Volume, given: str | None, plans: list[PromptPlan]) -> str:
+        """Argument, else DICOM metadata, else a prompt qualifier, else intensities (with a warning)."""
+        if given is not None:
+            modality = normalize_modality(given)
+            if modality is None:
+                raise InputError(f"unknown modality {given!r}; expected CT, MR, PET or US")
+            return modality
+        for candidate in (volume.modality, *(p.resolution.modality for p in plans)):
+            if normalize_modality(candidate):
+                return normalize_modality(candidate)
+        modality = infer_modality(volume)
+        log.warning("modality not given; inferred %s from intensities (pass modality= to override)", modality)
+        return modality
 
     def segment(self, image, prompts: list[str] | None = None, modality: str | None = None, *,
-                affine=None, all_concepts: bool = False, probabilities: bool = False) -> SegmentationResult:
-        """Segment ``prompts`` (free text) in ``image`` (path, DICOM folder, Volume, or array + affine).
+                affine=None, all_concepts: bool = False, probabilities: bool = False,
+                tta: bool | None = None) -> SegmentationResult:
+        """Segment ``prompts`` (free text) in ``image``.
+
+        Args:
+            image: a path (NIfTI, NRRD, MetaImage, DICOM folder or zip), a Volume, or an (X, Y, Z)
+                array with ``affine``.
+            prompts: free-text structure names; grouping prompts ("kidneys") give the union of
+                their trained parts.
+            modality: CT / MR / PET / US; default: DICOM metadata, a prompt qualifier, intensities.
+            all_concepts: also segment every trained concept.
+            probabilities: keep float16 probability maps on the input grid (memory: 2 bytes per
+                voxel per prompt).
+            tta: left-right mirrored test-time augmentation (default: the Segmenter's ``tta``).
 
         Returns:
             A :class:`SegmentationResult` whose masks have exactly the input's shape and affine.
+
+        Raises:
+            InputError: bad image, no prompts, unknown modality.
         """
         volume = image if isinstance(image, Volume) else load_volume(image, affine)
-        prompts = list(prompts or [])
+        prompts = [str(p) for p in (prompts or [])]
         if all_concepts:
             prompts += [self.tree.get(c).name for c in sorted(self.trained)]
+        prompts = list(dict.fromkeys(prompts))
         if not prompts:
             raise InputError("no prompts given (pass at least one prompt, or all_concepts=True)")
         plans = self.plan(prompts)
-        if modality is None:
-            modality = volume.modality or next((p.resolution.modality for p in plans if p.resolution.modality), None)
-        if modality is None:
-            modality = infer_modality(volume)
-            log.warning("modality not given; inferred %s from intensities", modality)
-        modality = "MR" if modality.upper() in ("MRI", "MR") else modality.upper()
+        modality = self._modality(volume, modality, plans)
         answered = [p for p in plans if p.concepts]
         structures: list[Structure] = []
         if answered:
-            cache, pre = self._prepare(volume, modality)
+            features, pre = self._prepare(volume, modality, self.tta if tta is None else bool(tta))
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
-            probs = decode_prompts(self.net, cache, needed, device=self.device)  # (K, x, y, z)
+            probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
             row = {c: i for i, c in enumerate(needed)}
-            for p in answered:
-                prob = probs[[row[c] for c in p.concepts]].float().amax(0)  # union of the group
-                back = resample(prob[None], pre["affine"], volume.affine, volume.shape, mode="bilinear")[0]
-                mask = (back > 0.5).numpy()
-                c = self.tree.get(p.resolution.concept)
-                structures.append(Structure(prompt=p.prompt, concept=c.id, name=c.name,
-                                            used_concepts=p.concepts, mask=mask,
-                                            prob=back.half().numpy() if probabilities else None,
-                                            laterality=c.laterality))
-                structures[-1].stats = self._stats(structures[-1], volume, back)
+            # one channel per prompt: a grouping prompt is the union (max) of its members
+            per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
+            concepts = [self.tree.get(p.resolution.concept) for p in answered]
+            restored = restore_prompts(per_prompt, pre["affine"], volume, [c.laterality for c in concepts],
+                                       keep_probabilities=probabilities)
+            for p, c, r in zip(answered, concepts, restored):
+                structures.append(Structure(prompt=p.prompt, concept=c.id, name=c.name, used_concepts=p.concepts,
+                                            mask=r.mask, prob=r.prob, laterality=c.laterality, stats=r.stats))
         refused = [{"prompt": p.prompt, "reason": p.refused, "suggestions": p.suggestions}
                    for p in plans if not p.concepts]
         return SegmentationResult(volume=volume, modality=modality, structures=structures, refused=refused)
-
-    @staticmethod
-    def _stats(s: Structure, volume: Volume, prob: torch.Tensor) -> dict:
-        from sat.infer.stats import structure_statistics
-
-        return structure_statistics(s.mask, volume, prob.numpy(), s.laterality)

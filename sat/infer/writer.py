@@ -19,7 +19,23 @@ FORMATS = ("nifti", "multilabel", "dicom_seg")
 
 def save_result(result, outdir, *, formats=("nifti",), probabilities=False, preview=True,
                 statistics=True) -> dict:
-    """Write files and return a summary dict (paths per prompt, refused prompts)."""
+    """Write a result's files into ``outdir``.
+
+    Args:
+        result: a :class:`SegmentationResult`.
+        outdir: output folder (created; must be writable).
+        formats: any of ``nifti`` (one uint8 file per structure), ``multilabel`` (one label map plus a
+            JSON sidecar), ``dicom_seg`` (DICOM inputs only).
+        probabilities: also write probability maps of structures that kept them.
+        preview: write ``preview.png``. statistics: write ``statistics.json``.
+
+    Returns:
+        The summary also written to ``result.json``: ``{"input", "modality", "structures": {prompt:
+        {"concept", "name", "used_concepts", "mask", ["probabilities"]}}, "refused", ...}``.
+
+    Raises:
+        ValueError: unknown format. InputError: unwritable folder, DICOM-SEG for a non-DICOM input.
+    """
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"unknown output formats {bad}; choose from {FORMATS}")
@@ -39,15 +55,20 @@ def save_result(result, outdir, *, formats=("nifti",), probabilities=False, prev
     if "dicom_seg" in formats:
         from sat.infer.dicom_seg import write_dicom_seg
 
-        summary["dicom_seg"] = str(write_dicom_seg(result, out / "segmentation.dcm"))
+        written = write_dicom_seg(result, out / "segmentation.dcm")
+        summary["dicom_seg"] = None if written is None else str(written)
     if statistics:
         stats = {s.prompt: {"concept": s.concept, "name": s.name, **s.stats} for s in result.structures}
         (out / "statistics.json").write_text(json.dumps(stats, indent=1, default=_jsonable))
+        summary["statistics"] = str(out / "statistics.json")
     if preview and result.structures:
         from sat.infer.preview import render_preview
 
-        render_preview(vol.array, vol.affine, {s.name: s.mask for s in result.structures}, out / "preview.png",
-                       title=Path(str(vol.source)).name)
+        names = [s.name for s in result.structures]
+        labels = {(s.name if names.count(s.name) == 1 else f"{s.name} ({s.prompt})"): s.mask
+                  for s in result.structures}
+        summary["preview"] = str(render_preview(vol.array, vol.affine, labels, out / "preview.png",
+                                                title=Path(str(vol.source)).name))
     (out / "result.json").write_text(json.dumps(summary, indent=1, default=_jsonable))
     return summary
 

@@ -3,28 +3,43 @@
 "liver in abdominal CT" -> anatomy "liver", modality CT; "right kidney on T2 MRI" -> anatomy
 "right kidney", modality MR, laterality right. Laterality words stay in the anatomy text (they
 are part of names such as "left kidney") and are also reported separately so the resolver can
-enforce them.
+enforce them. Only filler is removed: a region adjective is dropped when it qualifies a
+modality ("abdominal CT") but kept in anatomy ("head of pancreas", "brain stem"), and "T2" is a
+sequence only when it reads like one ("T2 MRI", "on T2w"), never in "T2 vertebra".
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+_REGION = (r"(?:(?:abdominal|abdomen|abdo|thoracic|thorax|chest|pelvic|pelvis|head|neck|"
+           r"head and neck|brain|cardiac|spine|spinal|whole[- ]body|liver|renal|lung)\s+)?")
+_SEQ = r"(?:t1|t2)(?:[- ]?(?:w|weighted|ce|c|gd|fs|post))*"
 _MODALITY_PATTERNS = [
-    ("MR", r"\b(mri|mr|magnetic resonance( imaging)?|t1w?|t2w?|flair|dwi|adc|dixon|t1ce|t1c|"
-           r"(contrast[- ]enhanced )?mr angiography|mra)\b"),
-    ("PET", r"\b(pet|pet[- /]ct|fdg|positron emission tomography)\b"),
-    ("US", r"\b(ultrasound|us|sonography|echography)\b"),
-    ("CT", r"\b(ct|cta|computed tomography|cat scan|ncct|cect|contrast[- ]enhanced ct)\b"),
+    ("MR", rf"\b{_REGION}(?:{_SEQ}\s+)?(?:mri|mr|magnetic resonance(?: imaging)?|mra|"
+           r"(?:contrast[- ]enhanced )?mr angiography)\b"),
+    ("MR", rf"\b(?:{_SEQ}[- ]weighted|t1w|t2w|t1ce|t1c|t1gd|flair|dwi|adc|dixon)\b"),
+    ("MR", rf"\b(?<=on |in )(?:{_SEQ})(?=\s*(?:$|[,.;)]))"),
+    ("PET", rf"\b{_REGION}(?:pet(?:[- /]ct)?|fdg(?:[- ]pet)?|positron emission tomography)\b"),
+    ("US", rf"\b{_REGION}(?:ultrasound|sonography|echography|ultrasonography)\b"),
+    ("CT", rf"\b{_REGION}(?:(?:contrast[- ]enhanced|non[- ]contrast|low[- ]dose) )?"
+           r"(?:ct|cta|computed tomography|cat scan|ncct|cect|ct angiography)\b"),
 ]
-_CONTEXT = re.compile(
-    r"\b(in|on|from|of|at|within|using|with|for|the|a|an|this|that|these|image|images|scan|scans|"
-    r"volume|study|series|sequence|weighted|abdominal|thoracic|chest|pelvic|head|neck|brain|"
-    r"whole[- ]body|axial|coronal|sagittal|contrast|enhanced|non|phase|venous|arterial|portal|"
-    r"please|segment|segmentation|mask|delineate|outline|show|find|locate|me|patient|patients)\b")
-_LEFT = re.compile(r"\b(left|lt|l|sinister|sinistra|sinistral|sin)\b")
-_RIGHT = re.compile(r"\b(right|rt|r|dexter|dextra|dextral)\b")
+_PHASE = re.compile(r"\b(?:(?:portal[- ])?venous|arterial|delayed|non[- ]contrast|late|early|"
+                    r"nephrographic|hepatobiliary)\s+phase\b")
+_SCAN_REF = re.compile(r"\b(?:in|on|from|within|of|at|for)\s+(?:the|this|that|these|an?|my|our)?\s*"
+                       r"(?:image|images|scan|scans|volume|study|series|sequence|exam|examination|"
+                       r"slice|slices|dataset)\b")
+_FILLER = frozenset((
+    "in on from of at within using with for the a an this that these those please segment "
+    "segmentation segmented mask masks delineate delineation outline outlined contour contours "
+    "show me find locate mark highlight label draw give i need want can could would you us "
+    "where is are it its which what patient patients patient's image scan volume study series "
+    "sequence axial coronal sagittal view structure").split())
+_LEFT = re.compile(r"\b(left|lt|l|sinister|sinistra|sinistral|sinistrum|sin)\b")
+_RIGHT = re.compile(r"\b(right|rt|r|dexter|dextra|dextral|dextrum)\b")
 _BILATERAL = re.compile(r"\b(bilateral|both|either|two|pair|paired)\b")
+_WORD = re.compile(r"[a-z0-9]")
 
 
 @dataclass
@@ -32,10 +47,12 @@ class ParsedPrompt:
     """A parsed prompt.
 
     Attributes:
-        text: the original prompt. anatomy: the anatomy part (modality phrases removed).
+        text: the original prompt.
+        anatomy: the anatomy part (modality phrases, phase words and leading/trailing filler
+            removed), lower case; empty when the prompt holds no letters or digits.
         modality: ``CT``/``MR``/``PET``/``US`` or ``None``.
         laterality: ``left``/``right`` if the prompt says so, ``None`` if it does not,
-            ``both`` for bilateral wording.
+            ``both`` for bilateral wording or when both sides are named.
     """
 
     text: str
@@ -44,18 +61,34 @@ class ParsedPrompt:
     laterality: str | None
 
 
+def _strip_filler(words: list[str]) -> list[str]:
+    """Drop filler words at both ends, keeping inner ones ("head of pancreas")."""
+    while words and words[0].strip("?!.,;:'\"()") in _FILLER:
+        words = words[1:]
+    while words and words[-1].strip("?!.,;:'\"()") in _FILLER:
+        words = words[:-1]
+    return words
+
+
 def parse_prompt(text: str) -> ParsedPrompt:
-    """Separate qualifiers from anatomy in ``text`` (any string, never raises)."""
+    """Separate qualifiers from anatomy in ``text`` (any string; never raises)."""
+    text = text if isinstance(text, str) else str(text)
     low = " " + re.sub(r"[_\s]+", " ", text.lower()) + " "
-    modality = None
+    modality = "US" if re.search(r"\bUS\b", text) else None
+    if modality:
+        low = re.sub(r"\bus\b", " ", low)
     for name, pattern in _MODALITY_PATTERNS:
         if re.search(pattern, low):
             modality = modality or name
             low = re.sub(pattern, " ", low)
+    low = _SCAN_REF.sub(" ", _PHASE.sub(" ", low))
     left, right = bool(_LEFT.search(low)), bool(_RIGHT.search(low))
     laterality = "both" if (left and right) or _BILATERAL.search(low) else \
         "left" if left else "right" if right else None
-    core = " ".join(_CONTEXT.sub(" ", low).split())
-    # a prompt made only of context words ("the image") keeps its words for the resolver
-    anatomy = core if re.search(r"[a-z0-9]", core) else " ".join(low.split())
+    words = [w.strip(",;:") for w in low.split()]
+    words = _strip_filler([w for w in words if w])
+    anatomy = " ".join(words).strip(" ?!.,;:'\"")
+    if not _WORD.search(anatomy):
+        # a prompt made only of filler ("the image") keeps its words for the resolver to judge
+        anatomy = " ".join(low.split()) if _WORD.search(low) else ""
     return ParsedPrompt(text=text, anatomy=anatomy, modality=modality, laterality=laterality)

@@ -1,21 +1,31 @@
 """Resolve free text to a knowledge-tree concept, or refuse it with suggestions.
 
-Order: (1) exact match of the normalised prompt, then of its anatomy part, against every id,
-name and synonym; (2) nearest term embedding, accepted above a calibrated threshold; (3) refusal
-with up to five suggestions. Laterality written in the text always wins over similarity: "left
-kidney" can never resolve to the right kidney.
+Order: (1) lexical match of the normalised prompt, then of its anatomy part, against every id,
+name and synonym, then the same words in any order with side abbreviations spelled out ("Lt
+kidney", "kidney_left"); (2) nearest term embedding, accepted at or above a calibrated threshold;
+(3) refusal with up to five suggestions. Laterality written in the text always wins over
+similarity: "left kidney" can never resolve to the right kidney.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from sat.knowledge.normalize import normalize
-from sat.knowledge.prompt import parse_prompt
+from sat.knowledge.normalize import tokens
+from sat.knowledge.prompt import ParsedPrompt, parse_prompt
 from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
+MAX_SUGGESTIONS = 5
+# Raw MiniLM threshold, calibrated by `sat concepts eval` on the calibration split (seed 0).
+DEFAULT_THRESHOLD = 0.62
+_SIDE = {"lt": "left", "l": "left", "sinister": "left", "sinistra": "left", "sinistral": "left",
+         "sinistrum": "left", "sin": "left", "rt": "right", "r": "right", "dexter": "right",
+         "dextra": "right", "dextral": "right", "dextrum": "right"}
+_BAG_STOP = {"the", "of", "a", "an"}
 
 
 @dataclass
@@ -28,7 +38,7 @@ class Resolution:
     score: float
     modality: str | None = None
     laterality: str | None = None
-    method: str = "refused"
+    method: str = "refused"  # exact | lexical | embedding | refused
     reason: str = ""
     suggestions: list[dict] = field(default_factory=list)
 
@@ -36,105 +46,174 @@ class Resolution:
         return asdict(self)
 
 
+def bag_key(text: str) -> str:
+    """Order-free key of a term: side words spelled out, articles dropped, tokens sorted."""
+    return " ".join(sorted(_SIDE.get(t, t) for t in tokens(text) if t not in _BAG_STOP))
+
+
 class Resolver:
     """Text -> concept.
 
     Args:
         tree: the knowledge tree.
-        term_ids: concept id of each row of ``term_emb``.
+        term_ids: concept id of each row of ``term_emb`` (``None`` with ``load_terms``).
         term_emb: (N, dim) L2-normalised embeddings of concept terms.
-        encode: function mapping a list of strings to (n, dim) normalised embeddings.
+        encode: maps a list of strings to (n, dim) L2-normalised embeddings.
         threshold: minimum cosine similarity to accept an embedding match.
+        load_terms: called once, on the first prompt that needs embeddings, to get
+            ``(term_ids, term_emb)``; lets purely lexical use skip the encoder entirely.
+        cache_size: prompt embeddings kept in memory (LRU).
     """
 
-    def __init__(self, tree: KnowledgeTree, term_ids: list[str], term_emb: torch.Tensor,
-                 encode, threshold: float = 0.62) -> None:
-        self.tree, self.term_ids, self.term_emb = tree, term_ids, term_emb.float()
-        self.encode, self.threshold = encode, threshold
-        self._row_concept = torch.tensor([list(tree.concepts).index(c) for c in term_ids])
+    def __init__(self, tree: KnowledgeTree, term_ids: list[str] | None, term_emb: torch.Tensor | None,
+                 encode: Callable[[list[str]], torch.Tensor], threshold: float = DEFAULT_THRESHOLD,
+                 *, load_terms: Callable[[], tuple[list[str], torch.Tensor]] | None = None,
+                 cache_size: int = 100_000) -> None:
+        if term_emb is None and load_terms is None:
+            raise ValueError("Resolver needs term_ids/term_emb or load_terms")
+        self.tree, self.encode, self.threshold = tree, encode, float(threshold)
         self._concepts = list(tree.concepts)
+        self._load_terms, self._terms = load_terms, None
+        if term_emb is not None:
+            self._set_terms(list(term_ids or []), term_emb)
+        bags: dict[str, set[str]] = {}
+        for c in tree.concepts.values():
+            for t in (c.id, *c.terms):
+                bags.setdefault(bag_key(t), set()).add(c.id)
+        self._bags = {k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1}
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
 
     @classmethod
     def from_spec(cls, tree: KnowledgeTree, spec=None, threshold: float | None = None) -> Resolver:
-        """Build with a text encoder spec (default MiniLM); term embeddings come from the cache."""
+        """Build with a text encoder spec (default MiniLM); term embeddings come from the cache.
+
+        The threshold is, in order: ``threshold``, the one calibrated beside ``spec.finetuned``
+        (:mod:`sat.text.sidecar`), :data:`DEFAULT_THRESHOLD`.
+        """
         from sat.text.cache import term_table
         from sat.text.encoder import TextEncoderSpec, build_text_encoder, encode_texts
+        from sat.text.sidecar import calibrated_threshold
 
         spec = spec or TextEncoderSpec()
         encoder = None
 
-        def encode(texts: list[str]) -> torch.Tensor:
+        def get_encoder():
             nonlocal encoder
             encoder = encoder or build_text_encoder(spec)
-            return encode_texts(encoder, texts)
+            return encoder
 
-        ids, _, emb = term_table(tree, spec, None)
-        return cls(tree, ids, emb, encode, **({"threshold": threshold} if threshold else {}))
+        def load_terms():
+            ids, _, emb = term_table(tree, spec, get_encoder())
+            return ids, emb
 
+        if threshold is None:
+            threshold = calibrated_threshold(spec)
+        return cls(tree, None, None, lambda texts: encode_texts(get_encoder(), texts),
+                   DEFAULT_THRESHOLD if threshold is None else threshold, load_terms=load_terms)
+
+    # ------------------------------------------------------------------ embeddings
+    def _set_terms(self, ids: list[str], emb: torch.Tensor) -> None:
+        index = {cid: i for i, cid in enumerate(self._concepts)}
+        self._terms = (torch.tensor([index[c] for c in ids], dtype=torch.long), emb.float())
+
+    def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(row -> concept index (N,), term embeddings (N, dim))``, loaded on first use."""
+        if self._terms is None:
+            self._set_terms(*self._load_terms())
+        return self._terms
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """Embeddings (n, dim) of ``texts``, encoding only those not in the LRU cache."""
+        todo = sorted({t for t in texts if t not in self._cache}, key=len)
+        if todo:
+            for t, e in zip(todo, self.encode(todo)):
+                self._cache[t] = e
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0)
+
+    def concept_scores(self, emb: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+        """Best term similarity per concept: (P, dim) -> (P, C)."""
+        rows, table = self.terms()
+        out = []
+        for q in emb.float().split(chunk):
+            sims = q @ table.T  # (p, N)
+            per = torch.full((len(q), len(self._concepts)), -1.0)
+            out.append(per.scatter_reduce_(1, rows.expand(len(q), -1), sims, reduce="amax"))
+        return torch.cat(out) if out else torch.zeros(0, len(self._concepts))
+
+    # ------------------------------------------------------------------ resolution
     def resolve(self, text: str) -> Resolution:
         return self.resolve_many([text])[0]
 
     def resolve_many(self, texts: list[str]) -> list[Resolution]:
-        """Resolve a batch; exact matches skip the encoder, the rest are encoded together."""
-        out: list[Resolution | None] = []
-        pending: list[tuple[int, str]] = []
-        for i, raw in enumerate(texts):
-            res, query = self._exact(raw)
+        """Resolve a batch: lexical matches skip the encoder, the rest are encoded together."""
+        out: list[Resolution] = []
+        pending: list[int] = []
+        queries: list[str] = []
+        for raw in texts:
+            res, query = self._lexical(raw if isinstance(raw, str) else str(raw))
             out.append(res)
-            if res is None and query is not None:
-                pending.append((i, query))
+            if query is not None:
+                pending.append(len(out) - 1)
+                queries.append(query)
         if pending:
-            sims = self.encode([q for _, q in pending]) @ self.term_emb.T  # (P, N)
-            for (i, _), row in zip(pending, sims):
-                out[i] = self._nearest(texts[i], row)
-        return out  # type: ignore[return-value]
+            scores = self.concept_scores(self.embed(queries))  # (P, C)
+            top = torch.topk(scores, k=min(8, scores.shape[1]), dim=1)
+            for i, vals, idx in zip(pending, top.values.tolist(), top.indices.tolist()):
+                self._nearest(out[i], [(self._concepts[j], v) for v, j in zip(vals, idx)])
+        return out
 
-    def _exact(self, raw) -> tuple[Resolution | None, str | None]:
-        """Exact lookup; returns (resolution or None, text to embed or None if refused)."""
-        if not isinstance(raw, str):
-            raw = str(raw)
-        p = parse_prompt(raw[:MAX_PROMPT_CHARS])
-        base = Resolution(text=raw, concept=None, name=None, score=0.0, modality=p.modality,
-                          laterality=p.laterality if p.laterality in ("left", "right") else None)
-        if not normalize(p.anatomy):
-            base.reason = "empty prompt" if not raw.strip() else "prompt names no anatomy"
-            return base, None
-        if len(raw) > MAX_PROMPT_CHARS:
-            base.reason = f"prompt longer than {MAX_PROMPT_CHARS} characters"
-            return base, None
-        for candidate in (raw, p.anatomy):
-            c = self.tree.lookup(candidate)
-            if c is not None:
-                return self._accept(base, c.id, 1.0, "exact"), None
-        return None, p.anatomy
+    def _lexical(self, raw: str) -> tuple[Resolution, str | None]:
+        """Lexical lookup; returns (resolution, text to embed or ``None`` when decided)."""
+        p: ParsedPrompt = parse_prompt(raw[:MAX_PROMPT_CHARS])
+        res = Resolution(text=raw, concept=None, name=None, score=0.0, modality=p.modality,
+                         laterality=p.laterality)
+        if not raw.strip():
+            res.reason = "empty prompt"
+        elif len(raw) > MAX_PROMPT_CHARS:
+            res.reason = f"prompt longer than {MAX_PROMPT_CHARS} characters ({len(raw)})"
+        elif not tokens(p.anatomy):
+            res.reason = "prompt names no anatomy (no letters or digits)"
+        else:
+            for candidate in (raw, p.anatomy):
+                c = self.tree.lookup(candidate)
+                if c is not None:
+                    return self._accept(res, c.id, 1.0, "exact"), None
+            cid = self._bags.get(bag_key(p.anatomy))
+            if cid is not None:
+                return self._accept(res, cid, 1.0, "lexical"), None
+            return res, p.anatomy
+        return res, None
 
-    def _nearest(self, raw: str, sims: torch.Tensor) -> Resolution:
-        p = parse_prompt(raw)
-        base = Resolution(text=raw, concept=None, name=None, score=0.0, modality=p.modality,
-                          laterality=p.laterality if p.laterality in ("left", "right") else None)
-        per_concept = torch.full((len(self._concepts),), -1.0).scatter_reduce(
-            0, self._row_concept, sims.float(), reduce="amax")
-        top = torch.topk(per_concept, k=min(8, len(per_concept)))
-        ranked = [(self._concepts[int(i)], float(s)) for s, i in zip(top.values, top.indices)]
+    def _nearest(self, res: Resolution, ranked: list[tuple[str, float]]) -> None:
         best_id, best = ranked[0]
         if best >= self.threshold:
-            return self._accept(base, best_id, best, "embedding")
-        base.score = best
-        base.reason = f"no concept is close enough (best {best:.2f} < {self.threshold:.2f})"
-        base.suggestions = [{"concept": cid, "name": self.tree.get(cid).name, "score": round(s, 3)}
-                            for cid, s in ranked[:5]]
-        return base
+            self._accept(res, best_id, best, "embedding")
+            return
+        res.score = round(best, 4)
+        res.reason = f"no concept is close enough (best {best:.2f} < threshold {self.threshold:.2f})"
+        res.suggestions = [{"concept": cid, "name": self.tree.get(cid).name, "score": round(s, 3)}
+                           for cid, s in ranked[:MAX_SUGGESTIONS]]
 
-    def _accept(self, base: Resolution, cid: str, score: float, method: str) -> Resolution:
-        cid = self._enforce_laterality(cid, base.laterality)
-        c = self.tree.get(cid)
-        base.concept, base.name, base.score, base.method = cid, c.name, round(score, 4), method
-        return base
+    def _accept(self, res: Resolution, cid: str, score: float, method: str) -> Resolution:
+        cid = self._enforce_laterality(cid, res.laterality)
+        res.concept, res.name = cid, self.tree.get(cid).name
+        res.score, res.method = round(score, 4), method
+        return res
 
     def _enforce_laterality(self, cid: str, side: str | None) -> str:
-        """Swap to the mirror (or the lateral child) when the text names the other side."""
+        """Swap to the mirror (or the lateral child, or the bilateral parent) the text names."""
         c = self.tree.get(cid)
         if side is None or c.laterality == side:
+            return cid
+        if side == "both":
+            if c.laterality == "none" or not c.mirror:
+                return cid
+            for parent in self.tree.parents(cid):
+                if c.mirror in self.tree.descendants(parent):
+                    return parent
             return cid
         if c.laterality != "none" and c.mirror:
             return c.mirror

@@ -2,7 +2,9 @@
 
 Each (sample, query) pair is one binary segmentation problem. Only queries of concepts that the
 sample's source annotates are ever built (annotated-but-absent concepts are negatives with an
-all-zero target); padded queries are masked out of every term.
+all-zero target); padded queries are masked out of every term. BCE covers every valid query;
+Dice covers the valid queries whose target is non-empty (a soft Dice of an empty target stays
+near 1 for any non-zero prediction and only adds a constant, gradient-free term).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ class PartialLabelLoss(nn.Module):
 
     Args:
         dice_weight, bce_weight: weights of the two terms.
-        smooth: Dice smoothing; an empty target with an empty prediction scores ~1.
+        smooth: Dice smoothing.
         aux_weights: weights of deep-supervision outputs (coarsest first); targets are pooled.
     """
 
@@ -35,8 +37,8 @@ class PartialLabelLoss(nn.Module):
         dice = 1 - (2 * inter + self.smooth) / (prob.sum(-1) + tgt.sum(-1) + self.smooth)  # (B, Q)
         bce = F.binary_cross_entropy_with_logits(logits.flatten(2), tgt, reduction="none").mean(-1)
         w = valid.float()
-        n = w.sum().clamp_min(1.0)
-        return (dice * w).sum() / n, (bce * w).sum() / n
+        wd = w * (tgt.sum(-1) > 0).float()
+        return (dice * wd).sum() / wd.sum().clamp_min(1.0), (bce * w).sum() / w.sum().clamp_min(1.0)
 
     def forward(self, logits, target: torch.Tensor, valid: torch.Tensor) -> dict[str, torch.Tensor]:
         """Args:

@@ -1,30 +1,54 @@
-"""Typed model configuration; variants are YAML files in ``configs/model/``."""
+"""Typed model configuration; variants are YAML files in ``configs/model/``.
+
+A variant is data, never a class: ``configs/model/nano.yaml`` holds the fields of
+:class:`ModelConfig` and :func:`sat.model.builder.build_model` is the only place that turns them
+into modules. :func:`load_model_config` reads a variant by name or path.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+BACKBONES = ("unet", "dynunet", "swinunetr")
+HEADS = ("query_decoder", "dynamic_conv")
 
 
 @dataclass
 class BackboneConfig:
     """Attributes:
-        name: ``unet`` (MONAI BasicUNet blocks).
-        channels: encoder widths per scale. out_channels: full-resolution feature width.
-        checkpointing: gradient checkpointing of backbone blocks.
+        name: ``unet`` (MONAI BasicUNet blocks), ``dynunet`` (MONAI DynUNet, nnU-Net style) or
+            ``swinunetr`` (MONAI SwinUNETR).
+        channels: encoder widths per scale, finest first (unet, dynunet); swinunetr uses only
+            ``channels[0]`` as its feature size (a multiple of 12).
+        out_channels: full-resolution feature width (unet only; dynunet and swinunetr use
+            ``channels[0]``).
+        checkpointing: gradient checkpointing (recompute blocks in backward to save memory).
+        res_block: dynunet residual blocks.
+        depths, num_heads, window_size: swinunetr transformer stages.
     """
 
     name: str = "unet"
     channels: tuple[int, ...] = (16, 32, 64, 128, 192)
     out_channels: int = 32
     checkpointing: bool = False
+    res_block: bool = True
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    num_heads: tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
 
 
 @dataclass
 class HeadConfig:
     """Attributes:
-        name: ``query_decoder``.
-        d_model, layers, heads: transformer decoder size. token_scales: encoder scales as tokens.
-        self_attn: queries attend to each other. deep_supervision: coarse-scale auxiliary logits.
-        modality_conditioning: add a learned modality embedding to the queries.
+        name: ``query_decoder`` (SAT style) or ``dynamic_conv`` (CLIP-Driven Universal Model style).
+        d_model: query width (query_decoder) / controller width (dynamic_conv).
+        layers, heads: transformer decoder depth and heads (query_decoder).
+        token_scales: coarsest encoder scales used as visual tokens (query_decoder).
+        self_attn: queries attend to each other (query_decoder).
+        deep_supervision: also return logits at coarser decoder scales in training.
+        modality_conditioning: add a learned modality embedding to the text queries.
+        conv_channels, conv_layers: dynamic_conv per-class 1x1x1 conv stack, e.g. 8 and 3 give
+            8 -> 8 -> 8 -> 1.
     """
 
     name: str = "query_decoder"
@@ -35,6 +59,17 @@ class HeadConfig:
     self_attn: bool = False
     deep_supervision: bool = False
     modality_conditioning: bool = True
+    conv_channels: int = 8
+    conv_layers: int = 3
+
+
+def _from_dict(cls, d: dict, where: str):
+    """Build dataclass ``cls`` from ``d``; lists become tuples; unknown keys raise ``ValueError``."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {where} field(s) {unknown}; expected some of {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 @dataclass
@@ -46,13 +81,53 @@ class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
 
+    def __post_init__(self) -> None:
+        # jsonargparse and YAML may hand over plain dicts and lists
+        if isinstance(self.backbone, dict):
+            self.backbone = _from_dict(BackboneConfig, self.backbone, "backbone")
+        if isinstance(self.head, dict):
+            self.head = _from_dict(HeadConfig, self.head, "head")
+        for name in ("channels", "depths", "num_heads"):
+            setattr(self.backbone, name, tuple(getattr(self.backbone, name)))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        b = dict(d.get("backbone", {}))
-        if "channels" in b:
-            b["channels"] = tuple(b["channels"])
+        """Inverse of :meth:`to_dict`; missing fields take their defaults."""
+        d = dict(d)
+        unknown = sorted(set(d) - {"in_channels", "text_dim", "backbone", "head"})
+        if unknown:
+            raise ValueError(f"unknown model field(s) {unknown}")
         return cls(in_channels=d.get("in_channels", 1), text_dim=d.get("text_dim", 384),
-                   backbone=BackboneConfig(**b), head=HeadConfig(**d.get("head", {})))
+                   backbone=_from_dict(BackboneConfig, dict(d.get("backbone", {})), "backbone"),
+                   head=_from_dict(HeadConfig, dict(d.get("head", {})), "head"))
+
+
+def model_config_dir() -> Path:
+    """``configs/model`` of this source tree."""
+    return Path(__file__).resolve().parents[2] / "configs" / "model"
+
+
+def model_variants() -> list[str]:
+    """Names of the YAML variants in :func:`model_config_dir`."""
+    return sorted(p.stem for p in model_config_dir().glob("*.yaml"))
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """Read a variant: a name in ``configs/model`` (e.g. ``nano``) or a YAML file path.
+
+    Raises:
+        ValueError: unknown variant or malformed YAML fields.
+    """
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = model_config_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown model variant {str(name_or_path)!r}; expected a YAML path or one of "
+                         f"{model_variants()}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    return ModelConfig.from_dict(raw)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sat.model.posenc import sincos_3d
-from sat.vision.unet import BackboneOutput
+from sat.vision.features import BackboneOutput
 
 
 class DecoderLayer(nn.Module):
@@ -48,6 +48,8 @@ class QueryDecoderHead(nn.Module):
         n_modalities: size of the learned modality embedding table (index 0 = unknown).
         self_attn: let queries attend to each other.
         deep_supervision: also return logits from coarser decoder scales.
+        decoder_channels: widths of the backbone's decoder scales, coarsest first, ending with
+            ``pixel_channels`` (only the coarser ones get deep-supervision projections).
     """
 
     def __init__(self, *, text_dim: int, encoder_channels: tuple[int, ...], pixel_channels: int,
@@ -66,7 +68,8 @@ class QueryDecoderHead(nn.Module):
         self.mask_embed = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, pixel_channels))
         self.pixel_norm = nn.GroupNorm(1, pixel_channels)
         self.bias = nn.Parameter(torch.tensor(-2.0))
-        self.aux = nn.ModuleList(nn.Linear(d_model, c) for c in decoder_channels) if deep_supervision else None
+        self.aux = (nn.ModuleList(nn.Linear(d_model, c) for c in decoder_channels[:-1])
+                    if deep_supervision else None)
 
     def tokens(self, feats: BackboneOutput) -> torch.Tensor:
         """Visual tokens (B, N, d) from the coarsest ``token_scales`` encoder scales."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sat.vision.unet import BackboneOutput
+from sat.vision.features import BackboneOutput
 
 MODALITY_INDEX = {"CT": 1, "MR": 2, "PET": 3, "US": 4}
 

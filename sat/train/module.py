@@ -1,18 +1,23 @@
-"""The LightningModule: text-prompted segmentation with partial labels."""
+"""The LightningModule: text-prompted segmentation with partial labels.
+
+Precision (e.g. ``bf16-mixed`` on GPUs), gradient clipping, devices and strategy are trainer
+settings in ``configs/trainer/*.yaml``; nothing here depends on them.
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
 
 import lightning as L
-import numpy as np
 import torch
 
 from sat.losses.partial_label import PartialLabelLoss
 from sat.model.builder import build_model
 from sat.model.config import ModelConfig
 from sat.text.encoder import TextEncoderSpec
+from sat.train.ema import ModelEMA
 from sat.train.optim import param_groups, warmup_cosine
+from sat.train.val_metrics import DiceTable, dice_score
 
 
 @dataclass
@@ -21,7 +26,8 @@ class OptimConfig:
         lr: peak learning rate. weight_decay: AdamW decay on matrices (really applied).
         text_lr_mult: learning-rate multiplier of the text projection.
         warmup_steps, total_steps: schedule length (``total_steps`` <= 0: use the trainer's).
-        ema_decay: keep an exponential moving average of weights (0 disables).
+        ema_decay: keep an exponential moving average of weights (0 disables); when enabled the
+            average is used for validation and export.
     """
 
     lr: float = 2e-3
@@ -57,22 +63,30 @@ class SATModule(L.LightningModule):
         ids, _, emb = term_table(tree, self.text_spec, kind="names")
         self.tree_hash = tree.hash
         self.net = build_model(self.model_cfg, ids, emb)
+        self.ema = ModelEMA(self.net, self.optim_cfg.ema_decay) if self.optim_cfg.ema_decay > 0 else None
         self.loss_fn = PartialLabelLoss()
         self.trained_concepts: set[str] = set()
+        self.val_dice = DiceTable({c.id: c.region for c in tree.concepts.values()})
         self._t_batch_end: float | None = None
-        self._data_wait = 0.0
-        self._step_time = 0.0
+        self._t_start = 0.0
+        self._data_wait = self._step_time = 0.0
+        self._samples = 0
 
     def forward(self, image, queries, modality=None, pad=None):
         return self.net(image, queries, modality, pad)
 
+    def export_net(self) -> torch.nn.Module:
+        """The weights to validate and ship: the EMA average when enabled, else the trained net."""
+        return self.ema.module if self.ema is not None else self.net
+
+    # ----------------------------------------------------------------------------- training
     def _queries(self, batch: dict) -> torch.Tensor:
-        q = batch["valid"].shape[1]
+        """(B, Q) concept-table indices of the batch's query ids (padding -> row 0, masked later)."""
         idx = torch.zeros(batch["valid"].shape, dtype=torch.long)
         for b, ids in enumerate(batch["concepts"]):
             idx[b, : len(ids)] = self.net.query_indices(ids)
             self.trained_concepts.update(ids)
-        return idx.to(self.device)[:, :q]
+        return idx.to(self.device)
 
     def on_train_batch_start(self, batch, batch_idx):
         now = time.perf_counter()
@@ -89,35 +103,64 @@ class SATModule(L.LightningModule):
         return terms["loss"]
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.ema is not None:
+            self.ema.update(self.net, step=self.global_step)
         now = time.perf_counter()
         self._step_time += now - self._t_start
         self._t_batch_end = now
+        bs = batch["image"].shape[0]
+        self._samples += bs * self.trainer.world_size
         total = self._step_time + self._data_wait
-        if total > 0 and self.global_step % 10 == 0:
-            bs = batch["image"].shape[0]
+        every = max(1, self.trainer.log_every_n_steps)
+        if total > 0 and self.global_step % every == 0:
             self.log_dict({"perf/data_wait_frac": self._data_wait / total,
-                           "perf/samples_per_s": bs * (batch_idx + 1) / total,
+                           "perf/samples_per_s": self._samples / total,
                            "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}, batch_size=bs)
 
     def on_train_epoch_start(self):
-        self._t_batch_end, self._data_wait, self._step_time = None, 0.0, 0.0
+        self._t_batch_end, self._data_wait, self._step_time, self._samples = None, 0.0, 0.0, 0
+
+    def on_train_epoch_end(self):
+        self._sync_trained_concepts()
+
+    def on_train_end(self):
+        self._sync_trained_concepts()
+
+    def _sync_trained_concepts(self) -> None:
+        """Union of the concepts every DDP rank has trained on (a collective call)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            parts: list[list[str] | None] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(parts, sorted(self.trained_concepts))
+            self.trained_concepts = {c for p in parts for c in (p or [])}
+
+    # ----------------------------------------------------------------------------- validation
+    def on_validation_epoch_start(self):
+        self.val_dice.reset()
 
     def validation_step(self, sample, batch_idx):
+        """Sliding-window prediction of one whole case; returns arrays for the overlay callback."""
         from sat.infer.engine import predict_preprocessed
 
-        concepts = [c for c in sample["meta"]["annotated"] if c in self.net.index]
+        meta = sample["meta"]
+        concepts = [c for c in meta["annotated"] if c in self.net.index]
         image = torch.from_numpy(sample["image"])
-        prob = predict_preprocessed(self.net, image, concepts, sample["meta"]["modality"],
-                                    patch_size=getattr(self.trainer.datamodule, "sampling").patch_size)
-        for k, cid in enumerate(concepts):
-            gt = torch.from_numpy(sample["masks"][sample["meta"]["concepts"].index(cid)])
-            pred = prob[k] > 0.5
-            inter = (pred & gt).sum().item()
-            denom = pred.sum().item() + gt.sum().item()
-            dice = 1.0 if denom == 0 else 2 * inter / denom
-            self.log(f"val/dice/{sample['meta']['dataset']}/{cid}", dice, batch_size=1)
-            self.log("val/dice", dice, batch_size=1, prog_bar=True)
+        patch = self.trainer.datamodule.sampling.patch_size
+        prob = predict_preprocessed(self.export_net(), image, concepts, meta["modality"], patch_size=patch)
+        gts = [sample["masks"][meta["concepts"].index(cid)] for cid in concepts]
+        for k, (cid, gt) in enumerate(zip(concepts, gts)):
+            self.val_dice.add(meta["dataset"], cid, dice_score(prob[k] > 0.5, torch.from_numpy(gt)))
+        return {"image": sample["image"], "prob": prob, "gt": gts, "concepts": concepts,
+                "dataset": meta["dataset"], "case": meta.get("case_id") or sample.get("key") or str(batch_idx)}
 
+    def on_validation_epoch_end(self):
+        self.val_dice.gather()
+        means = self.val_dice.means()
+        if means:
+            # identical on every rank after the gather, so no further sync is needed
+            self.log("val/dice", means.pop("val/dice"), prog_bar=True, batch_size=1)
+            self.log_dict(means, batch_size=1)
+
+    # ----------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         o = self.optim_cfg
         opt = torch.optim.AdamW(param_groups(self.net, lr=o.lr, weight_decay=o.weight_decay,

@@ -6,27 +6,14 @@ them instead of a logit map.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from sat.vision.features import BackboneOutput
 
-@dataclass
-class BackboneOutput:
-    """Features of one image batch.
-
-    Attributes:
-        pixel: (B, F, D, H, W) full-resolution decoder features.
-        encoder: encoder features, finest first: [(B, C0, D, H, W), ..., (B, Cn, D/2^n, ...)].
-        decoder: decoder features, coarsest first, ending with ``pixel`` (deep supervision).
-    """
-
-    pixel: torch.Tensor
-    encoder: list[torch.Tensor]
-    decoder: list[torch.Tensor]
+__all__ = ["BackboneOutput", "UNetBackbone"]
 
 
 class UNetBackbone(nn.Module):
@@ -56,6 +43,8 @@ class UNetBackbone(nn.Module):
             ups.append(UpCat(3, channels[i], channels[i - 1], out, act, nrm, True, halves=True))
         self.ups = nn.ModuleList(ups)
         self.downsample = 2 ** (len(channels) - 1)
+        self.encoder_channels = self.channels  # finest first
+        self.decoder_channels = (*reversed(self.channels[1:-1]), out_channels)  # coarsest first
 
     def _run(self, block: nn.Module, *args):
         if self.checkpointing and self.training:

@@ -1,0 +1,123 @@
+"""Tool bodies. Each takes the dispatcher and a validated input model and returns the output data
+(optionally with image paths for VLM clients). Paths are checked by the policy before any use."""
+from __future__ import annotations
+
+from sat.agent.measure import compare_masks, measure_mask, to_stats
+from sat.agent.models import (CompareInput, ConceptInfo, GroundReportInput, ListConceptsInput, MeasureInput,
+                              ResolvePromptInput, SegmentInput, Suggestion)
+from sat.errors import InputError
+from sat.knowledge.prompt import parse_prompt
+
+MAX_CONCEPTS = 200
+MAX_IMAGES = 6
+
+
+def _suggestions(raw: list[dict]) -> list[Suggestion]:
+    return [Suggestion(concept=s["concept"], name=s["name"], score=s.get("score")) for s in raw]
+
+
+def _answering(tree, trained: set[str], cid: str) -> list[str]:
+    """Trained concepts that answer ``cid``: itself, or its trained descendants."""
+    return [cid] if cid in trained else [d for d in tree.descendants(cid) if d in trained]
+
+
+def list_concepts(d, a: ListConceptsInput) -> dict:
+    seg = d.segmenter
+    tree, trained = seg.tree, seg.trained
+    if a.query:
+        d.policy.check_text(a.query, "query")
+        pool = tree.search(a.query, limit=len(tree), region=a.region)
+    else:
+        pool = [tree.get(c) for c in sorted(trained) if a.region in (None, tree.get(c).region)]
+    rows = []
+    for c in pool:
+        via = _answering(tree, trained, c.id)
+        if via:
+            rows.append(ConceptInfo(id=c.id, name=c.name, synonyms=list(c.synonyms), region=c.region, kind=c.kind,
+                                    laterality=c.laterality, trained=c.id in trained, via=via))
+    return {"concepts": rows[:MAX_CONCEPTS], "total": len(rows), "truncated": len(rows) > MAX_CONCEPTS}
+
+
+def resolve_prompt(d, a: ResolvePromptInput) -> dict:
+    with d.model() as seg:
+        plan = seg.plan([a.text])[0]
+    r = plan.resolution
+    return {"text": a.text, "concept": r.concept, "name": r.name, "score": float(r.score), "method": r.method,
+            "laterality": r.laterality, "modality": r.modality, "answerable": bool(plan.concepts),
+            "used_concepts": plan.concepts, "reason": plan.refused,
+            "suggestions": _suggestions(plan.suggestions)}
+
+
+def _refusal_text(refused: list[dict]) -> str:
+    parts = []
+    for r in refused:
+        names = ", ".join(s["name"] for s in r["suggestions"][:5]) or "none"
+        parts.append(f"{r['prompt']!r}: {r['reason']} (suggestions: {names})")
+    return "; ".join(parts)
+
+
+def segment(d, a: SegmentInput) -> tuple[dict, list[str]]:
+    if len(a.prompts) > d.policy.max_prompts:
+        raise InputError(f"{len(a.prompts)} prompts; at most {d.policy.max_prompts} per call")
+    path = d.policy.resolve(a.image_path, what="image_path")
+    # the segmenter's feature cache ignores modality: a prompt-implied modality ("liver on MRI")
+    # must therefore get its own Volume object, just like an explicit one
+    implied = a.modality or next((m for m in (parse_prompt(p).modality for p in a.prompts) if m), None)
+    with d.model() as seg:
+        volume = d.volume(path, implied)
+        result = seg.segment(volume, a.prompts, a.modality)
+        if result.structures:
+            d.keep_features_of(volume)
+    if not result.structures:
+        raise InputError(f"no prompt could be segmented: {_refusal_text(result.refused)}")
+    out = d.policy.call_dir("segment")
+    summary = result.save(out, preview=True)
+    structures = [{"prompt": s.prompt, "concept": s.concept, "name": s.name, "used_concepts": s.used_concepts,
+                   "laterality": s.laterality, "mask_path": summary["structures"][s.prompt]["mask"],
+                   "stats": to_stats(s.stats)} for s in result.structures]
+    preview = out / "preview.png"
+    data = {"image_path": str(path), "modality": result.modality, "output_dir": str(out),
+            "preview_path": str(preview) if preview.is_file() else None, "structures": structures,
+            "refused": [{"prompt": r["prompt"], "reason": r["reason"], "suggestions": _suggestions(r["suggestions"])}
+                        for r in result.refused]}
+    return data, [str(preview)] if preview.is_file() else []
+
+
+def _load(d, raw: str, what: str):
+    from sat.infer.io import load_volume
+
+    path = d.policy.resolve(raw, what=what, kind="file")
+    vol = load_volume(path)
+    if vol.array.size > d.policy.max_voxels:
+        raise InputError(f"{what}: {vol.array.size} voxels, more than the {d.policy.max_voxels} limit")
+    return path, vol
+
+
+def measure(d, a: MeasureInput) -> dict:
+    mask_path, mask = _load(d, a.mask_path, "mask_path")
+    image_path, image = _load(d, a.image_path, "image_path") if a.image_path else (None, None)
+    return {"mask_path": str(mask_path), "image_path": str(image_path) if image_path else None,
+            "spacing_mm": [float(x) for x in mask.spacing], "stats": measure_mask(mask, image)}
+
+
+def compare(d, a: CompareInput) -> dict:
+    pa, va = _load(d, a.mask_a, "mask_a")
+    pb, vb = _load(d, a.mask_b, "mask_b")
+    return {"mask_a": str(pa), "mask_b": str(pb), **compare_masks(va, vb)}
+
+
+def ground_report(d, a: GroundReportInput) -> tuple[dict, list[str]]:
+    from sat.agent.grounding import ground
+
+    d.policy.check_text(a.report_text, "report_text")
+    path = d.policy.resolve(a.image_path, what="image_path")
+    out = d.policy.call_dir("ground_report")
+    with d.model() as seg:
+        volume = d.volume(path, None)
+        result = ground(a.report_text, volume, segmenter=seg, outdir=out)
+        if result.findings:
+            d.keep_features_of(volume)
+    images = [k.png_path for f in result.findings for k in f.key_slices if k.plane == "axial" and k.png_path]
+    data = result.model_dump()
+    data["image_path"] = str(path)
+    return data, list(dict.fromkeys(images))[:MAX_IMAGES]

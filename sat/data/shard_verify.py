@@ -1,0 +1,192 @@
+"""``sat shards verify``: prove a shard folder is intact and consistent, and draw a preview.
+
+Checks, in order: the manifest exists; every shard it lists exists with the recorded sha256 and
+sample count, and no tar is unlisted; every sample decodes; its metadata agrees with its arrays
+(shape, channel count, voxel counts, presence, boxes, axis-aligned affine at the stated spacing);
+its concepts exist in the knowledge tree; every case in the manifest is found exactly once.
+"""
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sat.data.geometry import spacing_of
+from sat.data.manifest import read_manifest, sha256_file
+from sat.data.shard_format import bbox_of, decode_sample
+
+_META_FIELDS = ("case_id", "dataset", "modality", "spacing", "shape", "concepts", "annotated",
+                "voxels", "present", "bbox", "affine")
+
+
+@dataclass
+class VerifyReport:
+    """Outcome of :func:`verify_shards`; ``ok`` when ``errors`` is empty."""
+
+    shards: int = 0
+    samples: int = 0
+    errors: list[str] = field(default_factory=list)
+    preview: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "shards": self.shards, "samples": self.samples,
+                "errors": len(self.errors), "preview": self.preview}
+
+
+def iter_tar_samples(path: Path):
+    """Raw WebDataset samples (``{"__key__", ext: bytes}``) of one local tar, in file order."""
+    with tarfile.open(path) as tf:
+        current: dict = {}
+        for member in tf:
+            if not member.isfile():
+                continue
+            key, _, ext = Path(member.name).name.partition(".")
+            if current and key != current["__key__"]:
+                yield current
+                current = {}
+            current["__key__"] = key
+            current[ext] = tf.extractfile(member).read()
+        if current:
+            yield current
+
+
+def check_sample(s: dict, tree, n_channels: int | None = None) -> list[str]:
+    """Consistency problems of one decoded sample (empty when it is sound)."""
+    m, key, errs = s["meta"], s["key"], []
+    missing = [f for f in _META_FIELDS if f not in m]
+    if missing:
+        return [f"{key}: metadata lacks {missing}"]
+    shape, k = tuple(m["shape"]), len(m["concepts"])
+    if s["image"].shape[1:] != shape or (n_channels and s["image"].shape[0] != n_channels):
+        errs.append(f"{key}: image shape {s['image'].shape} vs metadata shape {list(shape)}")
+    if not np.all(np.isfinite(s["image"])):
+        errs.append(f"{key}: image holds NaN/Inf")
+    if s["masks"].shape != (k, *shape):
+        return errs + [f"{key}: masks shape {s['masks'].shape} vs {k} concepts x {list(shape)}"]
+    voxels = [int(np.count_nonzero(mask)) for mask in s["masks"]]
+    if voxels != list(m["voxels"]) or [bool(v) for v in voxels] != list(m["present"]):
+        errs.append(f"{key}: voxel counts / presence disagree with the masks")
+    if [bbox_of(mask) if n else None for mask, n in zip(s["masks"], voxels)] != list(m["bbox"]):
+        errs.append(f"{key}: bounding boxes disagree with the masks")
+    unknown = [c for c in m["concepts"] if tree is not None and c not in tree]
+    if unknown:
+        errs.append(f"{key}: concepts not in the knowledge tree: {unknown}")
+    if not set(m["annotated"]) <= set(m["concepts"]):
+        errs.append(f"{key}: annotated concepts without a mask channel")
+    aff = np.asarray(m["affine"], dtype=float)
+    if not (np.allclose(spacing_of(aff), m["spacing"], atol=1e-4)
+            and np.allclose(aff[:3, :3], np.diag(m["spacing"]), atol=1e-4)):
+        errs.append(f"{key}: affine is not the axis-aligned RAS grid at spacing {m['spacing']}")
+    return errs
+
+
+def _preview_tile(s: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """Axial slice through the largest present structure: (image 2D, label 2D, title)."""
+    masks, vox = s["masks"], s["meta"]["voxels"]
+    k = int(np.argmax(vox)) if masks.shape[0] else -1
+    z = (int(np.flatnonzero(masks[k].any((0, 1))).mean()) if k >= 0 and vox[k]
+         else s["image"].shape[-1] // 2)
+    label = np.zeros(masks.shape[1:3], dtype=np.int32)
+    for i in np.argsort(vox)[::-1]:  # small structures painted last, on top
+        label[masks[i, :, :, z]] = i + 1
+    # RAS (X, Y) -> rows anterior-up, patient's right on the viewer's left (radiological)
+    return s["image"][0, :, :, z].T[::-1, ::-1], label.T[::-1, ::-1], f"{s['key']}\nz={z}"
+
+
+def save_preview(tiles: list[tuple[np.ndarray, np.ndarray, str]], path: Path, cols: int = 4) -> Path:
+    """Write a PNG grid of (image, label, title) tiles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(1, -(-len(tiles) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (img, lab, title) in zip(axes.ravel(), tiles):
+        ax.imshow(img, cmap="gray")
+        ax.imshow(np.ma.masked_equal(lab, 0), cmap="tab20", alpha=0.45, interpolation="nearest")
+        ax.set_title(title, fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = None,
+                  n_preview: int = 8, seed: int = 0) -> VerifyReport:
+    """Verify a shard folder against its ``manifest.json``.
+
+    Args:
+        tree: knowledge tree for concept checks (``None``: the default tree).
+        preview: PNG path for the preview grid (``None``: ``<folder>/preview.png``).
+        n_preview: number of random samples in the preview.
+    """
+    from sat.knowledge.tree import load_tree
+
+    folder, rep = Path(folder), VerifyReport()
+    tree = tree if tree is not None else load_tree()
+    try:
+        manifest = read_manifest(folder)
+    except FileNotFoundError as exc:
+        return VerifyReport(errors=[str(exc)])
+    listed, on_disk = manifest["shards"], {p.name for p in folder.glob("*.tar")}
+    rep.errors += [f"{n}: shard on disk but not in the manifest" for n in sorted(on_disk - set(listed))]
+    keys = sorted(manifest["cases"])
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(keys, size=min(n_preview, len(keys)), replace=False).tolist()) if keys else set()
+    seen: dict[str, str] = {}
+    tiles = []
+    channels = {n: len(d["channels"]) for n, d in manifest.get("datasets", {}).items()}
+    for name, info in sorted(listed.items()):
+        path = folder / name
+        if not path.is_file():
+            rep.errors.append(f"{name}: listed in the manifest but missing")
+            continue
+        rep.shards += 1
+        if sha256_file(path) != info["sha256"]:
+            rep.errors.append(f"{name}: sha256 differs from the manifest (corrupt or rewritten)")
+        n = 0
+        try:
+            for raw in iter_tar_samples(path):
+                n += 1
+                try:
+                    s = decode_sample(raw)
+                except Exception as exc:
+                    rep.errors.append(f"{name}/{raw['__key__']}: does not decode ({type(exc).__name__}: {exc})")
+                    continue
+                rep.errors += check_sample(s, tree, channels.get(s["meta"].get("dataset")))
+                if s["key"] in seen:
+                    rep.errors.append(f"{s['key']}: duplicated in {seen[s['key']]} and {name}")
+                seen[s["key"]] = name
+                if s["key"] in chosen:
+                    tiles.append(_preview_tile(s))
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            rep.errors.append(f"{name}: unreadable tar ({type(exc).__name__}: {exc})")
+        rep.samples += n
+        if n != info.get("samples", n):
+            rep.errors.append(f"{name}: {n} samples, manifest says {info['samples']}")
+    rep.errors += [f"{k}: in the manifest but in no shard" for k in keys if k not in seen]
+    rep.errors += [f"{k}: in shard {v} but not in the manifest" for k, v in seen.items() if k not in manifest["cases"]]
+    if tiles:
+        rep.preview = str(save_preview(tiles, Path(preview) if preview else folder / "preview.png"))
+    return rep
+
+
+def verify_main(folder: str, preview: str | None, n_preview: int, seed: int) -> int:
+    """CLI body: print a JSON summary (errors on stderr); 1 when any check fails."""
+    import sys
+
+    rep = verify_shards(folder, preview=preview, n_preview=n_preview, seed=seed)
+    for err in rep.errors[:200]:
+        print(f"error: {err}", file=sys.stderr)
+    print(json.dumps(rep.to_dict()))
+    return 0 if rep.ok else 1

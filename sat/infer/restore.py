@@ -1,0 +1,102 @@
+"""Bring per-prompt probabilities from the model grid back onto the input's own voxel grid.
+
+Each prompt is resampled (trilinear, through world coordinates) only inside the input-grid box
+that can hold its foreground, slab by slab, and the slabs feed the statistics as they go. The full
+input grid is touched only for structures that fill it or when probability maps are requested, so
+memory grows with the structures' extent, not with ``prompts x input voxels``: a 512 x 512 x 400
+CT with 20 prompts needs the input volume plus 20 lazily-allocated boolean masks, not a float
+buffer per prompt.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sat.data.geometry import crop_affine, resample_slabs
+from sat.infer.io import Volume
+from sat.infer.stats import StatsAccumulator
+
+
+@dataclass
+class Restored:
+    """One prompt on the input grid."""
+
+    mask: np.ndarray  # (X, Y, Z) bool
+    prob: np.ndarray | None  # (X, Y, Z) float16 when requested, else None
+    stats: dict
+
+
+def _box(lo: np.ndarray, hi: np.ndarray, src_affine: np.ndarray, volume: Volume
+         ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Input-grid index box (inclusive) covering the source-index box ``[lo, hi]``, or None if outside."""
+    corners = np.array([[*c, 1.0] for c in itertools.product(*zip(lo, hi))])  # (8, 4)
+    idx = corners @ (np.linalg.inv(volume.affine) @ src_affine).T  # (8, 4) input voxel indices
+    start = np.maximum(np.floor(idx[:, :3].min(0)).astype(int), 0)
+    stop = np.minimum(np.ceil(idx[:, :3].max(0)).astype(int), np.asarray(volume.shape) - 1)
+    return None if np.any(stop < start) else (start, stop)
+
+
+def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *,
+                   laterality: str = "none", keep_probabilities: bool = False,
+                   threshold: float = 0.5, slab: int = 8) -> Restored:
+    """Resample one probability map onto ``volume``'s grid, threshold it and measure it.
+
+    Args:
+        prob: (x, y, z) probabilities on the model grid whose affine is ``src_affine``.
+        volume: the input image; the mask gets exactly its shape and affine.
+        laterality: passed to the statistics.
+        keep_probabilities: also return the full float16 probability map on the input grid.
+        threshold: foreground threshold applied on the input grid.
+        slab: input X-planes resampled at once.
+
+    Returns:
+        A :class:`Restored` with the mask, the optional probabilities and the statistics.
+    """
+    shape = tuple(volume.shape)
+    mask = np.zeros(shape, dtype=bool)  # calloc: pages outside the structure are never touched
+    out_prob = np.zeros(shape, dtype=np.float16) if keep_probabilities else None
+    acc = StatsAccumulator(volume.affine, laterality)
+    fg = prob > threshold  # (x, y, z) on the model grid
+    if keep_probabilities:
+        src, src_aff = prob, src_affine
+        box = (np.zeros(3, int), np.asarray(shape) - 1)
+    elif not bool(fg.any()):
+        return Restored(mask, None, acc.result())
+    else:
+        # A trilinear sample can exceed the threshold only strictly within one source voxel of a
+        # foreground voxel; keep one more voxel of source so those samples see true neighbours.
+        nz = [torch.nonzero(fg.any(dim=tuple(d for d in range(3) if d != a))).flatten() for a in range(3)]
+        lo = np.array([int(n[0]) for n in nz])
+        hi = np.array([int(n[-1]) for n in nz])
+        box = _box(lo - 1.0, hi + 1.0, src_affine, volume)
+        if box is None:
+            return Restored(mask, None, acc.result())
+        s0 = np.maximum(lo - 2, 0)
+        s1 = np.minimum(hi + 3, np.asarray(prob.shape))
+        src = prob[s0[0]:s1[0], s0[1]:s1[1], s0[2]:s1[2]]
+        src_aff = crop_affine(src_affine, tuple(int(v) for v in s0))
+    start, stop = box
+    dst_shape = tuple(int(v) for v in stop - start + 1)
+    dst_aff = crop_affine(volume.affine, tuple(int(v) for v in start))
+    i0, j0, k0 = (int(v) for v in start)
+    j1, k1 = j0 + dst_shape[1], k0 + dst_shape[2]
+    for x0, x1, part in resample_slabs(src.float()[None], src_aff, dst_aff, dst_shape, slab=slab):
+        p = part[0].numpy()  # (x, y, z) float32
+        m = p > threshold
+        sl = (slice(i0 + x0, i0 + x1), slice(j0, j1), slice(k0, k1))
+        if m.any():
+            mask[sl] = m
+        if out_prob is not None:
+            out_prob[sl] = p
+        acc.add((i0 + x0, j0, k0), m, volume.array[sl], p)
+    return Restored(mask, out_prob, acc.result())
+
+
+def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
+                    lateralities: list[str], *, keep_probabilities: bool = False) -> list[Restored]:
+    """:func:`restore_prompt` for each channel of ``probs`` (Q, x, y, z), one at a time."""
+    return [restore_prompt(probs[q], src_affine, volume, laterality=lat, keep_probabilities=keep_probabilities)
+            for q, lat in enumerate(lateralities)]

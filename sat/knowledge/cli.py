@@ -1,0 +1,199 @@
+"""``sat concepts``: validate, resolve, show, list, eval and bench.
+
+``sat concepts resolve TEXT... [--file FILE] --json`` writes one JSON object per input:
+``{"text", "concept", "name", "score", "modality", "suggestions", ...}``. Bad items (empty,
+longer than 512 characters, punctuation only, a ``--file`` line that is not UTF-8) are refused
+one by one with a ``reason``; they never stop the batch. Empty lines of ``--file`` are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from sat.errors import InputError
+from sat.knowledge.tree import KINDS, REGIONS, KnowledgeTree, load_tree
+
+
+def _tree(args) -> KnowledgeTree:
+    try:
+        return load_tree(args.tree)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _spec(args):
+    from sat.text.encoder import TextEncoderSpec
+
+    if args.finetuned and not Path(args.finetuned).is_file():
+        raise InputError(f"--finetuned file not found: {args.finetuned}")
+    return TextEncoderSpec(finetuned=args.finetuned) if args.finetuned else TextEncoderSpec()
+
+
+def read_prompt_file(path: str | Path) -> list[tuple[str, str | None]]:
+    """Lines of ``path`` as ``(text, error)``; undecodable lines get an error, empty ones are skipped."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read prompt file {path}: {exc.strerror or exc}") from None
+    out: list[tuple[str, str | None]] = []
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        raw = raw.rstrip(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            out.append((raw.decode("utf-8", errors="replace"), f"line {n} of {path} is not valid UTF-8"))
+            continue
+        if text:
+            out.append((text, None))
+    return out
+
+
+def _resolve(args) -> int:
+    from sat.knowledge.resolver import Resolution, Resolver
+
+    items: list[tuple[str, str | None]] = [(t, None) for t in args.text]
+    if args.file:
+        items += read_prompt_file(args.file)
+    if not items:
+        raise InputError("give prompts as arguments or with --file FILE")
+    resolver = Resolver.from_spec(_tree(args), _spec(args), threshold=args.threshold)
+    good = [t for t, err in items if err is None]
+    answers = iter(resolver.resolve_many(good))
+    for text, err in items:
+        r = next(answers) if err is None else Resolution(text=text, concept=None, name=None, score=0.0,
+                                                         reason=err)
+        if args.json:
+            print(json.dumps(r.to_dict(), ensure_ascii=False))
+        elif r.concept:
+            mod = f" [{r.modality}]" if r.modality else ""
+            print(f"{text!r} -> {r.concept} ({r.name}) score {r.score:.3f} via {r.method}{mod}")
+        else:
+            sug = ", ".join(s["concept"] for s in r.suggestions)
+            print(f"{text[:80]!r} -> refused: {r.reason}" + (f"; did you mean: {sug}" if sug else ""))
+    return 0
+
+
+def _show(args) -> int:
+    tree = _tree(args)
+    if args.id not in tree:
+        near = [c.id for c in tree.search(args.id, limit=5)]
+        hint = f"; did you mean: {', '.join(near)}" if near else ""
+        raise InputError(f"unknown concept id {args.id!r}{hint}")
+    c = tree.get(args.id)
+    info = {**asdict(c), "parents": tree.parents(c.id), "children": tree.children(c.id),
+            "ancestors": tree.ancestors(c.id)}
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+    else:
+        for k, v in info.items():
+            print(f"{k:<12} {', '.join(v) if isinstance(v, (list, tuple)) else v}")
+    return 0
+
+
+def _list(args) -> int:
+    tree = _tree(args)
+    for key, value, allowed in (("region", args.region, REGIONS), ("kind", args.kind, KINDS)):
+        if value and value not in allowed:
+            raise InputError(f"--{key} {value!r} is not one of {', '.join(allowed)}")
+    rows = [c for c in tree.concepts.values()
+            if (not args.region or c.region == args.region) and (not args.kind or c.kind == args.kind)]
+    for c in rows:
+        print(json.dumps({"id": c.id, "name": c.name, "region": c.region, "kind": c.kind})
+              if args.json else f"{c.id:<40} {c.name}")
+    return 0
+
+
+def _validate(args) -> int:
+    from sat.knowledge.validate import validate_tree
+
+    tree = _tree(args)
+    errors = validate_tree(tree)
+    for e in errors:
+        print(e)
+    print(f"{len(tree)} concepts, hash {tree.hash}: "
+          + (f"{len(errors)} problem(s)" if errors else "OK"), file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _default_finetuned(args) -> str | None:
+    from sat.text.pretrain import DEFAULT_EXPORT
+
+    if args.finetuned:
+        return args.finetuned
+    return DEFAULT_EXPORT if Path(DEFAULT_EXPORT).is_file() else None
+
+
+def _eval(args) -> int:
+    from sat.text.encoder import TextEncoderSpec
+    from sat.text.eval import run_eval
+    from sat.text.splits import SplitConfig
+
+    args.finetuned = None if args.raw_only else _default_finetuned(args)
+    specs = [("raw MiniLM", TextEncoderSpec())]
+    if args.finetuned:
+        specs.append(("knowledge-pretrained MiniLM", _spec(args)))
+    command = "sat concepts eval" + (f" --finetuned {args.finetuned}" if args.finetuned else "")
+    reports = run_eval(_tree(args), specs, args.out, SplitConfig(seed=args.seed), command)
+    for r in reports:
+        print(json.dumps({k: r[k] for k in ("label", "threshold", "metrics", "per_category")})
+              if args.json else f"{r['label']}: {r['metrics']} (threshold {r['threshold']})")
+    if args.out:
+        print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _bench(args) -> int:
+    from sat.text.bench import run_bench
+
+    args.finetuned = _default_finetuned(args)
+    for name, r in run_bench(_tree(args), _spec(args), args.n).items():
+        print(f"{name:<10} {r['prompts_per_s']:>9.1f} prompts/s  ({r['prompts']} prompts, "
+              f"{r['encoded_share']:.0%} encoded, {r['seconds']:.2f} s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="sat concepts", description=__doc__.splitlines()[0])
+    ap.add_argument("--tree", default=None, help="knowledge tree folder (default knowledge_tree/)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("validate", help="check the tree; exit 1 on problems")
+    p = sub.add_parser("resolve", help="map prompts to concepts")
+    p.add_argument("text", nargs="*", help="prompts")
+    p.add_argument("--file", help="one prompt per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    p.add_argument("--finetuned", help="knowledge-pretrained encoder (.safetensors)")
+    p.add_argument("--threshold", type=float, help="override the calibrated threshold")
+    p = sub.add_parser("show", help="one concept with its relations")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("list", help="concept ids and names")
+    p.add_argument("--region", help=", ".join(REGIONS))
+    p.add_argument("--kind", help=", ".join(KINDS))
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("eval", help="held-out retrieval / laterality / refusal report")
+    p.add_argument("--finetuned", help="pretrained encoder (default: outputs/text/knowledge_minilm.safetensors if present)")
+    p.add_argument("--raw-only", action="store_true", help="evaluate raw MiniLM only")
+    p.add_argument("--out", default="docs/results/concepts_eval.md", help="Markdown report ('' for none)")
+    p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("bench", help="resolver prompts/s on CPU")
+    p.add_argument("--n", type=int, default=1000, help="prompts per workload")
+    p.add_argument("--finetuned", help="pretrained encoder (default as for eval)")
+    return ap
+
+
+_HANDLERS = {"validate": _validate, "resolve": _resolve, "show": _show, "list": _list,
+             "eval": _eval, "bench": _bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _HANDLERS[args.cmd](args)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0

@@ -1,0 +1,133 @@
+"""Benchmark: the cost of text queries over a plain multi-class U-Net, on CPU.
+
+``python -m sat.train.overhead`` times full training steps (forward, loss, backward, AdamW) of
+
+* a model variant (default ``nano``: U-Net backbone + query decoder) asked ``K`` text queries with
+  the partial-label Dice + BCE loss, and
+* MONAI's ``BasicUNet`` with the same encoder/decoder widths and ``K + 1`` output channels
+  (background + one per class) trained with softmax Dice + cross-entropy,
+
+on the same patch and batch, alternating the two so machine load affects both alike, and prints
+the median step times and their ratio (the project target is <= 1.3).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+
+def _blobs(batch: int, k: int, patch: int, gen: torch.Generator) -> torch.Tensor:
+    """(B, P, P, P) integer label maps with ``k`` classes as random boxes (0 = background)."""
+    lab = torch.zeros(batch, patch, patch, patch, dtype=torch.long)
+    for b in range(batch):
+        for c in range(1, k + 1):
+            lo = torch.randint(0, patch // 2, (3,), generator=gen)
+            size = torch.randint(patch // 8, patch // 2, (3,), generator=gen)
+            hi = (lo + size).clamp(max=patch)
+            lab[b, lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = c
+    return lab
+
+
+def text_query_step(variant: str, batch: int, k: int, patch: int):
+    """A closure running one training step of ``variant`` with ``k`` queries per image."""
+    from sat.losses.partial_label import PartialLabelLoss
+    from sat.model.builder import build_model
+    from sat.model.config import load_model_config
+    from sat.train.optim import param_groups
+
+    cfg = load_model_config(variant)
+    net = build_model(cfg, [f"c{i}" for i in range(k)], torch.randn(k, cfg.text_dim)).train()
+    opt = torch.optim.AdamW(param_groups(net, lr=1e-3, weight_decay=1e-4))
+    loss_fn = PartialLabelLoss()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, cfg.in_channels, patch, patch, patch, generator=gen)
+    lab = _blobs(batch, k, patch, gen)
+    target = torch.stack([lab == c for c in range(1, k + 1)], dim=1)  # (B, K, P, P, P)
+    queries = torch.arange(k).expand(batch, k)
+    valid = torch.ones(batch, k, dtype=torch.bool)
+    modality = torch.ones(batch, dtype=torch.long)
+
+    def step() -> float:
+        loss = loss_fn(net(x, queries, modality, ~valid), target, valid)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    return step, sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def multiclass_step(variant: str, batch: int, k: int, patch: int):
+    """A closure running one training step of a MONAI BasicUNet with ``k + 1`` softmax outputs."""
+    from monai.losses import DiceCELoss
+    from monai.networks.nets import BasicUNet
+
+    from sat.model.config import load_model_config
+
+    cfg = load_model_config(variant)
+    b = cfg.backbone
+    if b.name != "unet" or len(b.channels) != 5:
+        raise ValueError(f"the baseline mirrors a 5-scale 'unet' backbone; {variant!r} has "
+                         f"{b.name} with {len(b.channels)} scales")
+    net = BasicUNet(spatial_dims=3, in_channels=cfg.in_channels, out_channels=k + 1,
+                    features=(*b.channels, b.out_channels)).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, cfg.in_channels, patch, patch, patch, generator=gen)
+    lab = _blobs(batch, k, patch, gen)[:, None]  # (B, 1, P, P, P)
+
+    def step() -> float:
+        loss = loss_fn(net(x), lab)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    return step, sum(p.numel() for p in net.parameters())
+
+
+def benchmark(variant: str = "nano", *, batch: int = 2, classes: int = 16, patch: int = 48,
+              steps: int = 8, warmup: int = 2) -> dict:
+    """Median step times (s) of both models and their ratio, measured alternately."""
+    ours, n_ours = text_query_step(variant, batch, classes, patch)
+    base, n_base = multiclass_step(variant, batch, classes, patch)
+    times: dict[str, list[float]] = {"text": [], "multiclass": []}
+    for i in range(warmup + steps):
+        for name, fn in (("text", ours), ("multiclass", base)) if i % 2 == 0 else (("multiclass", base), ("text", ours)):
+            t0 = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"variant": variant, "patch": patch, "batch": batch, "classes": classes, "steps": steps,
+            "params_text": n_ours, "params_multiclass": n_base, "text_s": med["text"],
+            "multiclass_s": med["multiclass"], "ratio": med["text"] / med["multiclass"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sat.train.overhead", description=__doc__.splitlines()[0])
+    p.add_argument("--variant", default="nano", help="model variant in configs/model (a 5-scale unet)")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--classes", type=int, default=16, help="queries per image = classes of the baseline")
+    p.add_argument("--patch", type=int, default=48)
+    p.add_argument("--steps", type=int, default=8, help="timed steps per model (after 2 warm-up steps)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = benchmark(args.variant, batch=args.batch, classes=args.classes, patch=args.patch, steps=args.steps)
+    print(f"patch {r['patch']}^3, batch {r['batch']}, {r['classes']} classes/queries, "
+          f"{torch.get_num_threads()} threads, median of {r['steps']} steps")
+    print(f"text queries ({r['variant']}, {r['params_text'] / 1e6:.1f}M params): {r['text_s']:.3f} s/step")
+    print(f"MONAI BasicUNet multi-class ({r['params_multiclass'] / 1e6:.1f}M params): {r['multiclass_s']:.3f} s/step")
+    print(f"ratio: {r['ratio']:.2f}x (target <= 1.3x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

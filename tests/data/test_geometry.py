@@ -1,0 +1,82 @@
+"""The geometry target: structure volumes and world centroids survive shard preprocessing.
+
+Synthetic cases are stored in LPS, oblique and permuted-axis grids with anisotropic voxels; the
+real CT sample is resampled to the standard 1.5 x 1.5 x 3 mm grid and kept at its own 3 mm.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sat.data.adapters import list_cases, read_case
+from sat.data.geometry import ras_grid, resample
+from sat.data.geometry_check import check_geometry, synthetic_case
+from sat.data.label_resample import resample_codes
+from sat.data.recipes import load_recipe
+from sat.data.shard_build import preprocess_labelled
+
+SPACING = (1.5, 1.5, 3.0)
+
+
+@pytest.mark.parametrize("kind", ["lps", "oblique", "permuted"])
+def test_synthetic_structures_keep_volume_and_centroid(kind):
+    rows = {r["structure"]: r for r in check_geometry(synthetic_case(kind), ["CT"], SPACING)}
+    assert set(rows) == {"organ_a", "organ_b", "organ_c", "tube"}  # the ~5 ml tumour is below 10 ml
+    for r in rows.values():
+        assert r["centroid_shift_mm"] <= min(SPACING), r
+        # >= 20 ml: within the 2 % target. The 10.6 ml ellipsoid stored at 2.5 mm slices and
+        # resampled to 3 mm slices shows up to ~3.6 % slice aliasing (see the report), so 4 % there.
+        assert r["volume_error_pct"] <= (2.0 if r["ml_before"] >= 20 else 4.0), r
+
+
+@pytest.fixture(scope="module")
+def sample_case(sample_dir):
+    recipe = load_recipe("totalseg_sample")
+    return read_case(list_cases(recipe, sample_dir)[0], recipe)
+
+
+def test_real_sample_geometry_at_standard_spacing(sample_case):
+    rows = check_geometry(sample_case, ["CT"], SPACING)
+    assert len(rows) >= 20  # structures of at least 10 ml in the sample
+    bad = [r for r in rows if not r["ok"]]
+    assert not bad, bad
+    assert max(r["volume_error_pct"] for r in rows) < 2.0
+
+
+def test_real_sample_at_its_own_spacing_is_exact(sample_case):
+    rows = check_geometry(sample_case, ["CT"], (3.0, 3.0, 3.0), min_ml=0.5)
+    assert all(r["volume_error_pct"] == 0 and r["centroid_shift_mm"] < 1e-6 for r in rows)
+
+
+def test_label_resampling_breaks_ties_consistently():
+    """3 mm -> 1.5 mm puts half the target points exactly on source voxel faces: every source
+    voxel must still get exactly 2 x 2 x 2 target voxels (grid_sample's half-to-even rounding gives
+    some 1 and others 3 per axis)."""
+    rng = np.random.default_rng(1)
+    codes = np.zeros((14, 12, 10), np.uint8)
+    codes[2:-2, 2:-2, 2:-2] = rng.integers(0, 4, (10, 8, 6))
+    src = np.diag([3.0, 3.0, 3.0, 1.0])
+    dst, shape = ras_grid(src, codes.shape, (1.5, 1.5, 1.5))
+    out = resample_codes(codes, src, dst, shape)
+    for c in (1, 2, 3):
+        assert (out == c).sum() == 8 * (codes == c).sum()
+    nearest = resample(torch.from_numpy(codes[None].astype(np.float32)), src, dst, shape, mode="nearest")[0]
+    counts = [int((nearest == c).sum()) for c in (1, 2, 3)]
+    assert counts != [8 * int((codes == c).sum()) for c in (1, 2, 3)]  # the bias this module avoids
+
+
+def test_shard_preprocessing_is_independent_of_storage_orientation():
+    """The same anatomy stored RAS and LPS (flipped arrays, flipped affine) preprocesses to the
+    same image and exactly the same masks (grid_sample's nearest rounding would differ at ties)."""
+    case = synthetic_case("lps")
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    flip[:2, 3] = np.array(case.codes.shape[:2]) - 1
+    ras = replace(case, image=np.ascontiguousarray(case.image[:, ::-1, ::-1]),
+                  codes=np.ascontiguousarray(case.codes[::-1, ::-1]), affine=case.affine @ flip)
+    a, b = preprocess_labelled(case, ["CT"], SPACING), preprocess_labelled(ras, ["CT"], SPACING)
+    assert np.allclose(a["affine"], b["affine"]) and a["image"].shape == b["image"].shape
+    assert np.allclose(a["image"], b["image"], atol=1e-4)
+    assert np.array_equal(a["masks"], b["masks"])

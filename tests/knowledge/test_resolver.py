@@ -1,0 +1,86 @@
+"""Resolver logic: lexical paths, laterality enforcement, refusal, thresholds from the sidecar."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sat import knowledge
+from sat.knowledge.resolver import MAX_SUGGESTIONS, Resolver
+
+LEFT_KIDNEY_VARIANTS = [
+    "left kidney", "Left Kidney", "LEFT KIDNEY!!!", "kidney_left", "kidney, left", "kidney (L)",
+    "L kidney", "lt kidney", "Lt. kidney", "sinistral kidney", "left kidney on T2 MRI",
+    "segment the left kidney in abdominal CT", "left kidny", "the kidney on the left side",
+    "upper pole of the left kidney", "left renal parenchyma", "left kidney lower pole cyst",
+]
+
+
+def _one_hot_resolver(always: str, threshold: float = 0.5) -> Resolver:
+    """Terms embedded one-hot per concept; every unseen prompt 'looks like' concept ``always``."""
+    tree = knowledge.default_tree()
+    ids = list(tree.concepts)
+    emb = torch.eye(len(ids))
+
+    def encode(texts):
+        return emb[[ids.index(always)] * len(texts)]
+
+    return Resolver(tree, ids, emb, encode, threshold)
+
+
+@pytest.mark.parametrize("text", LEFT_KIDNEY_VARIANTS)
+def test_left_never_resolves_right_even_against_the_encoder(text):
+    res = _one_hot_resolver("kidney_right").resolve(text)
+    assert res.concept is not None
+    assert knowledge.get(res.concept).laterality != "right", res
+
+
+def test_laterality_moves_to_lateral_child_and_bilateral_parent():
+    r = _one_hot_resolver("kidneys")
+    assert r.resolve("the left one of the kidneys please").concept == "kidney_left"
+    r = _one_hot_resolver("lung_left")
+    assert r.resolve("lungs on both sides").concept == "lungs"
+
+
+@pytest.mark.parametrize("text", ["IVC", "postcava", "inferior vena cava",
+                                  "Inferior vena cava in abdominal CT", "segment the IVC on MRI"])
+def test_ivc_forms(text):
+    res = _one_hot_resolver("liver").resolve(text)
+    assert res.concept == "inferior_vena_cava" and res.method in ("exact", "lexical")
+
+
+def test_qualifiers_reported():
+    r = _one_hot_resolver("liver")
+    a, b = r.resolve_many(["liver in abdominal CT", "right kidney on T2 MRI"])
+    assert (a.concept, a.modality) == ("liver", "CT")
+    assert (b.concept, b.modality, b.laterality) == ("kidney_right", "MR", "right")
+
+
+def test_bad_items_refused_without_stopping_the_batch():
+    r = _one_hot_resolver("liver", threshold=2.0)  # nothing passes the embedding path
+    out = r.resolve_many(["", "   ", "x" * 10_000, "?!...;", "liver", None, "qwerty"])
+    assert [o.concept for o in out] == [None, None, None, None, "liver", None, None]
+    assert "empty" in out[0].reason and "longer" in out[2].reason and "no anatomy" in out[3].reason
+    assert len(out[6].suggestions) == MAX_SUGGESTIONS and out[6].suggestions[0]["concept"] == "liver"
+
+
+def test_lexical_paths_do_not_load_embeddings():
+    tree = knowledge.default_tree()
+
+    def fail():
+        raise AssertionError("term embeddings loaded for a lexical prompt")
+
+    r = Resolver(tree, None, None, encode=lambda t: fail(), load_terms=fail)
+    assert r.resolve("Frontal_lobe_L").concept == "frontal_lobe_left"
+    assert r.resolve("").concept is None
+
+
+def test_threshold_comes_from_the_sidecar(tmp_path):
+    from sat.text.encoder import TextEncoderSpec
+    from sat.text.sidecar import write_sidecar
+
+    weights = tmp_path / "enc.safetensors"
+    weights.write_bytes(b"")
+    write_sidecar(weights, {"threshold": 0.4321})
+    r = Resolver.from_spec(knowledge.default_tree(), TextEncoderSpec(finetuned=str(weights)))
+    assert r.threshold == pytest.approx(0.4321)
+    assert Resolver.from_spec(knowledge.default_tree(), None, threshold=0.7).threshold == 0.7
