@@ -33,14 +33,14 @@ def synonym_for(concept) -> str:
     return concept.synonyms[0] if concept.synonyms else concept.name
 
 
-def build_data(out: Path, cases: int, seed: int, workers: int) -> tuple[Path, Path]:
-    from sat.data.phantoms.generate import generate_phantoms
+def build_data(out: Path, cases: int, seed: int, workers: int, spacing_scale: float = 1.0) -> tuple[Path, Path]:
+    from sat.data.phantoms.generate import PhantomConfig, generate_phantoms
     from sat.data.recipes import load_recipe
     from sat.data.shard_build import BuildOptions, build_shards
 
     phantoms, shards = out / "data" / "phantoms", out / "data" / "shards"
     if not (phantoms / "splits.json").exists():
-        generate_phantoms(phantoms, cases, seed)
+        generate_phantoms(phantoms, cases, seed, PhantomConfig(spacing_scale=spacing_scale))
     for name in RECIPES:
         part = build_shards(load_recipe(name), phantoms / name, shards,
                             BuildOptions(split="train", workers=workers), progress=False)
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=60, help="phantom cases over the three sources")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--spacing-scale", type=float, default=1.0, help="coarser phantoms (tests use 3)")
     p.add_argument("--config", type=Path, default=repo_root() / "configs" / "experiment" / "phantom_demo.yaml")
     p.add_argument("overrides", nargs="*", help="extra LightningCLI overrides, e.g. --trainer.max_steps=50")
     args, extra = p.parse_known_args(argv)
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    phantoms, shards = build_data(out, args.cases, args.seed, args.workers)
+    phantoms, shards = build_data(out, args.cases, args.seed, args.workers, args.spacing_scale)
     t1 = time.perf_counter()
     ckpt = train(out, shards, args.config, [*args.overrides, *extra])
     t2 = time.perf_counter()

@@ -6,7 +6,6 @@ from sat.agent.measure import compare_masks, measure_mask, to_stats
 from sat.agent.models import (CompareInput, ConceptInfo, GroundReportInput, ListConceptsInput, MeasureInput,
                               ResolvePromptInput, SegmentInput, Suggestion)
 from sat.errors import InputError
-from sat.knowledge.prompt import parse_prompt
 
 MAX_CONCEPTS = 200
 MAX_IMAGES = 6
@@ -60,14 +59,8 @@ def segment(d, a: SegmentInput) -> tuple[dict, list[str]]:
     if len(a.prompts) > d.policy.max_prompts:
         raise InputError(f"{len(a.prompts)} prompts; at most {d.policy.max_prompts} per call")
     path = d.policy.resolve(a.image_path, what="image_path")
-    # the segmenter's feature cache ignores modality: a prompt-implied modality ("liver on MRI")
-    # must therefore get its own Volume object, just like an explicit one
-    implied = a.modality or next((m for m in (parse_prompt(p).modality for p in a.prompts) if m), None)
     with d.model() as seg:
-        volume = d.volume(path, implied)
-        result = seg.segment(volume, a.prompts, a.modality)
-        if result.structures:
-            d.keep_features_of(volume)
+        result = seg.segment(d.volume(path), a.prompts, a.modality)
     if not result.structures:
         raise InputError(f"no prompt could be segmented: {_refusal_text(result.refused)}")
     out = d.policy.call_dir("segment")
@@ -113,10 +106,7 @@ def ground_report(d, a: GroundReportInput) -> tuple[dict, list[str]]:
     path = d.policy.resolve(a.image_path, what="image_path")
     out = d.policy.call_dir("ground_report")
     with d.model() as seg:
-        volume = d.volume(path, None)
-        result = ground(a.report_text, volume, segmenter=seg, outdir=out)
-        if result.findings:
-            d.keep_features_of(volume)
+        result = ground(a.report_text, d.volume(path), segmenter=seg, outdir=out)
     images = [k.png_path for f in result.findings for k in f.key_slices if k.plane == "axial" and k.png_path]
     data = result.model_dump()
     data["image_path"] = str(path)

@@ -96,7 +96,6 @@ class Dispatcher:
         self.model_lock = threading.Lock()  # the segmenter and its feature cache are not thread-safe
         self._runner = TimedRunner()
         self._volumes: OrderedDict[tuple, Any] = OrderedDict()
-        self._features_of = None  # see keep_features_of()
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, policy: SafetyPolicy, device: str = "auto") -> Dispatcher:
@@ -123,13 +122,13 @@ class Dispatcher:
             self._segmenter = self._segmenter()
         return self._segmenter
 
-    def volume(self, path: Path, modality: str | None):
-        """Load an image once per (file version, modality); the same Volume object is returned again,
-        so the segmenter's feature cache (keyed by object identity) is reused across calls."""
+    def volume(self, path: Path):
+        """Load an image once per file version and return the same Volume object again, so the
+        segmenter reuses its image features (cached while that object is alive) across calls."""
         from sat.infer.io import load_volume
 
         st = path.stat()
-        key = (str(path), st.st_mtime_ns, st.st_size, modality)
+        key = (str(path), st.st_mtime_ns, st.st_size)
         if key not in self._volumes:
             vol = load_volume(path)
             if vol.array.size > self.policy.max_voxels:
@@ -139,12 +138,6 @@ class Dispatcher:
         while len(self._volumes) > 2:
             self._volumes.popitem(last=False)
         return self._volumes[key]
-
-    def keep_features_of(self, volume) -> None:
-        """Hold the volume whose features the segmenter now caches. Its cache is keyed by ``id()``,
-        so this object must stay alive: otherwise a later Volume could reuse the id and be served
-        the features of another image."""
-        self._features_of = volume
 
     def call(self, name: str, arguments: dict | str | None) -> ToolReply:
         """Validate, guard and run one tool call.

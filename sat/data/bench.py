@@ -126,13 +126,14 @@ def _throughput(args) -> int:
         n = args.samples
         t_shard = _time(shard_step, n)
         t_monai = _time(lambda: monai(next(items)), n)
-    result = {"cases": len(refs), "samples": n, "patch": list(patch), "spacing": list(spacing),
+    result = {"cases": len(refs), "concepts": len(recipe.concepts), "samples": n, "patch": list(patch), "spacing": list(spacing),
               "build_s": round(build_s, 2), "build_failures": len(part["failures"]),
               "shard_samples_per_s": round(n / t_shard, 2), "monai_samples_per_s": round(n / t_monai, 2),
               "ratio": round(t_monai / t_shard, 2)}
     print(f"shards      : {n} crops in {t_shard:7.2f} s = {n / t_shard:8.2f} samples/s")
     print(f"NIfTI+MONAI : {n} crops in {t_monai:7.2f} s = {n / t_monai:8.2f} samples/s")
-    print(f"ratio       : {t_monai / t_shard:.1f}x  (one-off shard build: {build_s:.1f} s)")
+    print(f"ratio       : {t_monai / t_shard:.1f}x  ({len(recipe.concepts)} concept channels per case; "
+          f"one-off shard build: {build_s:.1f} s)")
     print(json.dumps(result))
     return 0
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sat.data.adapters import Case, CaseRef, list_cases, read_case
-from sat.data.label_resample import resample_codes
+from sat.data.label_resample import match_volumes, resample_codes
 from sat.data.manifest import add_sample, new_part, sha256_file, write_manifest
 from sat.data.preprocess import PreprocessSpec, preprocess_case
 from sat.data.recipes import Recipe
@@ -63,15 +63,16 @@ def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, f
     """Preprocess a read case onto the RAS grid at ``spacing``, cropped to the foreground.
 
     The image goes through :func:`preprocess_case` (the same path as inference); the label code
-    map is resampled onto exactly the grid it returns with :func:`resample_codes` (one-hot
-    trilinear, most likely code) and only then expanded into per-concept masks, so masks are
-    never materialised at the native resolution.
+    map is resampled onto exactly the grid it returns (consistent point sampling, then volume
+    matching, see :mod:`sat.data.label_resample`) and only then expanded into per-concept masks,
+    so masks are never materialised at the native resolution.
 
     Returns:
         dict with ``image`` (C, X', Y', Z') float32, ``masks`` (K, X', Y', Z') bool, ``affine``.
     """
     pre = preprocess_case(case.image, case.affine, channels, PreprocessSpec(spacing=spacing), crop=True)
     codes = resample_codes(case.codes, case.affine, pre["affine"], pre["image"].shape[1:])
+    codes = match_volumes(codes, case.codes, case.affine, pre["affine"])
     return {"image": pre["image"], "masks": case.lut[:, codes], "affine": pre["affine"]}
 
 

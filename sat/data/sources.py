@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sat.data.path_patterns import compile_pattern, fill_pattern
 from sat.data.reading import natural_key, visible
 from sat.data.recipes import Recipe, parse_values
 
@@ -161,55 +162,9 @@ def _listing(root: Path, recipe: Recipe) -> list[CaseRef]:
     return [_row_ref(row, path.parent, recipe) for row in rows]
 
 
-def _tokens(pattern: str) -> list[tuple[str, str | None, str | None]]:
-    """Split a pattern into (literal, placeholder name, regex) triples; regexes may hold braces."""
-    out, i, literal = [], 0, ""
-    while i < len(pattern):
-        if pattern[i] != "{":
-            literal, i = literal + pattern[i], i + 1
-            continue
-        depth, j = 0, i
-        while j < len(pattern):
-            depth += {"{": 1, "}": -1}.get(pattern[j], 0)
-            if depth == 0:
-                break
-            j += 1
-        if depth:
-            raise ValueError(f"unbalanced braces in path pattern {pattern!r}")
-        name, _, spec = pattern[i + 1:j].partition(":")
-        if not re.fullmatch(r"\w+", name):
-            raise ValueError(f"bad placeholder {{{name}}} in path pattern {pattern!r}")
-        out.append((literal, name, spec or None))
-        literal, i = "", j + 1
-    return out + [(literal, None, None)]
-
-
-def _compile(pattern: str) -> tuple[str, re.Pattern, str]:
-    """``"a/{case:\\d+}_x.nii"`` -> (glob, regex with named groups, plain format string)."""
-    glob, rx, fmt, seen = [], [], [], set()
-    for literal, name, spec in _tokens(pattern):
-        glob.append(literal)
-        rx.append(re.escape(literal).replace(r"\*", "[^/]*").replace(r"\?", "[^/]"))
-        fmt.append(literal.replace("{", "{{").replace("}", "}}"))
-        if name:
-            glob.append("*")
-            rx.append(f"(?P={name})" if name in seen else f"(?P<{name}>{spec or '[^/]+?'})")
-            fmt.append("{" + name + "}")
-            seen.add(name)
-    return "".join(glob), re.compile("".join(rx)), "".join(fmt)
-
-
-def _fill(root: Path, pattern: str, fields: dict) -> Path:
-    path = _compile(pattern)[2].format(**fields)
-    if any(c in path for c in "*?["):
-        hits = sorted(root.glob(path))
-        return hits[0] if len(hits) == 1 else root / path  # 0 or >1 matches fail when read
-    return root / path
-
-
 def _patterns(root: Path, recipe: Recipe) -> list[CaseRef]:
     src = recipe.source
-    glob, rx, _ = _compile(src.images[0])
+    glob, rx, _ = compile_pattern(src.images[0])
     refs = []
     for path in sorted(root.glob(glob), key=lambda p: natural_key(str(p))):
         rel = path.relative_to(root)
@@ -219,8 +174,8 @@ def _patterns(root: Path, recipe: Recipe) -> list[CaseRef]:
         fields = match.groupdict()
         case = (src.case_id or ("{case}" if "case" in fields else "_".join("{%s}" % k for k in fields)))
         split = src.split_map.get(fields["split"], fields["split"]) if "split" in fields else "train"
-        label = _fill(root, src.label, fields) if src.label else None
-        refs.append(CaseRef(case.format(**fields), [path] + [_fill(root, p, fields) for p in src.images[1:]],
+        label = fill_pattern(root, src.label, fields) if src.label else None
+        refs.append(CaseRef(case.format(**fields), [path] + [fill_pattern(root, p, fields) for p in src.images[1:]],
                             label, _value_map({}, recipe), split=split, labelled=label is not None))
     return refs
 

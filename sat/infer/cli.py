@@ -1,58 +1,185 @@
-"""``sat segment``: free-text prompts -> masks in the input's own geometry."""
+"""``sat segment``: free-text prompts -> masks in the input's own geometry.
+
+    sat segment -i ct.nii.gz -o out -p liver "left kidney" kidneys
+    sat segment -i scans/ -o out --all --num-parts 4 --part 0       # batch: a folder or a CSV
+
+Exit codes: 0 success; 1 some batch case failed (the others are written); 2 bad input or a refused
+prompt (answered prompts are still written).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from sat.errors import InputError
 
+FORMATS = ("nifti", "multilabel", "dicom_seg")
+DEFAULT_CHECKPOINT = Path("outputs") / "demo" / "model.ckpt"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line through the dispatcher, not usage + message
+        raise InputError(message)
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sat segment", description=__doc__)
-    p.add_argument("-i", "--input", required=True, help="image file, DICOM folder or zip")
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("-p", "--prompt", action="append", default=[], help="structure in free text (repeatable)")
+    p = _Parser(prog="sat segment", description="Segment structures named in free text.")
+    p.add_argument("-i", "--input", required=True, help="image file, DICOM folder or zip; or a folder/CSV of cases")
+    p.add_argument("-o", "--output", required=True, help="output folder (one sub-folder per case in batch mode)")
+    p.add_argument("-p", "--prompt", action="extend", nargs="+", default=[], help="structures in free text")
     p.add_argument("--all", action="store_true", help="segment every trained concept")
-    p.add_argument("--modality", choices=["CT", "MR", "PET", "US"], help="override modality")
-    p.add_argument("--checkpoint", required=True, help="model checkpoint (model.ckpt)")
+    p.add_argument("--modality", help="CT, MR, PET or US (default: DICOM tag, prompt qualifier, intensities)")
+    p.add_argument("--checkpoint", help=f"model checkpoint (default: $SAT_CHECKPOINT, else {DEFAULT_CHECKPOINT})")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--formats", default="nifti", help="comma list of nifti,multilabel,dicom_seg")
-    p.add_argument("--probabilities", action="store_true", help="also write float16 probability maps")
+    p.add_argument("--formats", default="nifti", help=f"comma list of {','.join(FORMATS)}")
+    p.add_argument("--probabilities", action="store_true", help="also write probability maps")
+    p.add_argument("--channel", type=int, help="channel of a 4D (multi-channel) image")
+    p.add_argument("--tta", action="store_true", help="left-right mirrored test-time augmentation")
+    p.add_argument("--threads", default="auto", help="CPU threads: a number or auto")
     p.add_argument("--no-preview", action="store_true", help="skip preview.png")
+    p.add_argument("--num-parts", type=int, default=1, help="split a batch into this many parts")
+    p.add_argument("--part", type=int, default=0, help="which part (0-based) this run processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
+def _checkpoint(arg: str | None) -> Path:
+    path = Path(arg or os.environ.get("SAT_CHECKPOINT") or DEFAULT_CHECKPOINT).expanduser()
+    if not path.is_file():
+        hint = "" if arg else " (pass --checkpoint PATH or set SAT_CHECKPOINT)"
+        raise InputError(f"checkpoint not found: {path}{hint}")
+    return path
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise InputError(f"unknown --formats {text!r}; choose from {','.join(FORMATS)}")
+    return formats
+
+
+def _report_refused(refused: list[dict]) -> None:
+    for r in refused:
+        sugg = ", ".join(x["name"] for x in r["suggestions"]) or "none"
+        print(f"sat segment: refused {r['prompt']!r}: {r['reason']}; suggestions: {sugg}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0) and 2
-    if not args.prompt and not args.all:
-        raise InputError("no prompts given: pass -p PROMPT (repeatable) or --all")
-    if not Path(args.input).exists():
-        raise InputError(f"input not found: {args.input}")
-    from sat.infer.io import check_writable_dir, load_volume
+    args = parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the text encoder's load bar
+    prompts = [p.strip() for p in args.prompt if p.strip()]
+    if not prompts and not args.all:
+        raise InputError("no prompts given: pass -p PROMPT [PROMPT ...] or --all")
+    formats = _formats(args.formats)
+    threads = args.threads if args.threads == "auto" else _int(args.threads, "--threads")
+    if args.modality is not None:
+        from sat.infer.segmenter import normalize_modality
+
+        if normalize_modality(args.modality) is None:
+            raise InputError(f"unknown --modality {args.modality!r}; expected CT, MR, PET or US")
+    source = Path(args.input).expanduser()
+    if not source.exists():
+        raise InputError(f"input not found: {source}")
+    ckpt = _checkpoint(args.checkpoint)
+    from sat.infer.batch import discover_cases
+
+    cases = discover_cases(source)
+    from sat.infer.io import check_writable_dir
 
     out = check_writable_dir(args.output)
-    volume = load_volume(args.input)
+    options = dict(prompts=prompts, all_concepts=args.all, probabilities=args.probabilities, tta=args.tta)
+    save = dict(formats=formats, probabilities=args.probabilities, preview=not args.no_preview)
+    if cases is None:
+        if args.num_parts != 1:
+            raise InputError(f"--num-parts needs a batch input (a folder of images or a CSV), got {source}")
+        return _single(args, ckpt, threads, source, out, options, save)
+    from sat.infer.batch import select_part
+
+    mine = select_part(cases, args.num_parts, args.part)
+    return _batch(args, ckpt, threads, mine, len(cases), out, options, save)
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{flag} must be a positive integer or auto, got {text!r}")
+    return value
+
+
+def _load(ckpt: Path, args, threads):
     from sat.infer.segmenter import Segmenter
 
-    seg = Segmenter.from_checkpoint(args.checkpoint, device=args.device)
-    result = seg.segment(volume, args.prompt, modality=args.modality, all_concepts=args.all,
-                         probabilities=args.probabilities)
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    summary = result.save(out, formats=formats, probabilities=args.probabilities, preview=not args.no_preview)
+    return Segmenter.from_checkpoint(ckpt, device=args.device, threads=threads)
+
+
+def _single(args, ckpt, threads, source, out, options, save) -> int:
+    from sat.infer.io import load_volume
+
+    volume = load_volume(source, channel=args.channel)  # bad images fail before the model loads
+    if "dicom_seg" in save["formats"] and volume.header_meta.get("format") != "dicom":
+        raise InputError(f"{source}: --formats dicom_seg needs a DICOM series input (folder or zip)")
+    seg = _load(ckpt, args, threads)
+    try:
+        result = seg.segment(volume, options["prompts"], modality=args.modality, all_concepts=options["all_concepts"],
+                             probabilities=options["probabilities"], tta=options["tta"])
+        summary = result.save(out, **save)
+    except MemoryError:
+        raise InputError(f"{source}: not enough memory to segment this volume") from None
     for s in result.structures:
-        st = s.stats
-        print(f"{s.prompt!r:32} -> {s.name:28} {st.get('volume_ml', 0):9.1f} ml")
-    for r in result.refused:
-        sugg = ", ".join(x["name"] for x in r["suggestions"]) or "none"
-        print(f"refused {r['prompt']!r}: {r['reason']}; suggestions: {sugg}", file=sys.stderr)
-    print(json.dumps({"output": str(out), "structures": len(summary["structures"]),
-                      "refused": len(result.refused)}))
+        print(f"{s.prompt!r:32} -> {s.name:28} {s.stats.get('volume_ml', 0):9.1f} ml")
+    _report_refused(result.refused)
+    print(json.dumps({"output": str(out), "structures": len(summary["structures"]), "refused": len(result.refused)}))
     return 2 if result.refused else 0
+
+
+def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
+    from sat.infer.batch import run_batch
+
+    seg = _load(ckpt, args, threads)
+    prompts = options["prompts"] + ([seg.tree.get(c).name for c in sorted(seg.trained)] if options["all_concepts"] else [])
+    plans = seg.plan(prompts)
+    refused = [{"prompt": p.prompt, "reason": p.refused, "suggestions": p.suggestions} for p in plans if not p.concepts]
+    _report_refused(refused)
+    if len(refused) == len(plans):
+        raise InputError("no prompt can be answered by this model; nothing to segment")
+    st = ckpt.stat()
+    fingerprint = {"prompts": prompts, "checkpoint": [str(ckpt.resolve()), st.st_size, int(st.st_mtime)],
+                   "modality": args.modality, "channel": args.channel, "tta": options["tta"],
+                   "probabilities": options["probabilities"], "formats": list(save["formats"]),
+                   "preview": save["preview"]}
+
+    def segment_case(case, folder):
+        result = seg.segment(case.path if args.channel is None else _volume(case.path, args.channel), prompts,
+                             modality=case.modality or args.modality, probabilities=options["probabilities"],
+                             tta=options["tta"])
+        return result.save(folder, **save)
+
+    report = run_batch(cases, out, segment_case, fingerprint, progress=not args.quiet)
+    name = "batch_summary.json" if args.num_parts == 1 else f"batch_summary.part{args.part}of{args.num_parts}.json"
+    (out / name).write_text(json.dumps({**report, "part": args.part, "num_parts": args.num_parts,
+                                        "refused": refused}, indent=1))
+    part = f" (part {args.part} of {args.num_parts}: {len(cases)} of {total} cases)" if args.num_parts > 1 else ""
+    print(f"sat segment: {len(report['done'])} segmented, {len(report['skipped'])} already done, "
+          f"{len(report['failed'])} failed{part}")
+    for case_id, message in report["failed"].items():
+        print(f"  FAILED {case_id}: {message}")
+    return 1 if report["failed"] else (2 if refused else 0)
+
+
+def _volume(path, channel):
+    from sat.infer.io import load_volume
+
+    return load_volume(path, channel=channel)
+
+
+if __name__ == "__main__":
+    from sat.cli import main as dispatch
+
+    sys.exit(dispatch(["segment", *sys.argv[1:]]))

@@ -30,8 +30,9 @@ def _read_sources(meta: dict) -> list:
     return [pydicom.dcmread(name) for name in files]
 
 
-def _complete(sources: list) -> None:
-    """Give every source the attributes a SEG must copy (empty type-2 values, one frame of reference)."""
+def _complete(sources: list, slice_mm: float) -> None:
+    """Give every source the attributes a SEG must copy (empty type-2 values, one frame of reference,
+    the slice thickness, which defaults to the slice spacing)."""
     from highdicom import UID
 
     frame_uid = next((ds.FrameOfReferenceUID for ds in sources if "FrameOfReferenceUID" in ds), None) or UID()
@@ -41,6 +42,8 @@ def _complete(sources: list) -> None:
                 setattr(ds, keyword, "")
         if "FrameOfReferenceUID" not in ds:
             ds.FrameOfReferenceUID = frame_uid
+        if "SliceThickness" not in ds or ds.SliceThickness in (None, ""):
+            ds.SliceThickness = round(float(slice_mm), 6)
 
 
 def _description(number: int, structure, lesion: bool):
@@ -89,7 +92,7 @@ def write_dicom_seg(result, path) -> Path | None:
         raise InputError(f"{vol.source}: cannot re-read the source DICOM slices ({type(exc).__name__})") from None
     if len(sources) != vol.shape[2]:
         raise InputError(f"{vol.source}: {len(sources)} source slices but the volume has {vol.shape[2]}")
-    _complete(sources)
+    _complete(sources, float(vol.spacing[2]))
     tree = None
     try:
         from sat.knowledge.tree import load_tree

@@ -113,6 +113,28 @@ def flip_lr(x: torch.Tensor) -> torch.Tensor:
     return x.flip(1)
 
 
+@torch.no_grad()
+def decode_tta(net, caches: list[FeatureCache], concepts: list[str], mirror_of: dict[str, str | None], *,
+               device="cpu") -> torch.Tensor:
+    """Probabilities (Q, X, Y, Z) float16, averaged with a left-right mirrored pass when available.
+
+    Args:
+        caches: features of the image and, optionally, of the image flipped by :func:`flip_lr`.
+        concepts: concept ids asked of the original image.
+        mirror_of: see :func:`mirror_queries`; the flipped image is asked for the mirror of each
+            lateral concept ("left kidney" -> "right kidney"), whose answer, flipped back, is the
+            original side's. Concepts the flip cannot answer keep the single-pass result.
+    """
+    probs = decode_prompts(net, caches[0], concepts, device=device)
+    if len(caches) < 2:
+        return probs
+    rows, queries = mirror_queries(concepts, mirror_of)
+    if rows:
+        flipped = flip_lr(decode_prompts(net, caches[1], queries, device=device))
+        probs[rows] = ((probs[rows].float() + flipped.float()) / 2).half()
+    return probs
+
+
 def mirror_queries(concepts: list[str], mirror_of: dict[str, str | None]) -> tuple[list[int], list[str]]:
     """Which concepts a left-right flipped image can answer, and what to ask it instead.
 

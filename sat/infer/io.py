@@ -9,10 +9,12 @@ Every bad input raises :class:`sat.errors.InputError` with a one-line message.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
 import unicodedata
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import numpy as np
 
 from sat.errors import InputError
 
+log = logging.getLogger(__name__)
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -116,17 +119,39 @@ def _check(array: np.ndarray, affine: np.ndarray, channel: int | None,
     return _validate(array, affine, source)
 
 
+def _check_raw_pixdim(path: Path) -> None:
+    """Refuse zero/negative header spacing when no sform overrides it (nibabel would silently fix it)."""
+    try:
+        with nib.openers.ImageOpener(str(path)) as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = nib.Nifti1Header.from_fileobj(f, check=False)
+    except Exception:  # noqa: BLE001 - unreadable headers are reported by nib.load below
+        return
+    if int(raw["sizeof_hdr"]) != 348 or int(raw["sform_code"]) > 0:
+        return  # NIfTI-2 (own header) or an explicit sform: pixdim does not define the geometry
+    pixdim = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    dims = int(raw["dim"][0])
+    if 1 <= dims <= 7 and not np.all(np.isfinite(pixdim) & (pixdim > 0)):
+        raise InputError(f"{path}: zero or negative voxel spacing in the header (pixdim "
+                         f"{np.round(pixdim, 6).tolist()}); a 3D volume needs positive spacing")
+
+
 def _load_nifti(path: Path, channel: int | None) -> Volume:
     picked = None  # the channel already read, so that only one channel of a 4D file is loaded
+    _check_raw_pixdim(path)
     try:
-        img = nib.load(str(path))
-        shape = img.shape
-        if len(shape) == 4 and channel is not None and 0 <= channel < shape[3]:
-            array, picked = np.asarray(img.dataobj[..., channel], dtype=np.float32), channel
-        else:
-            array = img.get_fdata(dtype=np.float32)  # reads (and decompresses) inside the try
+        with warnings.catch_warnings(record=True) as caught:  # header oddities: logged, not printed
+            warnings.simplefilter("always")
+            img = nib.load(str(path))
+            shape = img.shape
+            if len(shape) == 4 and channel is not None and 0 <= channel < shape[3]:
+                array, picked = np.asarray(img.dataobj[..., channel], dtype=np.float32), channel
+            else:
+                array = img.get_fdata(dtype=np.float32)  # reads (and decompresses) inside the try
     except _READ_ERRORS as exc:
         raise InputError(f"{path}: not a readable NIfTI image ({_one_line(exc)})") from None
+    for w in caught:
+        log.info("%s: %s", path, w.message)
     array, affine = _check(array, img.affine, None if picked is not None else channel, str(path))
     hdr = img.header
     meta = {"format": "nifti", "original_dtype": str(img.get_data_dtype()),
@@ -148,11 +173,26 @@ def _from_sitk(image: Any, channel: int | None, source: str) -> tuple[np.ndarray
         raise InputError(f"{source}: 2D image of shape {arr.shape}; a 3D volume is required")
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(dim, dim)[:3, :3]
     spacing = np.asarray(image.GetSpacing(), dtype=np.float64)[:3]
+    if not np.all(spacing > 0):
+        raise InputError(f"{source}: zero or negative voxel spacing {np.round(spacing, 6).tolist()} mm; "
+                         "a 3D volume needs positive spacing")
     origin = np.asarray(image.GetOrigin(), dtype=np.float64)[:3]
     affine = np.eye(4)
     affine[:3, :3] = _LPS_TO_RAS @ direction @ np.diag(spacing)
     affine[:3, 3] = _LPS_TO_RAS @ origin
     return _check(arr, affine, channel, source)
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a file that :func:`load_volume` reads as one whole volume (not a .dcm slice)."""
+    suffix = _suffix(path)
+    return path.is_file() and (suffix in _NIFTI_SUFFIXES or suffix == ".zip"
+                               or (suffix in _SITK_SUFFIXES and suffix != ".dcm"))
+
+
+def find_dicom_series(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+    """``(folder, series id)`` of every DICOM series under ``folder`` (recursively)."""
+    return _find_dicom_series(Path(folder))
 
 
 def _find_dicom_series(folder: Path) -> list[tuple[Path, str]]:

@@ -2,7 +2,8 @@
 
 A resolved concept is segmented directly when the model was trained on it. A grouping concept
 ("kidneys", "lumbar spine") that the model was not trained on becomes the union of its trained
-descendants. Anything else is refused, with trained relatives as suggestions.
+descendants (lesions inside an organ are not parts of it). Anything else is refused, with trained
+relatives as suggestions.
 """
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ def plan_prompt(res: Resolution, tree: KnowledgeTree, trained: set[str]) -> Prom
     if res.concept in trained:
         plan.concepts = [res.concept]
         return plan
-    below = [d for d in tree.descendants(res.concept) if d in trained]
+    # an organ or group is the union of its trained parts, never of lesions inside it ("kidneys" is
+    # not "kidney cyst"); a lesion prompt ("kidney lesions") may be answered by its lesion subtypes
+    lesion = tree.get(res.concept).kind == "lesion"
+    below = [d for d in tree.descendants(res.concept) if d in trained and (lesion or tree.get(d).kind != "lesion")]
     # keep the top-most trained descendants; a trained child of a trained child adds nothing
     top = [d for d in below if not any(a in below for a in tree.ancestors(d))]
     if top:

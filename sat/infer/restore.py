@@ -19,6 +19,8 @@ from sat.data.geometry import crop_affine, resample_slabs
 from sat.infer.io import Volume
 from sat.infer.stats import StatsAccumulator
 
+_SLAB_VOXELS = 2_000_000  # input voxels resampled at once (about 8 MB of float32 per slab)
+
 
 @dataclass
 class Restored:
@@ -27,6 +29,52 @@ class Restored:
     mask: np.ndarray  # (X, Y, Z) bool
     prob: np.ndarray | None  # (X, Y, Z) float16 when requested, else None
     stats: dict
+
+
+def _permutation(m: np.ndarray) -> list[int] | None:
+    """Source axis of each target axis when ``m`` (target index -> source index) is axis-aligned."""
+    lin = np.abs(m[:3, :3])
+    nz = lin > 1e-9 * lin.max()
+    if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all():
+        return [int(np.flatnonzero(nz[:, d])[0]) for d in range(3)]
+    return None
+
+
+def _weights(coords: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Linear-interpolation taps into an axis of ``n`` voxels padded with one zero on each side."""
+    lo = np.floor(coords)
+    w = torch.from_numpy((coords - lo).astype(np.float32))
+    lo = lo.astype(np.int64) + 1  # index in the padded axis
+    return (torch.from_numpy(np.clip(lo, 0, n + 1)), torch.from_numpy(np.clip(lo + 1, 0, n + 1)), w)
+
+
+def _lerp(t: torch.Tensor, axis: int, taps) -> torch.Tensor:
+    lo, hi, w = taps
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    w = w.view(shape)
+    return t.index_select(axis, lo) * (1 - w) + t.index_select(axis, hi) * w
+
+
+def _slabs(src: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarray, dst_shape, slab: int):
+    """Yield ``(x0, x1, (x1 - x0, Y', Z') float32)`` trilinear samples of ``src`` (x, y, z) on a grid.
+
+    Axis-aligned grid pairs (any flips, permutations and spacings) take a separable path, three 1D
+    interpolations, several times faster than ``grid_sample`` with identical zero-padded trilinear
+    values; oblique pairs use :func:`sat.data.geometry.resample_slabs`.
+    """
+    m = np.linalg.inv(src_affine) @ dst_affine  # target voxel index -> source voxel index
+    axes = _permutation(m)
+    if axes is None:
+        for x0, x1, part in resample_slabs(src.float()[None], src_affine, dst_affine, dst_shape, slab=slab):
+            yield x0, x1, part[0]
+        return
+    padded = torch.nn.functional.pad(src.float().permute(*axes), (1, 1, 1, 1, 1, 1))  # zero border
+    taps = [_weights(m[a, d] * np.arange(dst_shape[d]) + m[a, 3], src.shape[a]) for d, a in enumerate(axes)]
+    for x0 in range(0, dst_shape[0], slab):
+        x1 = min(x0 + slab, dst_shape[0])
+        part = _lerp(padded, 0, tuple(t[x0:x1] for t in taps[0]))  # (s, y + 2, z + 2)
+        yield x0, x1, _lerp(_lerp(part, 1, taps[1]), 2, taps[2])
 
 
 def _box(lo: np.ndarray, hi: np.ndarray, src_affine: np.ndarray, volume: Volume
@@ -41,7 +89,7 @@ def _box(lo: np.ndarray, hi: np.ndarray, src_affine: np.ndarray, volume: Volume
 
 def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *,
                    laterality: str = "none", keep_probabilities: bool = False,
-                   threshold: float = 0.5, slab: int = 8) -> Restored:
+                   threshold: float = 0.5, slab: int | None = None) -> Restored:
     """Resample one probability map onto ``volume``'s grid, threshold it and measure it.
 
     Args:
@@ -50,7 +98,7 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
         laterality: passed to the statistics.
         keep_probabilities: also return the full float16 probability map on the input grid.
         threshold: foreground threshold applied on the input grid.
-        slab: input X-planes resampled at once.
+        slab: input X-planes resampled at once (default: about 2 million voxels per slab).
 
     Returns:
         A :class:`Restored` with the mask, the optional probabilities and the statistics.
@@ -68,7 +116,8 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
     else:
         # A trilinear sample can exceed the threshold only strictly within one source voxel of a
         # foreground voxel; keep one more voxel of source so those samples see true neighbours.
-        nz = [torch.nonzero(fg.any(dim=tuple(d for d in range(3) if d != a))).flatten() for a in range(3)]
+        fg = fg.numpy()
+        nz = [np.flatnonzero(fg.any(axis=tuple(d for d in range(3) if d != a))) for a in range(3)]
         lo = np.array([int(n[0]) for n in nz])
         hi = np.array([int(n[-1]) for n in nz])
         box = _box(lo - 1.0, hi + 1.0, src_affine, volume)
@@ -83,8 +132,9 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
     dst_aff = crop_affine(volume.affine, tuple(int(v) for v in start))
     i0, j0, k0 = (int(v) for v in start)
     j1, k1 = j0 + dst_shape[1], k0 + dst_shape[2]
-    for x0, x1, part in resample_slabs(src.float()[None], src_aff, dst_aff, dst_shape, slab=slab):
-        p = part[0].numpy()  # (x, y, z) float32
+    slab = slab or max(1, _SLAB_VOXELS // (dst_shape[1] * dst_shape[2]))
+    for x0, x1, part in _slabs(src, src_aff, dst_aff, dst_shape, slab):
+        p = part.numpy()  # (x, y, z) float32
         m = p > threshold
         sl = (slice(i0 + x0, i0 + x1), slice(j0, j1), slice(k0, k1))
         if m.any():

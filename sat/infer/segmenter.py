@@ -14,11 +14,12 @@ import torch
 
 from sat.data.preprocess import PreprocessSpec, preprocess_case
 from sat.errors import InputError
-from sat.infer.engine import FeatureCache, decode_prompts, encode_image, flip_lr, mirror_queries
+from sat.infer.engine import FeatureCache, decode_tta, encode_image, flip_lr
 from sat.infer.io import Volume, load_volume
 from sat.infer.prompts import PromptPlan, plan_prompt
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
+from sat.infer.threads import cpu_threads, resolve_threads
 
 __all__ = ["Segmenter", "SegmentationResult", "Structure", "infer_modality", "normalize_modality"]
 log = logging.getLogger(__name__)
@@ -58,10 +59,13 @@ class Segmenter:
         overlap: window overlap fraction.
         tta: average with a left-right mirrored pass (lateral queries swapped) by default.
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
+        threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
+            with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
     """
 
     def __init__(self, net, meta: dict, device: str | torch.device = "cpu", patch_size=None,
-                 overlap: float = 0.25, *, tta: bool = False, resolver=None) -> None:
+                 overlap: float = 0.25, *, tta: bool = False, resolver=None,
+                 threads: int | str | None = "auto") -> None:
         from sat.knowledge.tree import load_tree
 
         self.net, self.meta, self.device = net, meta, resolve_device(device)
@@ -71,6 +75,7 @@ class Segmenter:
         self.spec = PreprocessSpec.from_dict(meta["preprocess"])
         self.patch = tuple(patch_size or meta["extra"].get("patch_size", (48, 48, 48)))
         self.overlap, self.tta = overlap, tta
+        self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
         self.trained = (set(meta["trained_concepts"]) & set(net.concept_ids)) & set(self.tree.concepts)
         self._resolver = resolver
         self._cache: dict = {}
@@ -128,18 +133,11 @@ class Segmenter:
 
     def _decode(self, features: list[FeatureCache], concepts: list[str]) -> torch.Tensor:
         """(K, x, y, z) float16 probabilities; with TTA averaged with the mirrored pass."""
-        probs = decode_prompts(self.net, features[0], concepts, device=self.device)
-        if len(features) < 2:
-            return probs
         mirror_of = {}
-        for c in concepts:
+        for c in concepts:  # unpaired concepts ask themselves; a lateral one its trained mirror
             m = self.tree.mirror(c)
             mirror_of[c] = c if m is None else (m.id if m.id in self.trained else None)
-        rows, queries = mirror_queries(concepts, mirror_of)
-        if rows:
-            flipped = flip_lr(decode_prompts(self.net, features[1], queries, device=self.device))
-            probs[rows] = ((probs[rows].float() + flipped.float()) / 2).half()
-        return probs
+        return decode_tta(self.net, features, concepts, mirror_of, device=self.device)
 
     def _modality(self, volume: Volume, given: str | None, plans: list[PromptPlan]) -> str:
         """Argument, else DICOM metadata, else a prompt qualifier, else intensities (with a warning)."""
@@ -178,6 +176,13 @@ class Segmenter:
             InputError: bad image, no prompts, unknown modality.
         """
         volume = image if isinstance(image, Volume) else load_volume(image, affine)
+        threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
+        with cpu_threads(threads):
+            return self._segment(volume, prompts, modality, all_concepts, probabilities,
+                                 self.tta if tta is None else bool(tta))
+
+    def _segment(self, volume: Volume, prompts, modality, all_concepts: bool, probabilities: bool,
+                 tta: bool) -> SegmentationResult:
         prompts = [str(p) for p in (prompts or [])]
         if all_concepts:
             prompts += [self.tree.get(c).name for c in sorted(self.trained)]
@@ -189,7 +194,7 @@ class Segmenter:
         answered = [p for p in plans if p.concepts]
         structures: list[Structure] = []
         if answered:
-            features, pre = self._prepare(volume, modality, self.tta if tta is None else bool(tta))
+            features, pre = self._prepare(volume, modality, tta)
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
             probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
             row = {c: i for i, c in enumerate(needed)}

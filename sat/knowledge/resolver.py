@@ -1,8 +1,9 @@
 """Resolve free text to a knowledge-tree concept, or refuse it with suggestions.
 
 Order: (1) lexical match of the normalised prompt, then of its anatomy part, against every id,
-name and synonym, then the same words in any order with side abbreviations spelled out ("Lt
-kidney", "kidney_left"); (2) nearest term embedding, accepted at or above a calibrated threshold;
+name and synonym, then the same words in any order with side abbreviations, roman numerals and
+ordinals normalised ("Lt kidney", "Couinaud segment VII"), then the initials of multi-word terms
+when unambiguous ("LAA": left atrial appendage); (2) nearest term embedding, accepted at or above a calibrated threshold;
 (3) refusal with up to five suggestions. Laterality written in the text always wins over
 similarity: "left kidney" can never resolve to the right kidney.
 """
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from sat.knowledge.lexicon import LexicalIndex
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt import ParsedPrompt, parse_prompt
 from sat.knowledge.tree import KnowledgeTree
@@ -22,10 +24,6 @@ MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
 # Raw MiniLM threshold, calibrated by `sat concepts eval` on the calibration split (seed 0).
 DEFAULT_THRESHOLD = 0.62
-_SIDE = {"lt": "left", "l": "left", "sinister": "left", "sinistra": "left", "sinistral": "left",
-         "sinistrum": "left", "sin": "left", "rt": "right", "r": "right", "dexter": "right",
-         "dextra": "right", "dextral": "right", "dextrum": "right"}
-_BAG_STOP = {"the", "of", "a", "an"}
 
 
 @dataclass
@@ -44,11 +42,6 @@ class Resolution:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def bag_key(text: str) -> str:
-    """Order-free key of a term: side words spelled out, articles dropped, tokens sorted."""
-    return " ".join(sorted(_SIDE.get(t, t) for t in tokens(text) if t not in _BAG_STOP))
 
 
 class Resolver:
@@ -76,11 +69,7 @@ class Resolver:
         self._load_terms, self._terms = load_terms, None
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
-        bags: dict[str, set[str]] = {}
-        for c in tree.concepts.values():
-            for t in (c.id, *c.terms):
-                bags.setdefault(bag_key(t), set()).add(c.id)
-        self._bags = {k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1}
+        self.lexicon = LexicalIndex.for_tree(tree)
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
@@ -133,6 +122,10 @@ class Resolver:
                 self._cache.popitem(last=False)
         return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0)
 
+    def clear_cache(self) -> None:
+        """Forget cached prompt embeddings (term embeddings stay)."""
+        self._cache.clear()
+
     def concept_scores(self, emb: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
         """Best term similarity per concept: (P, dim) -> (P, C)."""
         rows, table = self.terms()
@@ -177,13 +170,9 @@ class Resolver:
         elif not tokens(p.anatomy):
             res.reason = "prompt names no anatomy (no letters or digits)"
         else:
-            for candidate in (raw, p.anatomy):
-                c = self.tree.lookup(candidate)
-                if c is not None:
-                    return self._accept(res, c.id, 1.0, "exact"), None
-            cid = self._bags.get(bag_key(p.anatomy))
+            cid, method = self.lexicon.match(raw, p.anatomy)
             if cid is not None:
-                return self._accept(res, cid, 1.0, "lexical"), None
+                return self._accept(res, cid, 1.0, method), None
             return res, p.anatomy
         return res, None
 

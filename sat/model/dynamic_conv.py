@@ -25,7 +25,8 @@ class DynamicConvHead(nn.Module):
         decoder_channels: widths of the decoder scales, coarsest first, ending with ``F``.
         d_model: width of the text / image projections and of the controller.
         conv_channels: width C of the dynamic conv stack. conv_layers: number of dynamic convs.
-        n_modalities: size of the learned modality embedding table (index 0 = unknown).
+        n_modalities: size of the learned modality embedding table (index 0 = unknown;
+            1 turns modality conditioning off).
         deep_supervision: also return logits from coarser decoder scales in training.
     """
 
@@ -40,8 +41,10 @@ class DynamicConvHead(nn.Module):
         self.shapes = [(c, c)] * (conv_layers - 1) + [(1, c)]  # (out, in) of each dynamic conv
         n_params = sum(o * i + o for o, i in self.shapes)
         self.text_proj = nn.Sequential(nn.Linear(text_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
-        self.modality = nn.Embedding(n_modalities, d_model)
-        nn.init.zeros_(self.modality.weight)
+        # modality conditioning off (n_modalities == 1): modality indices are ignored
+        self.modality = nn.Embedding(n_modalities, d_model) if n_modalities > 1 else None
+        if self.modality is not None:
+            nn.init.zeros_(self.modality.weight)
         self.image_proj = nn.Sequential(nn.LayerNorm(encoder_channels[-1]), nn.Linear(encoder_channels[-1], d_model))
         self.controller = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.GELU(), nn.Linear(d_model, n_params))
         self.pre = self._pre(pixel_channels, c)
@@ -58,7 +61,7 @@ class DynamicConvHead(nn.Module):
                           modality: torch.Tensor | None = None) -> torch.Tensor:
         """(B, Q, P) flattened dynamic-conv parameters for each prompt."""
         t = self.text_proj(text)  # (B, Q, d)
-        if modality is not None:
+        if modality is not None and self.modality is not None:
             t = t + self.modality(modality)[:, None, :]
         g = self.image_proj(feats.encoder[-1].mean(dim=(2, 3, 4)))  # (B, d)
         return self.controller(torch.cat([t, g[:, None, :].expand_as(t)], dim=-1))

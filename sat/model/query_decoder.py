@@ -45,7 +45,8 @@ class QueryDecoderHead(nn.Module):
         pixel_channels: width F of the backbone's full-resolution features.
         d_model: token and query width. layers / heads: transformer decoder depth and heads.
         token_scales: how many of the coarsest encoder scales become tokens.
-        n_modalities: size of the learned modality embedding table (index 0 = unknown).
+        n_modalities: size of the learned modality embedding table (index 0 = unknown;
+            1 turns modality conditioning off).
         self_attn: let queries attend to each other.
         deep_supervision: also return logits from coarser decoder scales.
         decoder_channels: widths of the backbone's decoder scales, coarsest first, ending with
@@ -61,13 +62,18 @@ class QueryDecoderHead(nn.Module):
         tok_in = sum(encoder_channels[-token_scales:])
         self.token_proj = nn.Conv3d(tok_in, d_model, kernel_size=1)
         self.text_proj = nn.Sequential(nn.Linear(text_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
-        self.modality = nn.Embedding(n_modalities, d_model)
-        nn.init.zeros_(self.modality.weight)
+        # modality conditioning off (n_modalities == 1): modality indices are ignored
+        self.modality = nn.Embedding(n_modalities, d_model) if n_modalities > 1 else None
+        if self.modality is not None:
+            nn.init.zeros_(self.modality.weight)
         self.layers = nn.ModuleList(DecoderLayer(d_model, heads, self_attn) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
         self.mask_embed = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, pixel_channels))
+        # start from a uniform background prior: large random initial logits slow training badly
+        nn.init.zeros_(self.mask_embed[-1].weight)
+        nn.init.zeros_(self.mask_embed[-1].bias)
         self.pixel_norm = nn.GroupNorm(1, pixel_channels)
-        self.bias = nn.Parameter(torch.tensor(-2.0))
+        self.bias = nn.Parameter(torch.tensor(-3.0))
         self.aux = (nn.ModuleList(nn.Linear(d_model, c) for c in decoder_channels[:-1])
                     if deep_supervision else None)
 
@@ -95,7 +101,7 @@ class QueryDecoderHead(nn.Module):
             (B, Q, d_i, h_i, w_i) logits.
         """
         q = self.text_proj(text)  # (B, Q, d)
-        if modality is not None:
+        if modality is not None and self.modality is not None:
             q = q + self.modality(modality)[:, None, :]
         tokens = self.tokens(feats)
         for layer in self.layers:

@@ -43,5 +43,5 @@ def run_bench(tree: KnowledgeTree, spec=None, n: int = 1000) -> dict[str, dict]:
     resolver = Resolver.from_spec(tree, spec)
     resolver.terms()  # concept embeddings: from the cache, outside the timing
     resolver.resolve_many(["warm-up phrase for the encoder"])
-    resolver._cache.clear()
+    resolver.clear_cache()
     return {name: throughput(resolver, prompts) for name, prompts in workloads(tree, n).items()}

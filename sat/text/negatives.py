@@ -71,3 +71,38 @@ CALIB_NEGATIVES = (
     "paracetamol", "discharge letter", "visiting hours", "DICOM export settings",
     "contrast agent allergy", "waiting room",
 )
+
+# Background texts for pretraining only (never evaluated): they sit in every batch as negatives of
+# all concepts, so fine-tuning keeps everyday text away from anatomy. Disjoint from both lists above.
+_TRAIN_WORDS = (
+    "carrot soup", "peanut butter", "noodles", "waffle", "cinnamon roll", "milkshake", "salad bowl",
+    "hot dog", "yogurt", "cereal box", "lasagna", "dumplings", "tea kettle", "wine glass", "bagel",
+    "van", "subway train", "rowing boat", "tractor", "rocket launch", "taxi", "highway exit",
+    "traffic light", "parking ticket", "bus stop", "compiler warning", "merge conflict", "api key",
+    "database index", "web browser", "spreadsheet", "laptop charger", "keyboard shortcut",
+    "source code", "cloud storage", "login page", "password reset", "software update", "text editor",
+    "bridge", "castle", "harbour", "museum", "office building", "swimming pool", "football stadium",
+    "school yard", "river bank", "mountain cabin", "tiger", "horse", "squirrel", "owl", "dolphin",
+    "butterfly", "maple leaf", "tulip", "mushroom", "pine forest", "volleyball", "ski slope",
+    "drum kit", "violin", "crossword puzzle", "card game", "dance class", "fishing rod", "tent",
+    "lamp", "sofa", "curtain", "bookshelf", "wallet", "necklace", "sunglasses", "raincoat", "socks",
+    "hammer", "screwdriver", "paint brush", "glue", "rope", "bucket", "ladder", "clock", "calendar",
+    "newspaper", "postcard", "birthday party", "wedding", "holiday plans", "tax return", "mortgage",
+    "salary", "budget", "election", "parliament", "history lesson", "mathematics exam", "poetry",
+    "novel", "philosophy", "astronomy", "weather forecast", "thunderstorm", "snowfall", "sunset",
+    "earthquake", "wind turbine", "battery", "magnet", "telescope", "microscope slide", "sandpaper",
+    "vitamin tablets", "cough syrup", "medical bill", "nurse station", "ambulance siren",
+    "hospital parking", "lab coat", "stethoscope", "clipboard", "report deadline", "fax number",
+)
+_TRAIN_PATTERNS = ("{w}", "a {w}", "the {w} is broken", "buy a new {w}", "how to clean the {w}",
+                   "{w} for sale", "my favourite {w}", "is the {w} ready?")
+
+
+def train_negatives() -> list[str]:
+    """Deterministic background texts for pretraining (words in patterns, codes and numbers)."""
+    out = [p.format(w=w) for i, w in enumerate(_TRAIN_WORDS)
+           for p in (_TRAIN_PATTERNS[i % len(_TRAIN_PATTERNS)], _TRAIN_PATTERNS[(i * 3 + 1) % len(_TRAIN_PATTERNS)])]
+    out += [f"{n * 37 % 1000}" for n in range(1, 20)] + [f"order #{n * 7919 % 100000}" for n in range(10)]
+    out += [f"20{n:02d}-0{n % 9 + 1}-1{n % 9}" for n in range(10)]
+    out += ["".join(chr(97 + (n * k) % 26) for k in range(3, 9)) for n in range(1, 21)]
+    return list(dict.fromkeys(out))

@@ -51,7 +51,7 @@ class KnowledgePretrainModule(pl.LightningModule):
         warmup_steps: linear warm-up steps, then cosine decay to 10% at ``trainer.max_steps``.
     """
 
-    def __init__(self, text: TextEncoderSpec | None = None, train_layers: int = 2, lr: float = 1e-4,
+    def __init__(self, text: TextEncoderSpec | None = None, train_layers: int = 2, lr: float = 2e-4,
                  weight_decay: float = 0.01, temperature: float = 0.05, warmup_steps: int = 10) -> None:
         super().__init__()
         self.text_spec = text or TextEncoderSpec()

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from sat.knowledge.tree import KnowledgeTree, load_tree
 from sat.text.corpus import concept_texts
+from sat.text.negatives import train_negatives
 from sat.text.splits import SplitConfig, split_tree
 
 
@@ -29,15 +30,20 @@ class KnowledgeBatches(IterableDataset):
         steps: batches per epoch.
         seed: base seed; each epoch draws different batches.
         hard_negatives: add mirrors and siblings of drawn concepts.
+        background: non-anatomical texts; ``background_per_batch`` of them join each batch with
+            unique negative labels (no positives), pushing everyday text away from anatomy.
+        background_per_batch: background texts per batch.
     """
 
     def __init__(self, texts: dict[str, list[str]], tree: KnowledgeTree, *, groups: int = 32,
-                 per_group: int = 4, steps: int = 1000, seed: int = 0,
-                 hard_negatives: bool = True) -> None:
+                 per_group: int = 4, steps: int = 1000, seed: int = 0, hard_negatives: bool = True,
+                 background: list[str] | None = None, background_per_batch: int = 0) -> None:
         if groups < 2 or per_group < 2:
             raise ValueError(f"groups and per_group must be >= 2, got {groups} and {per_group}")
         self.texts, self.groups, self.per_group = texts, groups, per_group
         self.steps, self.seed, self.hard = steps, seed, hard_negatives
+        self.background = list(background or [])
+        self.n_background = min(background_per_batch, len(self.background))
         self.ids = sorted(texts)
         self.label = {cid: i for i, cid in enumerate(self.ids)}
         self.related = {cid: ([tree.get(cid).mirror] if tree.get(cid).mirror in texts else [],
@@ -68,7 +74,8 @@ class KnowledgeBatches(IterableDataset):
                 pick = rng.sample(pool, min(self.per_group, len(pool)))
                 texts += pick
                 labels += [self.label[cid]] * len(pick)
-            yield texts, torch.tensor(labels)
+            bg = rng.sample(self.background, self.n_background)
+            yield texts + bg, torch.tensor(labels + [-1 - i for i in range(len(bg))])
 
 
 class KnowledgeDataModule(pl.LightningDataModule):
@@ -81,6 +88,8 @@ class KnowledgeDataModule(pl.LightningDataModule):
         steps_per_epoch: batches per epoch.
         templates_per_concept: prompt-style variants generated per concept.
         hard_negatives: put mirrors and siblings of each drawn concept in the same batch.
+        background_per_batch: non-anatomical background texts per batch
+            (:func:`sat.text.negatives.train_negatives`); 0 disables them.
         max_concepts: use only the first N concepts (quick tests); ``None`` for all.
         tree_dir: knowledge tree folder; default ``knowledge_tree/`` or ``$SAT_KNOWLEDGE_TREE``.
         seed: batch sampling seed.
@@ -89,11 +98,13 @@ class KnowledgeDataModule(pl.LightningDataModule):
     def __init__(self, split: SplitConfig | None = None, groups_per_batch: int = 32,
                  texts_per_group: int = 4, steps_per_epoch: int = 1000,
                  templates_per_concept: int = 3, hard_negatives: bool = True,
-                 max_concepts: int | None = None, tree_dir: str | None = None, seed: int = 0) -> None:
+                 background_per_batch: int = 16, max_concepts: int | None = None,
+                 tree_dir: str | None = None, seed: int = 0) -> None:
         super().__init__()
         self.split_cfg = split or SplitConfig()
         self.groups, self.per_group, self.steps = groups_per_batch, texts_per_group, steps_per_epoch
         self.templates, self.hard, self.max_concepts = templates_per_concept, hard_negatives, max_concepts
+        self.n_background = background_per_batch
         self.tree_dir, self.seed = tree_dir, seed
         self.save_hyperparameters({"split": asdict(self.split_cfg)})
         self.tree: KnowledgeTree | None = None
@@ -106,7 +117,8 @@ class KnowledgeDataModule(pl.LightningDataModule):
             texts = dict(list(texts.items())[: self.max_concepts])
         self.texts = texts
         self.dataset = KnowledgeBatches(texts, self.tree, groups=self.groups, per_group=self.per_group,
-                                        steps=self.steps, seed=self.seed, hard_negatives=self.hard)
+                                        steps=self.steps, seed=self.seed, hard_negatives=self.hard,
+                                        background=train_negatives(), background_per_batch=self.n_background)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.dataset, batch_size=None, num_workers=0)

@@ -23,7 +23,8 @@ def agent_root(tmp_path_factory, phantom_ct) -> Path:
 
 @pytest.fixture(scope="session")
 def term_tables():
-    """Build the resolver's term-embedding table once per session, before any server process needs it."""
+    """Build the resolver's term-embedding table (needed by non-exact prompts) once per session, so a
+    server subprocess finds it cached instead of building it inside a timed tool call."""
     from sat.knowledge.tree import load_tree
     from sat.text.cache import term_table
     from sat.text.encoder import TextEncoderSpec
@@ -32,7 +33,7 @@ def term_tables():
 
 
 @pytest.fixture(scope="session")
-def segmenter(tiny_checkpoint, term_tables):
+def segmenter(tiny_checkpoint):
     from sat.infer.segmenter import Segmenter
 
     return Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")

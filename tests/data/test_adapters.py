@@ -244,3 +244,19 @@ def test_generic_patterns_with_split_backrefs_and_globs(tmp_path):
     assert train[0].label.name == "patient001_frame01_gt.nii" and train[1].label.name.endswith(".nii.gz")
     case = load_case(train[1], recipe)
     assert np.array_equal(case["masks"][1], _labels(0) == 3)
+
+
+def test_generic_jsonl_listing_with_channels_label_map_and_split(tmp_path):
+    for i in range(2):
+        for c in range(2):
+            _save(np.full(SHAPE, float(c + 1), np.float32), OBLIQUE, tmp_path / "img" / f"p{i}_ch{c}.nii.gz")
+        _save(_labels(i), OBLIQUE, tmp_path / "seg" / f"p{i}.nii.gz")
+    rows = [{"case_id": f"p{i}", "image": [f"img/p{i}_ch0.nii.gz", f"img/p{i}_ch1.nii.gz"], "label": f"seg/p{i}.nii.gz",
+             "labels": {"organ": 1, "lesion": 2, "other": 3}, "split": ["train", "val"][i]} for i in range(2)]
+    (tmp_path / "cases.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    recipe = _recipe(layout="generic", channels=["MR", "MR"], source={"list": "cases.jsonl"},
+                     concepts={"liver": ["organ", "lesion"], "liver_tumor": ["lesion"]})
+    assert [r.case_id for r in list_cases(recipe, tmp_path, "val")] == ["p1"]
+    case = load_case(list_cases(recipe, tmp_path, "train")[0], recipe)
+    assert case["image"].shape == (2, *SHAPE) and np.allclose(case["image"][1], 2.0)
+    assert np.array_equal(case["masks"][0], np.isin(_labels(0), [1, 2]))

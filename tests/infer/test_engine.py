@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sat.infer.engine import decode_prompts, encode_image, gaussian_map, window_starts
-from sat.vision.unet import BackboneOutput
+from sat.vision.features import BackboneOutput
 
 
 def test_window_starts_cover_everything():
@@ -58,3 +58,60 @@ def test_small_volume_is_padded_and_cropped_back():
 def test_gaussian_map_peak_and_floor():
     w = gaussian_map((8, 8, 8))
     assert float(w.max()) == 1.0 and float(w.min()) >= 1e-3
+
+
+class _SideNet(torch.nn.Module):
+    """A laterality-aware fake: 'kidney_left' is any bright blob in the left half (low X on the RAS
+    grid), 'kidney_right' any bright blob in the right half. Features are the image itself."""
+
+    concept_ids = ["kidney_left", "kidney_right"]
+
+    def __init__(self):
+        super().__init__()
+        self.concept_embeddings = torch.eye(2)  # row 0 = left, row 1 = right
+
+    def query_indices(self, concepts):
+        return torch.tensor([self.concept_ids.index(c) for c in concepts])
+
+    def encode_image(self, x):
+        return BackboneOutput(pixel=x, encoder=[x], decoder=[])
+
+    def head(self, feats, text, modality, pad):
+        x = feats.pixel  # (B, 1, D, H, W)
+        half = torch.arange(x.shape[2]) < x.shape[2] // 2  # (D,) left half
+        left = text[:, :, 0, None, None, None] > 0.5  # (B, Q, 1, 1, 1)
+        side = torch.where(left, half[:, None, None], ~half[:, None, None])  # (B, Q, D, 1, 1)
+        return torch.where((x > 0) & side, 10.0, -10.0)  # (B, Q, D, H, W)
+
+
+def test_tta_swaps_lateral_queries_on_the_flipped_image():
+    from sat.infer.engine import decode_tta, flip_lr
+
+    image = -torch.ones(1, 16, 16, 16)
+    image[:, 2:7, 4:12, 4:12] = 1.0  # a large blob on the left
+    image[:, 11:13, 6:8, 6:8] = 1.0  # a small blob on the right
+    net = _SideNet()
+    caches = [encode_image(net, v, "CT", (16, 16, 16)) for v in (image, flip_lr(image))]
+    concepts = ["kidney_left", "kidney_right"]
+    single = decode_tta(net, caches[:1], concepts, {}) > 0.5
+    mirrored = decode_tta(net, caches, concepts, {"kidney_left": "kidney_right", "kidney_right": "kidney_left"}) > 0.5
+    assert int(single[0].sum()) == 5 * 8 * 8 and int(single[1].sum()) == 2 * 2 * 2
+    assert torch.equal(mirrored, single)  # the mirrored pass agrees with the plain pass
+    # asking the flipped image the same side would average the two kidneys away
+    naive = decode_tta(net, caches, concepts, {"kidney_left": "kidney_left", "kidney_right": "kidney_right"}) > 0.5
+    assert not naive[0].any() and not naive[1].any()
+    # a lateral concept whose mirror is untrained keeps its single-pass answer
+    partial = decode_tta(net, caches, concepts, {"kidney_left": None, "kidney_right": "kidney_left"}) > 0.5
+    assert torch.equal(partial, single)
+
+
+def test_large_buffers_switch_to_float16(monkeypatch):
+    from sat.infer import engine
+
+    net = _Echo()
+    image = torch.randn(1, 20, 20, 20)
+    cache = encode_image(net, image, "CT", (16, 16, 16))
+    ref = decode_prompts(net, cache, ["a"]).float()
+    monkeypatch.setattr(engine, "FLOAT32_BUFFER_BYTES", 0)
+    half = decode_prompts(net, cache, ["a"]).float()
+    assert half.dtype == torch.float32 and torch.allclose(ref, half, atol=2e-3)

@@ -1,20 +1,17 @@
-"""Segmenter API and `sat segment` on real files: geometry round-trips, prompts, bad input."""
+"""Segmenter API on real files: geometry round-trips, prompts, cache, restoration oracles, modality."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import logging
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
+from sat.errors import InputError
+from sat.infer.io import Volume, load_volume
 from sat.infer.segmenter import Segmenter
-
-
-@pytest.fixture(scope="module")
-def seg(tiny_checkpoint):
-    return Segmenter.from_checkpoint(tiny_checkpoint, device="cpu")
+from sat.infer.stats import structure_statistics
 
 
 def _affines():
@@ -30,12 +27,12 @@ def _affines():
 
 
 @pytest.mark.parametrize("name", ["RAS", "LPS", "oblique"])
-def test_output_geometry_equals_input(seg, tmp_path, name):
+def test_output_geometry_equals_input(segmenter, tmp_path, name):
     rng = np.random.default_rng(0)
     data = rng.normal(40, 30, size=(37, 30, 23)).astype(np.int16)
     path = tmp_path / f"{name}.nii.gz"
     nib.save(nib.Nifti1Image(data, _affines()[name]), path)
-    result = seg.segment(str(path), ["liver", "left kidney"], modality="CT")
+    result = segmenter.segment(str(path), ["liver", "left kidney"], modality="CT")
     assert [s.concept for s in result.structures] == ["liver", "kidney_left"]
     summary = result.save(tmp_path / "out")
     for entry in summary["structures"].values():
@@ -45,57 +42,103 @@ def test_output_geometry_equals_input(seg, tmp_path, name):
         assert img.get_data_dtype() == np.uint8
 
 
-def test_prompts_synonyms_groups_and_refusal(seg, tiny_phantoms):
-    image = tiny_phantoms / "phantom_totalseg" / "phantom_0002" / "ct.nii.gz"
-    res = seg.segment(str(image), ["hepar", "kidneys", "banana", "lumbar spine"])
+def test_prompts_synonyms_groups_and_refusal(segmenter, phantom_ct):
+    res = segmenter.segment(str(phantom_ct), ["hepar", "kidneys", "banana", "lumbar spine", "Lt kidney"])
     by = {s.prompt: s for s in res.structures}
-    assert by["hepar"].concept == "liver"
+    assert by["hepar"].concept == "liver" and by["Lt kidney"].concept == "kidney_left"
+    assert by["Lt kidney"].laterality == "left"
     assert set(by["kidneys"].used_concepts) <= {"kidneys", "kidney_left", "kidney_right"}
     refused = {r["prompt"]: r for r in res.refused}
-    assert "banana" in refused and len(refused["banana"]["suggestions"]) <= 5
+    assert set(refused) == {"banana", "lumbar spine"}
+    assert "banana" not in by and 0 < len(refused["banana"]["suggestions"]) <= 5
     # the random-weight model is only 'trained' on phantom concepts: lumbar spine is known but refused
-    assert "lumbar spine" in refused and "not trained" in refused["lumbar spine"]["reason"]
+    assert "not trained" in refused["lumbar spine"]["reason"] and refused["lumbar spine"]["suggestions"]
 
 
-def test_feature_cache_reused_for_new_prompts(seg, tiny_phantoms, monkeypatch):
+def test_grouping_prompt_is_union_of_trained_parts(segmenter, phantom_ct):
+    meta = {**segmenter.meta, "trained_concepts": [c for c in segmenter.trained if c != "kidneys"]}
+    seg = Segmenter(segmenter.net, meta, "cpu", resolver=segmenter.resolver)
+    res = seg.segment(str(phantom_ct), ["kidneys", "left kidney", "right kidney"], modality="CT")
+    group, left, right = res.structures
+    assert sorted(group.used_concepts) == ["kidney_left", "kidney_right"] and group.concept == "kidneys"
+    # the union is taken before resampling, so it can only be larger than the union of the parts
+    assert np.all(group.mask >= (left.mask | right.mask))
+    assert group.mask.sum() <= (left.mask | right.mask).sum() * 1.2 + 50
+
+
+def test_feature_cache_reused_for_new_prompts(segmenter, tiny_phantoms, monkeypatch):
     from sat.infer import segmenter as mod
-    from sat.infer.io import load_volume
 
     vol = load_volume(tiny_phantoms / "phantom_msd" / "imagesTr" / "phantom_0000.nii.gz")
-    seg.segment(vol, ["liver"], modality="CT")
-    calls = []
-    monkeypatch.setattr(mod, "encode_image", lambda *a, **k: calls.append(1))
-    seg.segment(vol, ["spleen", "stomach"], modality="CT")
-    assert calls == []
+    first = segmenter.segment(vol, ["liver"], modality="CT")
+    def encode(*args, **kwargs):
+        raise RuntimeError("encoded again")
+
+    monkeypatch.setattr(mod, "encode_image", encode)
+    again = segmenter.segment(vol, ["spleen", "liver"], modality="CT")  # only the head runs
+    np.testing.assert_array_equal(again.structures[1].mask, first.structures[0].mask)
+    with pytest.raises(RuntimeError, match="encoded again"):  # another modality is another input
+        segmenter.segment(vol, ["liver"], modality="MR")
 
 
-def _run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sat.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+def test_bbox_restoration_equals_full_resampling(segmenter, phantom_ct):
+    """Masks restored inside each structure's box equal the full-grid probabilities > 0.5, and the
+    streamed statistics equal statistics recomputed from the whole arrays."""
+    vol = load_volume(phantom_ct)
+    prompts = ["liver", "spleen", "body", "left lung"]
+    lean = segmenter.segment(vol, prompts, modality="CT")
+    full = segmenter.segment(vol, prompts, modality="CT", probabilities=True)
+    for a, b in zip(lean.structures, full.structures):
+        assert a.prob is None and b.prob.dtype == np.float16 and b.prob.shape == vol.shape
+        np.testing.assert_array_equal(a.mask, b.mask)
+        agree = np.mean(a.mask == (b.prob.astype(np.float32) > 0.5))
+        assert agree > 0.999  # float16 rounding may move voxels sitting at exactly 0.5
+        ref = structure_statistics(b.mask, vol, b.prob, b.laterality)
+        for key in ("voxel_count", "volume_ml", "bbox_voxel", "laterality"):
+            assert a.stats[key] == ref[key], key
+        if ref["voxel_count"]:
+            np.testing.assert_allclose(a.stats["centroid_world_mm"], ref["centroid_world_mm"], atol=1e-6)
+            np.testing.assert_allclose(a.stats["intensity_mean"], ref["intensity_mean"], rtol=1e-6)
+            np.testing.assert_allclose(a.stats["mean_confidence"], ref["mean_confidence"], atol=2e-3)
 
 
-def test_cli_bad_inputs_give_one_line_and_exit_2(tiny_checkpoint, tmp_path):
-    text = tmp_path / "notes.nii.gz"
-    text.write_text("not an image")
-    nan = tmp_path / "nan.nii.gz"
-    arr = np.zeros((8, 8, 8), np.float32)
-    arr[0, 0, 0] = np.nan
-    nib.save(nib.Nifti1Image(arr, np.eye(4)), nan)
-    flat = tmp_path / "flat.nii.gz"
-    nib.save(nib.Nifti1Image(np.zeros((8, 8), np.float32), np.eye(4)), flat)
-    cases = [str(tmp_path / "missing.nii.gz"), str(text), str(nan), str(flat)]
-    for inp in cases:
-        r = _run("segment", "-i", inp, "-o", str(tmp_path / "o"), "-p", "liver", "--checkpoint", str(tiny_checkpoint))
-        assert r.returncode == 2, (inp, r.stderr)
-        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+def test_array_input_all_concepts_and_tta(segmenter, phantom_ct):
+    vol = load_volume(phantom_ct)
+    with pytest.raises(InputError, match="affine"):
+        segmenter.segment(vol.array, ["liver"])
+    res = segmenter.segment(vol.array, None, "CT", affine=vol.affine, all_concepts=True)
+    assert {s.concept for s in res.structures} == segmenter.trained and not res.refused
+    tta = segmenter.segment(vol, ["left kidney", "liver"], "CT", tta=True)
+    assert len(segmenter._cache["features"]) == 2
+    assert all(s.mask.shape == vol.shape and s.mask.dtype == bool for s in tta.structures)
+    with pytest.raises(InputError, match="no prompts"):
+        segmenter.segment(vol, [])
 
 
-def test_cli_unknown_prompt_refused_without_output(tiny_checkpoint, tiny_phantoms, tmp_path):
-    image = tiny_phantoms / "phantom_totalseg" / "phantom_0002" / "ct.nii.gz"
-    r = _run("segment", "-i", str(image), "-o", str(tmp_path / "o"), "-p", "banana", "-p", "liver",
-             "--checkpoint", str(tiny_checkpoint))
-    assert r.returncode == 2
-    assert "banana" in r.stderr and "suggestions" in r.stderr
-    files = sorted(p.name for p in (tmp_path / "o").glob("*.nii.gz"))
-    assert files == ["liver.nii.gz"]
-    assert json.loads(r.stdout.strip().splitlines()[-1])["refused"] == 1
+def test_modality_order(segmenter, phantom_ct, caplog):
+    vol = load_volume(phantom_ct)
+    assert segmenter.segment(vol, ["liver"], "mri").modality == "MR"  # the argument wins
+    dicom_like = Volume(vol.array, vol.affine, "PT", "scan")
+    assert segmenter.segment(dicom_like, ["liver on MR"]).modality == "PET"  # then DICOM metadata
+    assert segmenter.segment(vol, ["liver on MR"]).modality == "MR"  # then a prompt qualifier
+    with caplog.at_level(logging.WARNING, logger="sat.infer.segmenter"):
+        assert segmenter.segment(vol, ["liver"]).modality == "CT"  # then intensities, with a warning
+    assert "inferred CT" in caplog.text
+    with pytest.raises(InputError, match="unknown modality"):
+        segmenter.segment(vol, ["liver"], "XR")
+
+
+def test_checkpoint_errors(tmp_path, tiny_checkpoint):
+    with pytest.raises(InputError, match="not found"):
+        Segmenter.from_checkpoint(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(InputError, match="corrupt"):
+        Segmenter.from_checkpoint(junk)
+    blob = torch.load(tiny_checkpoint, weights_only=True)
+    blob["state_dict"] = {k: v for i, (k, v) in enumerate(blob["state_dict"].items()) if i % 2}
+    torch.save(blob, tmp_path / "partial.ckpt")
+    with pytest.raises(InputError, match="does not load|corrupt"):
+        Segmenter.from_checkpoint(tmp_path / "partial.ckpt")
+    with pytest.raises(InputError, match="device"):
+        Segmenter.from_checkpoint(tiny_checkpoint, device="tpu")
