@@ -14,6 +14,7 @@ COMMANDS = {
     "fit": ("sat.train.cli", "train with LightningCLI (sat fit --config ...)"),
     "validate": ("sat.train.cli", "validate a model with LightningCLI"),
     "segment": ("sat.infer.cli", "segment structures named in free text"),
+    "segment-bench": ("sat.infer.bench", "measure inference speed and memory against the targets"),
     "concepts": ("sat.knowledge.cli", "list, show, resolve, validate and evaluate concepts"),
     "text-fit": ("sat.text.pretrain", "knowledge-pretrain the text encoder (sat text-fit --config ...)"),
     "evaluate": ("sat.eval.evaluate", "score predictions against ground truth by concept"),

@@ -72,6 +72,10 @@ def tiny_checkpoint(tmp_path_factory, concept_table) -> Path:
     cfg = tiny_model_config()
     ids, emb = concept_table
     net = build_model(cfg, ids, emb)
+    # the real head starts from a uniform background prior (zero mask embedding); a random one gives
+    # the geometry and API tests non-empty, prompt-dependent masks to check
+    torch.nn.init.normal_(net.head.mask_embed[-1].weight, std=0.5)
+    torch.nn.init.constant_(net.head.bias, 0.0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     return save_checkpoint(path, net, model_cfg=cfg, text_spec={"backend": "minilm"},
                            tree_hash=load_tree().hash, preprocess=PreprocessSpec(spacing=(8.0, 8.0, 8.0)).to_dict(),

@@ -29,11 +29,17 @@ SAMPLE = REPO.parent / "shared" / "samples" / "totalseg_ct" / "ct.nii.gz"
 DEMO_CHECKPOINT = Path("outputs") / "demo" / "model.ckpt"
 
 
-def build_random_checkpoint(path: Path, extra_concepts: int = 3, seed: int = 0) -> Path:
-    """A random-weight checkpoint with the ``make demo`` model, spacing and patch size.
+def build_random_checkpoint(path: Path, *, preset: str = "demo", extra_concepts: int = 3, seed: int = 0) -> Path:
+    """A random-weight checkpoint for timings, tests and the notebook (its masks are noise).
 
-    Trained concepts: the phantom concepts plus ``extra_concepts`` more organs (so that 20 distinct
-    concepts can be asked). Concept embeddings are random unit vectors: no text encoder is needed.
+    Args:
+        preset: ``"demo"``: the ``make demo`` model, spacing (4 mm) and patch (48); ``"tiny"``: the
+            test suite's tiny model at 8 mm with 32-voxel windows (builds and runs in about a second).
+        extra_concepts: organs 'trained' besides the phantom concepts (so that 20 distinct concepts
+            can be asked).
+
+    Concept embeddings are random unit vectors, so no text encoder is loaded; exact and lexical
+    prompts resolve as usual.
     """
     import torch
     import yaml
@@ -42,11 +48,19 @@ def build_random_checkpoint(path: Path, extra_concepts: int = 3, seed: int = 0) 
     from sat.data.preprocess import PreprocessSpec
     from sat.knowledge.tree import load_tree
     from sat.model.builder import build_model
+    from sat.model.config import BackboneConfig, HeadConfig, ModelConfig
     from sat.model.checkpoint import save_checkpoint
-    from sat.model.config import ModelConfig
 
-    exp = yaml.safe_load((REPO / "configs" / "experiment" / "phantom_demo.yaml").read_text())
-    cfg = ModelConfig.from_dict(exp["model"]["model"])
+    if preset == "demo":
+        exp = yaml.safe_load((REPO / "configs" / "experiment" / "phantom_demo.yaml").read_text())
+        cfg = ModelConfig.from_dict(exp["model"]["model"])
+        spacing, patch = tuple(exp["model"]["spacing"]), exp["data"]["sampling"]["patch_size"]
+    elif preset == "tiny":
+        cfg = ModelConfig(backbone=BackboneConfig(channels=(4, 8, 16, 32), out_channels=8),
+                          head=HeadConfig(d_model=32, layers=1, heads=2))
+        spacing, patch = (8.0, 8.0, 8.0), [32, 32, 32]
+    else:
+        raise ValueError(f"unknown preset {preset!r}; expected 'demo' or 'tiny'")
     tree = load_tree()
     ids = sorted(tree.concepts)
     torch.manual_seed(seed)
@@ -54,10 +68,13 @@ def build_random_checkpoint(path: Path, extra_concepts: int = 3, seed: int = 0) 
     trained = [c for c in CONCEPTS if c in tree.concepts]
     trained += [c for c in ids if tree.get(c).kind == "organ" and c not in trained][:extra_concepts]
     net = build_model(cfg, ids, emb)
+    # trained heads start from a zero mask embedding (empty masks); random ones give the benchmark
+    # real, prompt-dependent masks, which is the pessimistic case for memory and save time
+    torch.nn.init.normal_(net.head.mask_embed[-1].weight, std=0.5)
+    torch.nn.init.constant_(net.head.bias, 0.0)
     return save_checkpoint(path, net, model_cfg=cfg, text_spec={"backend": "minilm"}, tree_hash=tree.hash,
-                           preprocess=PreprocessSpec(spacing=tuple(exp["model"]["spacing"])).to_dict(),
-                           trained_concepts=trained,
-                           extra={"patch_size": exp["data"]["sampling"]["patch_size"]})
+                           preprocess=PreprocessSpec(spacing=spacing).to_dict(), trained_concepts=trained,
+                           extra={"patch_size": list(patch), "random_weights": True})
 
 
 def synthetic_ct(shape=(512, 512, 400), spacing=(0.8, 0.8, 1.5)):

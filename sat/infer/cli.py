@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -71,6 +72,7 @@ def _report_refused(refused: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the text encoder's load bar
+    _log_warnings_to_stderr()
     prompts = [p.strip() for p in args.prompt if p.strip()]
     if not prompts and not args.all:
         raise InputError("no prompts given: pass -p PROMPT [PROMPT ...] or --all")
@@ -101,6 +103,22 @@ def main(argv: list[str] | None = None) -> int:
 
     mine = select_part(cases, args.num_parts, args.part)
     return _batch(args, ckpt, threads, mine, len(cases), out, options, save)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` (not the one seen at creation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"sat segment: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def _log_warnings_to_stderr() -> None:
+    """Library warnings (e.g. an inferred modality) as ``sat segment: warning: ...`` lines."""
+    logger = logging.getLogger("sat")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
 
 
 def _int(text: str, flag: str) -> int:
@@ -143,7 +161,8 @@ def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
     from sat.infer.batch import run_batch
 
     seg = _load(ckpt, args, threads)
-    prompts = options["prompts"] + ([seg.tree.get(c).name for c in sorted(seg.trained)] if options["all_concepts"] else [])
+    every = [seg.tree.get(c).name for c in sorted(seg.trained)] if options["all_concepts"] else []
+    prompts = list(dict.fromkeys(options["prompts"] + every))
     plans = seg.plan(prompts)
     refused = [{"prompt": p.prompt, "reason": p.refused, "suggestions": p.suggestions} for p in plans if not p.concepts]
     _report_refused(refused)

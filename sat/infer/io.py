@@ -1,4 +1,4 @@
-"""Image I/O in the file's own voxel grid: load with strict validation, save masks, name outputs.
+"""Image I/O in the file's own voxel grid: load with strict validation (writers: :mod:`sat.infer.outputs`).
 
 Geometry convention (nibabel's): ``Volume.array`` is indexed ``(i, j, k)`` in the file's voxel
 order and ``Volume.affine`` maps ``(i, j, k, 1)`` to world RAS+ millimetres. Nothing is reoriented
@@ -8,12 +8,9 @@ Every bad input raises :class:`sat.errors.InputError` with a one-line message.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import tempfile
-import unicodedata
 import warnings
 import zipfile
 import zlib
@@ -25,6 +22,11 @@ import nibabel as nib
 import numpy as np
 
 from sat.errors import InputError
+from sat.infer.outputs import (check_writable_dir, one_line, safe_filename, save_mask, save_probabilities,
+                               unique_filenames)
+
+__all__ = ["Volume", "check_writable_dir", "find_dicom_series", "is_image_file", "load_volume", "safe_filename",
+           "save_mask", "save_probabilities", "unique_filenames"]
 
 log = logging.getLogger(__name__)
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -53,13 +55,6 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.array.shape)  # type: ignore[return-value]
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = " ".join(lines[-2:]) if lines else type(exc).__name__
-    text = text.split("ERROR:")[-1].strip()  # drop SimpleITK's "thrown in <file>:<line>" preamble
-    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _suffix(path: Path) -> str:
@@ -149,7 +144,7 @@ def _load_nifti(path: Path, channel: int | None) -> Volume:
             else:
                 array = img.get_fdata(dtype=np.float32)  # reads (and decompresses) inside the try
     except _READ_ERRORS as exc:
-        raise InputError(f"{path}: not a readable NIfTI image ({_one_line(exc)})") from None
+        raise InputError(f"{path}: not a readable NIfTI image ({one_line(exc)})") from None
     for w in caught:
         log.info("%s: %s", path, w.message)
     array, affine = _check(array, img.affine, None if picked is not None else channel, str(path))
@@ -226,7 +221,7 @@ def _load_dicom_dir(folder: Path, channel: int | None, source: str) -> Volume:
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"{source}: unreadable DICOM series ({_one_line(exc)})") from None
+        raise InputError(f"{source}: unreadable DICOM series ({one_line(exc)})") from None
     tags = {"0008|0060": "Modality", "0008|103e": "SeriesDescription", "0008|0070": "Manufacturer",
             "0018|0050": "SliceThickness"}
     files = list(reader.GetFileNames())  # slice order: index k of the volume is files[k]
@@ -253,7 +248,7 @@ def _load_zip(path: Path, channel: int | None) -> Volume:
                 zf.extractall(tmp)  # zipfile strips absolute paths and '..' components
                 return _load_dicom_dir(Path(tmp), channel, str(path))
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: not a readable zip archive ({_one_line(exc)})") from None
+        raise InputError(f"{path}: not a readable zip archive ({one_line(exc)})") from None
 
 
 def _load_sitk_file(path: Path, channel: int | None) -> Volume:
@@ -262,7 +257,7 @@ def _load_sitk_file(path: Path, channel: int | None) -> Volume:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InputError(f"{path}: not a readable image ({_one_line(exc)})") from None
+        raise InputError(f"{path}: not a readable image ({one_line(exc)})") from None
     if _suffix(path) == ".dcm" and (image.GetDimension() < 3 or image.GetSize()[2] == 1):
         raise InputError(f"{path}: a single 2D DICOM slice; pass the folder (or .zip) of the whole series")
     array, affine = _from_sitk(image, channel, str(path))
@@ -314,109 +309,3 @@ def load_volume(path_or_array: str | os.PathLike | np.ndarray | Volume,
         return _load_zip(path, channel)
     raise InputError(f"{path}: unsupported file type {suffix or '(none)'!r}; expected .nii, .nii.gz, "
                      ".nrrd, .nhdr, .mha, .mhd, .zip or a DICOM series folder")
-
-
-def _write_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike,
-                 slope: float = 1.0) -> Path:
-    affine = np.asarray(affine, dtype=np.float64)
-    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-        raise ValueError(f"affine must be a finite (4, 4) matrix, got shape {affine.shape}")
-    img = nib.Nifti1Image(data, affine)
-    img.set_sform(affine, code=1)  # sform carries the exact affine, also when it is sheared
-    img.set_qform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    if slope != 1.0:
-        img.header.set_slope_inter(slope, 0.0)  # readers return stored * slope
-    path = Path(path)
-    try:
-        nib.save(img, str(path))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write ({_one_line(exc)})") from None
-    return path
-
-
-def save_mask(mask: np.ndarray, affine: np.ndarray, path: str | os.PathLike,
-              dtype: Any = np.uint8) -> Path:
-    """Write a (X, Y, Z) mask or label map as NIfTI with exactly ``affine`` (qform and sform, code 1).
-
-    Raises:
-        ValueError: the mask is not 3D or the affine is not a finite 4x4 matrix.
-        InputError: the file cannot be written.
-    """
-    mask = np.asarray(mask)
-    if mask.ndim != 3:
-        raise ValueError(f"mask must be 3D (X, Y, Z), got shape {mask.shape}")
-    return _write_nifti(mask.astype(dtype), affine, path)
-
-
-def save_probabilities(prob: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a (X, Y, Z) probability map in [0, 1] as compact NIfTI with exactly ``affine``.
-
-    NIfTI-1 has no float16, so values are clipped to [0, 1] and stored as uint8 with scale factor
-    1/255 (``scl_slope``): nibabel's ``get_fdata`` and ITK return floats within 0.002 of the input.
-
-    Raises:
-        ValueError: ``prob`` is not 3D, or the affine is not a finite 4x4 matrix.
-        InputError: the file cannot be written.
-    """
-    prob = np.asarray(prob)
-    if prob.ndim != 3:
-        raise ValueError(f"probabilities must be 3D (X, Y, Z), got shape {prob.shape}")
-    quantised = np.empty(prob.shape, dtype=np.uint8)
-    for x0 in range(0, prob.shape[0], 16):  # slab by slab: no float32 copy of a large map
-        part = np.nan_to_num(prob[x0:x0 + 16].astype(np.float32))
-        quantised[x0:x0 + 16] = np.round(np.clip(part, 0.0, 1.0) * 255.0)
-    return _write_nifti(quantised, affine, path, slope=1.0 / 255.0)
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-
-
-def safe_filename(prompt: str, max_len: int = 80) -> str:
-    """A file-name stem for any prompt: lower-case ``[a-z0-9_-]``, at most ``max_len`` characters.
-
-    Accents are folded (``"Rénal"`` -> ``"renal"``), other runs become ``_``; a prompt with nothing
-    usable (``"???"``, non-Latin script) becomes ``prompt_<hash>``.
-    """
-    text = unicodedata.normalize("NFKD", str(prompt)).encode("ascii", "ignore").decode("ascii").lower()
-    stem = re.sub(r"[^a-z0-9_-]+", "_", text)
-    stem = re.sub(r"_+", "_", stem).strip("_-.")[:max_len].rstrip("_-")
-    return stem or f"prompt_{_short_hash(str(prompt))}"
-
-
-def unique_filenames(prompts: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Map each distinct prompt to a distinct stem; prompts whose stems collide all get a hash suffix."""
-    base = {p: safe_filename(p) for p in dict.fromkeys(prompts)}
-    owners: dict[str, list[str]] = {}
-    for p, stem in base.items():
-        owners.setdefault(stem, []).append(p)
-    out = {}
-    for p, stem in base.items():
-        out[p] = stem if len(owners[stem]) == 1 else f"{stem[:71]}_{_short_hash(p)}"
-    taken: set[str] = set()
-    for p, stem in out.items():  # a suffixed stem could still equal another prompt's plain stem
-        while stem in taken:
-            stem = f"{stem[:71]}_{_short_hash(stem + p)}"
-        taken.add(stem)
-        out[p] = stem
-    return out
-
-
-def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Create ``path`` if needed and prove it is writable; return it as a Path.
-
-    Raises:
-        InputError: it is a file, or cannot be created or written.
-    """
-    out = Path(path).expanduser()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: output path exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".sat_write_test_"):
-            pass
-    except OSError as exc:
-        reason = _one_line(exc)
-        raise InputError(f"{out}: output folder cannot be created or written ({reason})") from None
-    return out

@@ -4,7 +4,8 @@ On a machine whose cores are busy with other work, every multi-threaded PyTorch 
 its threads to be scheduled, and small ops become tens of times slower than on one thread (measured
 here: a 70k-element flip takes 0.3 ms on one thread and 20 ms on two with a load of 7 on 2 cores).
 ``"auto"`` therefore probes the machine: it times one parallel op on all threads and on one, and
-keeps one thread when the parallel run is more than twice slower in any of three rounds. ``SAT_NUM_THREADS`` overrides the choice.
+keeps one thread when the parallel run is more than twice slower in any of three rounds.
+``SAT_NUM_THREADS`` overrides the choice.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``sat concepts``: validate, resolve, show, list, eval and bench.
+"""``sat concepts``: validate, resolve, show, list, eval, calibrate and bench.
 
 ``sat concepts resolve TEXT... [--file FILE] --json`` writes one JSON object per input:
 ``{"text", "concept", "name", "score", "modality", "suggestions", ...}``. Bad items (empty,
@@ -146,6 +146,20 @@ def _eval(args) -> int:
     return 0
 
 
+def _calibrate(args) -> int:
+    from sat.text.calibrate import calibrate
+    from sat.text.sidecar import write_sidecar
+    from sat.text.splits import SplitConfig
+
+    tree, spec = _tree(args), _spec(args)
+    result = calibrate(tree, spec, SplitConfig(seed=args.seed))
+    print(json.dumps(result))
+    if args.finetuned:
+        path = write_sidecar(args.finetuned, {**result, "tree_hash": tree.hash})
+        print(f"threshold stored in {path}", file=sys.stderr)
+    return 0
+
+
 def _bench(args) -> int:
     from sat.text.bench import run_bench
 
@@ -157,7 +171,7 @@ def _bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sat concepts", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="sat concepts", description=__doc__.splitlines()[0].replace("``", ""))
     ap.add_argument("--tree", default=None, help="knowledge tree folder (default knowledge_tree/)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("validate", help="check the tree; exit 1 on problems")
@@ -180,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="docs/results/concepts_eval.md", help="Markdown report ('' for none)")
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("calibrate", help="recompute an encoder's threshold on the calib split")
+    p.add_argument("--finetuned", help="pretrained encoder whose sidecar JSON is updated")
+    p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
     p = sub.add_parser("bench", help="resolver prompts/s on CPU")
     p.add_argument("--n", type=int, default=1000, help="prompts per workload")
     p.add_argument("--finetuned", help="pretrained encoder (default as for eval)")
@@ -187,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _HANDLERS = {"validate": _validate, "resolve": _resolve, "show": _show, "list": _list,
-             "eval": _eval, "bench": _bench}
+             "eval": _eval, "calibrate": _calibrate, "bench": _bench}
 
 
 def main(argv: list[str] | None = None) -> int:

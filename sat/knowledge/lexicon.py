@@ -61,7 +61,8 @@ class LexicalIndex:
         for c in tree.concepts.values():
             for t in (c.id, *c.terms):
                 bags.setdefault(bag_key(t), set()).add(c.id)
-                initials.setdefault(acronym(t), set()).add(c.id)
+                if "_" not in t:  # initials of natural wording only, not of dataset spellings
+                    initials.setdefault(acronym(t), set()).add(c.id)
         self.bags = {k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1}
         self.acronyms = {k: next(iter(v)) for k, v in initials.items() if k and len(v) == 1}
 

@@ -26,7 +26,6 @@ class ModelEMA(nn.Module):
         self.decay = decay
         self.module = copy.deepcopy(net).requires_grad_(False).eval()
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self.register_buffer("step", torch.full((), -1, dtype=torch.long))  # trainer step of the last update
 
     def train(self, mode: bool = True) -> ModelEMA:
         """The average always stays in eval mode."""
@@ -35,12 +34,8 @@ class ModelEMA(nn.Module):
         return self
 
     @torch.no_grad()
-    def update(self, net: nn.Module, step: int | None = None) -> None:
-        """Move the average towards ``net``'s current weights (once per optimiser ``step``)."""
-        if step is not None:
-            if step <= int(self.step):
-                return
-            self.step.fill_(step)
+    def update(self, net: nn.Module) -> None:
+        """Move the average towards ``net``'s current weights (call once per optimiser step)."""
         n = int(self.updates)
         d = min(self.decay, (1 + n) / (10 + n))
         for e, p in zip(self.module.parameters(), net.parameters()):

@@ -102,9 +102,14 @@ class SATModule(L.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=True, batch_size=bs)
         return terms["loss"]
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        # here, not in on_train_batch_end: checkpoint callbacks run before that hook, and a
+        # checkpoint must hold the average of the very step it records
         if self.ema is not None:
-            self.ema.update(self.net, step=self.global_step)
+            self.ema.update(self.net)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
         now = time.perf_counter()
         self._step_time += now - self._t_start
         self._t_batch_end = now

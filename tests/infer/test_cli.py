@@ -88,7 +88,8 @@ def test_bad_inputs_one_line_exit_2(capsys, bad_inputs, tiny_checkpoint, tmp_pat
         "no prompt": (["-i", t / "whole.nii.gz"], "no prompts"),
         "empty prompt": (["-i", t / "whole.nii.gz", "-p", " "], "no prompts"),
         "unwritable output": (["-i", t / "whole.nii.gz", "-p", "liver", "-o", t / "a_file" / "sub"], "cannot be created"),
-        "missing checkpoint": (["-i", t / "whole.nii.gz", "-p", "liver", "--checkpoint", t / "none.ckpt"], "checkpoint not found"),
+        "missing checkpoint": (["-i", t / "whole.nii.gz", "-p", "liver", "--checkpoint", t / "none.ckpt"],
+                               "checkpoint not found"),
         "corrupt checkpoint": (["-i", t / "whole.nii.gz", "-p", "liver", "--checkpoint", t / "junk.ckpt"], "corrupt"),
         "bad format": (["-i", t / "whole.nii.gz", "-p", "liver", "--formats", "png"], "--formats"),
         "dicom_seg for NIfTI": (["-i", t / "whole.nii.gz", "-p", "liver", "--formats", "dicom_seg"], "DICOM"),
@@ -174,7 +175,8 @@ def test_batch_csv(capsys, tiny_checkpoint, tmp_path):
     assert rc == 0, err
     assert (tmp_path / "out" / "patient_a" / "liver.nii.gz").exists() and (tmp_path / "out" / "b" / "result.json").exists()
     (tmp_path / "bad.csv").write_text("file\nx.nii.gz\n")
-    rc, _, err = _run(capsys, "-i", tmp_path / "bad.csv", "-o", tmp_path / "o2", "-p", "liver", "--checkpoint", tiny_checkpoint)
+    rc, _, err = _run(capsys, "-i", tmp_path / "bad.csv", "-o", tmp_path / "o2", "-p", "liver",
+                      "--checkpoint", tiny_checkpoint)
     assert rc == 2 and "'image' column" in err
 
 

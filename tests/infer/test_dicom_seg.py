@@ -100,3 +100,15 @@ def _slices(volume):
         with zipfile.ZipFile(meta["dicom_archive"]) as zf:
             return [{"sop_uid": pydicom.dcmread(zf.open(n)).SOPInstanceUID} for n in meta["dicom_files"]]
     return [{"sop_uid": pydicom.dcmread(n).SOPInstanceUID} for n in meta["dicom_files"]]
+
+
+def test_folder_of_series_is_a_batch(tmp_path):
+    from sat.infer.batch import discover_cases
+
+    root = tmp_path / "study"
+    root.mkdir()
+    _write_series(root / "ct_a")
+    assert discover_cases(root) is None  # one series: a single input
+    _write_series(root / "ct_b")
+    cases = discover_cases(root)
+    assert [c.case_id for c in cases] == ["ct_a", "ct_b"] and load_volume(cases[1].path).shape == SIZE

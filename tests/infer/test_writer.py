@@ -20,7 +20,8 @@ def _result() -> SegmentationResult:
     affine[:3, 3] = [20.0, 15.0, -10.0]
     image = np.random.default_rng(0).normal(40, 10, SHAPE).astype(np.float32)
     vol = Volume(image, affine, "CT", "case.nii.gz")
-    boxes = {"liver": (slice(2, 10), slice(2, 10), slice(2, 8)), "../../etc/passwd": (slice(8, 14), slice(4, 12), slice(3, 9)),
+    boxes = {"liver": (slice(2, 10), slice(2, 10), slice(2, 8)),
+             "../../etc/passwd": (slice(8, 14), slice(4, 12), slice(3, 9)),
              "Rénal cortex / left?": (slice(3, 5), slice(3, 5), slice(3, 5)), "nothing": (slice(0, 0),) * 3}
     structures = []
     for prompt, box in boxes.items():
