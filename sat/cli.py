@@ -13,6 +13,8 @@ COMMANDS = {
     "shards": ("sat.data.shards_cli", "build / verify / inspect WebDataset shards"),
     "fit": ("sat.train.cli", "train with LightningCLI (sat fit --config ...)"),
     "validate": ("sat.train.cli", "validate a model with LightningCLI"),
+    "models": ("sat.model.table", "parameter and memory table of the model variants (configs/model)"),
+    "train-bench": ("sat.train.overhead", "time text-query training against a plain multi-class U-Net"),
     "segment": ("sat.infer.cli", "segment structures named in free text"),
     "segment-bench": ("sat.infer.bench", "measure inference speed and memory against the targets"),
     "concepts": ("sat.knowledge.cli", "list, show, resolve, validate and evaluate concepts"),

@@ -99,7 +99,7 @@ def _process(args: tuple[CaseRef, Recipe, tuple]) -> tuple[str, dict | None, str
     try:
         return ref.case_id, process_case(ref, recipe, spacing), None
     except Exception as exc:  # recorded as a failure with its reason; the build continues
-        return ref.case_id, None, f"{type(exc).__name__}: {exc}"
+        return ref.case_id, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
 
 
 def bounded_map(fn: Callable, items: Iterable, executor: Executor | None, window: int) -> Iterator:

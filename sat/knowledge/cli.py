@@ -130,13 +130,18 @@ def _default_finetuned(args) -> str | None:
 def _eval(args) -> int:
     from sat.text.encoder import TextEncoderSpec
     from sat.text.eval import run_eval
+    from sat.text.sidecar import read_sidecar
     from sat.text.splits import SplitConfig
 
-    args.finetuned = None if args.raw_only else _default_finetuned(args)
+    paths = [] if args.raw_only else (args.finetuned or [p for p in [_default_finetuned(args)] if p])
     specs = [("raw MiniLM", TextEncoderSpec())]
-    if args.finetuned:
-        specs.append(("knowledge-pretrained MiniLM", _spec(args)))
-    command = "sat concepts eval" + (f" --finetuned {args.finetuned}" if args.finetuned else "")
+    for path in paths:
+        if not Path(path).is_file():
+            raise InputError(f"--finetuned file not found: {path}")
+        steps = read_sidecar(path).get("steps")
+        label = f"knowledge-pretrained, {steps} steps" if steps else f"knowledge-pretrained ({Path(path).name})"
+        specs.append((label, TextEncoderSpec(finetuned=path)))
+    command = "sat concepts eval" + "".join(f" --finetuned {p}" for p in paths)
     reports = run_eval(_tree(args), specs, args.out, SplitConfig(seed=args.seed), command)
     for r in reports:
         print(json.dumps({k: r[k] for k in ("label", "threshold", "metrics", "per_category")})
@@ -189,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", help=", ".join(KINDS))
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("eval", help="held-out retrieval / laterality / refusal report")
-    p.add_argument("--finetuned", help="pretrained encoder (default: outputs/text/knowledge_minilm.safetensors if present)")
+    p.add_argument("--finetuned", action="append",
+                   help="pretrained encoder, repeatable (default: outputs/text/knowledge_minilm.safetensors if present)")
     p.add_argument("--raw-only", action="store_true", help="evaluate raw MiniLM only")
     p.add_argument("--out", default="docs/results/concepts_eval.md", help="Markdown report ('' for none)")
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")

@@ -57,7 +57,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
                          f"({type(exc).__name__})") from None
     if meta.get("format") != FORMAT:
         raise InputError(f"checkpoint {path} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    cfg = ModelConfig.from_dict(meta["model"])
+    try:
+        cfg = ModelConfig.from_dict(meta["model"])
+    except (ValueError, TypeError) as exc:  # e.g. written by a newer version with more fields
+        raise InputError(f"checkpoint {path} has a model config this version cannot build: {exc}") from None
     emb = state["concept_embeddings"]
     net = build_model(cfg, meta["concept_ids"], emb)
     net.load_state_dict(state, strict=True)

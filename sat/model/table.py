@@ -1,8 +1,9 @@
 """Parameter and memory table of the model variants in ``configs/model`` (for the README).
 
-``python -m sat.model.table`` measures every variant in a fresh subprocess (so one variant's
-allocations never hide another's peak) and prints a Markdown table: trainable parameters, fp32
-weight size, and the peak extra memory and time of one forward + backward pass at a small patch.
+``sat models`` (or ``python -m sat.model.table``) measures every variant in a fresh subprocess (so
+one variant's allocations never hide another's peak) and prints a Markdown table: trainable
+parameters, fp32 weight size, and the peak extra memory and time of one forward + backward pass at
+a small patch.
 On a GPU (``--device cuda --bf16 --patch 128``) the same command reports bf16 training-step time
 (forward, backward, AdamW step) and ``torch.cuda.max_memory_allocated``.
 
@@ -103,12 +104,13 @@ def markdown(rows: list[dict], *, device: str) -> str:
              f"| time ({what}) |", "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| `{r['variant']}` | {r['backbone']} | {r['head']} | {r['params'] / 1e6:.1f}M "
-                     f"| {r['params'] * 4 / 2**20:.0f} MB | {r['patch']}³ | {r['peak_mb']:.0f} MB | {r['step_s']:.2f} s |")
+                     f"| {r['params'] * 4 / 2**20:.0f} MB | {r['patch']}³ | {r['peak_mb']:.0f} MB "
+                     f"| {r['step_s']:.2f} s |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sat.model.table", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="sat models", description=__doc__.splitlines()[0])
     p.add_argument("variants", nargs="*", help="variant names (default: every YAML in configs/model)")
     p.add_argument("--patch", type=int, default=32, help="cube side in voxels (raised where a variant needs more)")
     p.add_argument("--queries", type=int, default=8)

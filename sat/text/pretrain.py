@@ -72,11 +72,8 @@ class KnowledgePretrainModule(pl.LightningModule):
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         size = -(-len(order) // buckets)
         chunks = [order[i:i + size] for i in range(0, len(order), size)]
-        parts = [self.encoder([texts[i] for i in chunk]) for chunk in chunks]
-        out = torch.cat(parts)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor([i for chunk in chunks for i in chunk])] = torch.arange(len(order))
-        return out[inverse.to(out.device)]
+        out = torch.cat([self.encoder([texts[i] for i in chunk]) for chunk in chunks])  # sorted order
+        return out[torch.argsort(torch.tensor(order)).to(out.device)]
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         texts, labels = batch

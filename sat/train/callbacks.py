@@ -48,9 +48,12 @@ class ValidationOverlays(L.Callback):
             raise ValueError(f"every_n_batches must be >= 1, got {every_n_batches}")
         self.every_n_batches, self.max_per_epoch = every_n_batches, max_per_epoch
         self._written = 0
+        self._dir: Path | None = None
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._written = 0
+        # on every rank: Trainer.log_dir is a collective (a broadcast from rank 0) under DDP
+        self._dir = Path(trainer.log_dir or trainer.default_root_dir) / "overlays"
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if (not trainer.is_global_zero or not isinstance(outputs, dict) or "prob" not in outputs
@@ -62,9 +65,8 @@ class ValidationOverlays(L.Callback):
         k = int(gt.reshape(gt.shape[0], -1).sum(1).argmax())
         pred = np.asarray(outputs["prob"][k] > 0.5)
         name = f"{outputs['dataset']}_{outputs['case']}_{outputs['concepts'][k]}"
-        root = Path(trainer.log_dir or trainer.default_root_dir)
         path = overlay_figure(np.asarray(outputs["image"])[0], gt[k], pred, f"step {trainer.global_step}: {name}",
-                              root / "overlays" / f"step{trainer.global_step:07d}_{name}.png")
+                              self._dir / f"step{trainer.global_step:07d}_{name}.png")
         self._written += 1
         for logger in trainer.loggers:
             if type(logger).__name__ == "WandbLogger":

@@ -70,7 +70,7 @@ class SATModule(L.LightningModule):
         self._t_batch_end: float | None = None
         self._t_start = 0.0
         self._data_wait = self._step_time = 0.0
-        self._samples = 0
+        self._samples = self._batches = 0
 
     def forward(self, image, queries, modality=None, pad=None):
         return self.net(image, queries, modality, pad)
@@ -115,15 +115,20 @@ class SATModule(L.LightningModule):
         self._t_batch_end = now
         bs = batch["image"].shape[0]
         self._samples += bs * self.trainer.world_size
+        self._batches += 1
         total = self._step_time + self._data_wait
         every = max(1, self.trainer.log_every_n_steps)
         if total > 0 and self.global_step % every == 0:
-            self.log_dict({"perf/data_wait_frac": self._data_wait / total,
-                           "perf/samples_per_s": self._samples / total,
-                           "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}, batch_size=bs)
+            perf = {"perf/data_wait_frac": self._data_wait / total, "perf/samples_per_s": self._samples / total,
+                    "perf/step_s": self._step_time / self._batches,
+                    "lr": self.trainer.optimizers[0].param_groups[0]["lr"]}
+            if self.device.type == "cuda":
+                perf["perf/max_mem_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+            self.log_dict(perf, batch_size=bs)
 
     def on_train_epoch_start(self):
-        self._t_batch_end, self._data_wait, self._step_time, self._samples = None, 0.0, 0.0, 0
+        self._t_batch_end, self._data_wait, self._step_time = None, 0.0, 0.0
+        self._samples = self._batches = 0
 
     def on_train_epoch_end(self):
         self._sync_trained_concepts()

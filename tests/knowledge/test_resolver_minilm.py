@@ -7,7 +7,7 @@ from sat import knowledge
 from sat.knowledge.resolver import MAX_SUGGESTIONS, Resolver
 from sat.knowledge.tree import KnowledgeTree
 
-FAMILY = ("kidney", "renal", "adrenal", "lung", "liver", "spleen", "vena_cava", "aorta", "ureter")
+FAMILY = ("kidney", "renal", "lung", "liver", "spleen", "vena_cava", "aorta")
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +39,9 @@ def test_left_kidney_paraphrases_never_flip(resolver, text):
     assert res.concept is None or resolver.tree.get(res.concept).laterality != "right", res
 
 
-@pytest.mark.parametrize("text, gold", [("right kidny", "kidney_right"), ("the big vein behind the liver", None),
-                                        ("spleen organ", "spleen")])
+@pytest.mark.parametrize("text, gold", [("the right kidney organ", "kidney_right"),
+                                        ("kidney of the right side", "kidney_right"),
+                                        ("spleen organ", "spleen"), ("hepatic tissue", "liver")])
 def test_embedding_path_finds_close_paraphrases(resolver, text, gold):
     res = resolver.resolve(text)
-    if gold:
-        assert res.concept == gold and res.method == "embedding"
-    else:
-        assert res.concept is None or res.concept.startswith(("inferior_vena", "vena_cava", "hepatic", "portal"))
+    assert (res.concept, res.method) == (gold, "embedding")

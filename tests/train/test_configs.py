@@ -58,6 +58,10 @@ def test_trainer_config_parses_and_instantiates(trainer, tmp_path, monkeypatch, 
     assert built.trainer.num_nodes == raw.get("num_nodes", 1)
     assert built.trainer.gradient_clip_val == raw["gradient_clip_val"]
     assert str(built.trainer.precision) == str(raw["precision"])
+    assert type(built.trainer.strategy.checkpoint_io).__name__ == "SafeCheckpointIO"
+    if isinstance(raw.get("strategy"), dict):  # DDP options reach torch's DistributedDataParallel
+        for key, value in raw["strategy"]["init_args"].items():
+            assert built.trainer.strategy._ddp_kwargs[key] == value, key
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)

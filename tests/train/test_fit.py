@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,15 +59,27 @@ def test_two_process_cpu_ddp_fit_from_shards(tmp_path, tiny_fit_args):
         "--data.steps_per_epoch=4", "--model.optim.warmup_steps=2", f"--export={export}",
         "--trainer.callbacks=" + json.dumps([{"class_path": "sat.train.callbacks.ValidationOverlays",
                                               "init_args": {"every_n_batches": 1, "max_per_epoch": 1}}])]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "sat.cli", *args], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=420)
-    assert res.returncode == 0, res.stderr[-3000:]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
+    # its own session, so that a hang kills rank 1 (started by Lightning) as well
+    proc = subprocess.Popen([sys.executable, "-m", "sat.cli", *args], cwd=tmp_path, env=env,
+                            encoding="utf-8", errors="replace",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        raise AssertionError(f"DDP fit hung; last output:\n{err[-3000:]}") from None
+    assert proc.returncode == 0, err[-3000:]
 
     from sat.model.checkpoint import load_checkpoint
 
     net, meta = load_checkpoint(export)
-    assert {"liver", "spleen", "lung_left"} <= set(meta["trained_concepts"])  # msd and totalseg concepts
+    annotated = {"body", "liver", "liver_tumor", "spleen", "pancreas", "gallbladder", "stomach", "kidney_left",
+                 "kidney_right", "kidney_cyst", "lung_left", "lung_right", "heart", "aorta", "inferior_vena_cava",
+                 "vertebral_column", "urinary_bladder", "kidneys", "lungs"}  # phantom_msd + phantom_totalseg
+    assert 4 <= len(meta["trained_concepts"]) and set(meta["trained_concepts"]) <= annotated
+    assert meta["extra"]["ema"] is True  # phantom_nano averages weights; the average is what ships
     rows = list(csv.DictReader(open(next(root.glob("**/metrics.csv")))))
     val = {k for r in rows for k, v in r.items() if k.startswith("val/") and v}
     # 3 cases over 2 ranks: each rank validates a subset, the gathered table covers all sources
