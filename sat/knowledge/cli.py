@@ -138,8 +138,11 @@ def _eval(args) -> int:
     for path in paths:
         if not Path(path).is_file():
             raise InputError(f"--finetuned file not found: {path}")
-        steps = read_sidecar(path).get("steps")
-        label = f"knowledge-pretrained, {steps} steps" if steps else f"knowledge-pretrained ({Path(path).name})"
+        meta = read_sidecar(path)
+        label = f"knowledge-pretrained ({Path(path).name})"
+        if meta.get("steps"):
+            label = f"knowledge-pretrained, {meta['steps']} steps" + (
+                f" ({meta['fit_seconds'] / 60:.1f} min CPU fit)" if meta.get("fit_seconds") else "")
         specs.append((label, TextEncoderSpec(finetuned=path)))
     command = "sat concepts eval" + "".join(f" --finetuned {p}" for p in paths)
     reports = run_eval(_tree(args), specs, args.out, SplitConfig(seed=args.seed), command)
@@ -178,6 +181,8 @@ def _bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sat concepts", description=__doc__.splitlines()[0].replace("``", ""))
     ap.add_argument("--tree", default=None, help="knowledge tree folder (default knowledge_tree/)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads; 1 is often fastest for short prompts on a busy machine")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("validate", help="check the tree; exit 1 on problems")
     p = sub.add_parser("resolve", help="map prompts to concepts")
@@ -215,6 +220,12 @@ _HANDLERS = {"validate": _validate, "resolve": _resolve, "show": _show, "list": 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return _HANDLERS[args.cmd](args)
     except BrokenPipeError:  # output piped into `head` and the like

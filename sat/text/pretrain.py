@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -115,6 +116,14 @@ class TextFitCLI(LightningCLI):
         parser.add_argument("--export", default=DEFAULT_EXPORT, help="safetensors file for the encoder")
         parser.add_argument("--calibrate", type=bool, default=True,
                             help="calibrate the resolver threshold and store it beside --export")
+        parser.add_argument("--threads", type=int | None, default=None,
+                            help="torch CPU threads (1 avoids thread thrashing on a shared machine)")
+
+    def before_fit(self) -> None:
+        threads = self.config.get(self.subcommand, {}).get("threads")
+        if threads:
+            torch.set_num_threads(int(threads))
+        self._fit_start = time.perf_counter()
 
     def after_fit(self) -> None:
         cfg = self.config.get(self.subcommand, {}) if self.subcommand else {}
@@ -126,7 +135,8 @@ class TextFitCLI(LightningCLI):
         dm: KnowledgeDataModule = self.datamodule
         meta = {"base": asdict(self.model.text_spec), "tree_hash": dm.tree.hash,
                 "split": asdict(dm.split_cfg), "steps": int(self.trainer.global_step),
-                "train_layers": self.model.hparams["train_layers"]}
+                "train_layers": self.model.hparams["train_layers"], "threads": torch.get_num_threads(),
+                "fit_seconds": round(time.perf_counter() - getattr(self, "_fit_start", time.perf_counter()), 1)}
         if cfg.get("calibrate", True):
             from sat.text.calibrate import calibrate
 

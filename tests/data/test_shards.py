@@ -36,13 +36,15 @@ def _samples(folder: Path) -> dict[str, dict]:
 
 def test_manifest_lists_cases_concepts_checksums(msd_shards):
     m = read_manifest(msd_shards)
-    assert m["n_cases"] == 3 and m["n_failures"] == 0 and m["datasets"]["phantom_msd"]["spacing"] == [4.0] * 3
+    expected = [float(x) for x in load_recipe("phantom_msd").spacing]
+    assert m["n_cases"] == 3 and m["n_failures"] == 0 and m["datasets"]["phantom_msd"]["spacing"] == expected
     samples = _samples(msd_shards)
     assert set(samples) == set(m["cases"])
     for key, s in samples.items():
         assert m["cases"][key]["shard"] in m["shards"] and m["cases"][key]["case_id"] == s["meta"]["case_id"]
         assert s["image"].shape[0] == 1 and s["masks"].shape[0] == 6
-    liver_ml = sum(s["meta"]["voxels"][0] for s in samples.values()) * 64 / 1000
+    voxel_ml = float(np.prod(expected)) / 1000
+    liver_ml = sum(s["meta"]["voxels"][0] for s in samples.values()) * voxel_ml
     assert m["concepts"]["liver"]["annotated"] == 3 and m["concepts"]["liver"]["ml"] == pytest.approx(liver_ml, abs=0.01)
     assert all(len(v["sha256"]) == 64 and v["samples"] >= 1 for v in m["shards"].values())
 
