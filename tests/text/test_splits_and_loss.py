@@ -45,7 +45,8 @@ def test_batches_put_mirrors_and_siblings_together():
     ids = sorted(texts)
     present = {ids[i] for i in labels.tolist()}
     lateral = [c for c in present if tree.get(c).mirror]
-    assert lateral and all(tree.get(c).mirror in present for c in lateral[:1])
+    # anchors bring their mirror; siblings drawn alongside may not, so at least one pair must be whole
+    assert lateral and any(tree.get(c).mirror in present for c in lateral)
     assert len(batch_texts) == len(labels) and len(present) == 16
 
 
