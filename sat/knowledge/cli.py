@@ -34,13 +34,14 @@ def _spec(args):
 
 
 def read_prompt_file(path: str | Path) -> list[tuple[str, str | None]]:
-    """Lines of ``path`` as ``(text, error)``; undecodable lines get an error, empty ones are skipped."""
+    """Lines of ``path`` (``-``: stdin) as ``(text, error)``; undecodable lines get an error, empty
+    ones are skipped, a UTF-8 byte-order mark is dropped."""
     try:
-        data = Path(path).read_bytes()
+        data = sys.stdin.buffer.read() if str(path) == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read prompt file {path}: {exc.strerror or exc}") from None
     out: list[tuple[str, str | None]] = []
-    for n, raw in enumerate(data.split(b"\n"), start=1):
+    for n, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         try:
             text = raw.decode("utf-8")
@@ -119,12 +120,11 @@ def _validate(args) -> int:
     return 1 if errors else 0
 
 
-def _default_finetuned(args) -> str | None:
+def _default_export() -> list[str]:
+    """The default ``sat text-fit`` output, when it exists."""
     from sat.text.pretrain import DEFAULT_EXPORT
 
-    if args.finetuned:
-        return args.finetuned
-    return DEFAULT_EXPORT if Path(DEFAULT_EXPORT).is_file() else None
+    return [DEFAULT_EXPORT] if Path(DEFAULT_EXPORT).is_file() else []
 
 
 def _eval(args) -> int:
@@ -133,7 +133,7 @@ def _eval(args) -> int:
     from sat.text.sidecar import read_sidecar
     from sat.text.splits import SplitConfig
 
-    paths = [] if args.raw_only else (args.finetuned or [p for p in [_default_finetuned(args)] if p])
+    paths = [] if args.raw_only else (args.finetuned or _default_export())
     specs = [("raw MiniLM", TextEncoderSpec())]
     for path in paths:
         if not Path(path).is_file():
@@ -171,7 +171,6 @@ def _calibrate(args) -> int:
 def _bench(args) -> int:
     from sat.text.bench import run_bench
 
-    args.finetuned = _default_finetuned(args)
     for name, r in run_bench(_tree(args), _spec(args), args.n).items():
         print(f"{name:<10} {r['prompts_per_s']:>9.1f} prompts/s  ({r['prompts']} prompts, "
               f"{r['encoded_share']:.0%} encoded, {r['seconds']:.2f} s)")
@@ -187,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="check the tree; exit 1 on problems")
     p = sub.add_parser("resolve", help="map prompts to concepts")
     p.add_argument("text", nargs="*", help="prompts")
-    p.add_argument("--file", help="one prompt per line")
+    p.add_argument("--file", help="one prompt per line ('-': stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
     p.add_argument("--finetuned", help="knowledge-pretrained encoder (.safetensors)")
     p.add_argument("--threshold", type=float, help="override the calibrated threshold")
@@ -210,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
     p = sub.add_parser("bench", help="resolver prompts/s on CPU")
     p.add_argument("--n", type=int, default=1000, help="prompts per workload")
-    p.add_argument("--finetuned", help="pretrained encoder (default as for eval)")
+    p.add_argument("--finetuned", help="pretrained encoder (default: raw MiniLM; same speed)")
     return ap
 
 

@@ -22,8 +22,9 @@ from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
-# Raw MiniLM threshold, calibrated by `sat concepts eval` on the calibration split (seed 0).
-DEFAULT_THRESHOLD = 0.62
+# Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
+# a knowledge-pretrained encoder carries its own in its sidecar JSON.
+DEFAULT_THRESHOLD = 0.58
 
 
 @dataclass
