@@ -48,14 +48,14 @@ def build_head(cfg: ModelConfig, backbone: nn.Module) -> nn.Module:
                                 pixel_channels=backbone.out_channels, d_model=h.d_model,
                                 layers=h.layers, heads=h.heads, token_scales=h.token_scales,
                                 n_modalities=n_mod, self_attn=h.self_attn, deep_supervision=h.deep_supervision,
-                                decoder_channels=backbone.decoder_channels)
+                                decoder_channels=backbone.decoder_channels, text_norm=h.text_norm)
     if h.name == "dynamic_conv":
         from sat.model.dynamic_conv import DynamicConvHead
 
         return DynamicConvHead(text_dim=cfg.text_dim, encoder_channels=backbone.encoder_channels,
                                pixel_channels=backbone.out_channels, decoder_channels=backbone.decoder_channels,
                                d_model=h.d_model, conv_channels=h.conv_channels, conv_layers=h.conv_layers,
-                               n_modalities=n_mod, deep_supervision=h.deep_supervision)
+                               n_modalities=n_mod, deep_supervision=h.deep_supervision, text_norm=h.text_norm)
     raise ValueError(f"unknown head {h.name!r}; expected one of {HEADS}")
 
 

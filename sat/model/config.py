@@ -49,6 +49,7 @@ class HeadConfig:
         modality_conditioning: add a learned modality embedding to the text queries.
         conv_channels, conv_layers: dynamic_conv per-class 1x1x1 conv stack, e.g. 8 and 3 give
             8 -> 8 -> 8 -> 1.
+        text_norm: LayerNorm at the end of the text projection (unit-scale queries from step one).
     """
 
     name: str = "query_decoder"
@@ -61,6 +62,7 @@ class HeadConfig:
     modality_conditioning: bool = True
     conv_channels: int = 8
     conv_layers: int = 3
+    text_norm: bool = True
 
 
 def _from_dict(cls, d: dict, where: str):

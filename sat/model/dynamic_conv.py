@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sat.model.text_projection import text_projection
 from sat.vision.features import BackboneOutput
 
 
@@ -28,11 +29,13 @@ class DynamicConvHead(nn.Module):
         n_modalities: size of the learned modality embedding table (index 0 = unknown;
             1 turns modality conditioning off).
         deep_supervision: also return logits from coarser decoder scales in training.
+        text_norm: end the text projection with a LayerNorm (see :mod:`sat.model.text_projection`).
     """
 
     def __init__(self, *, text_dim: int, encoder_channels: tuple[int, ...], pixel_channels: int,
                  decoder_channels: tuple[int, ...] = (), d_model: int = 256, conv_channels: int = 8,
-                 conv_layers: int = 3, n_modalities: int = 5, deep_supervision: bool = False) -> None:
+                 conv_layers: int = 3, n_modalities: int = 5, deep_supervision: bool = False,
+                 text_norm: bool = True) -> None:
         super().__init__()
         if conv_layers < 1 or conv_channels < 1:
             raise ValueError(f"dynamic_conv needs conv_layers >= 1 and conv_channels >= 1, "
@@ -40,7 +43,7 @@ class DynamicConvHead(nn.Module):
         c = conv_channels
         self.shapes = [(c, c)] * (conv_layers - 1) + [(1, c)]  # (out, in) of each dynamic conv
         n_params = sum(o * i + o for o, i in self.shapes)
-        self.text_proj = nn.Sequential(nn.Linear(text_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.text_proj = text_projection(text_dim, d_model, text_norm)
         # modality conditioning off (n_modalities == 1): modality indices are ignored
         self.modality = nn.Embedding(n_modalities, d_model) if n_modalities > 1 else None
         if self.modality is not None:

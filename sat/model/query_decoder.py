@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sat.model.posenc import sincos_3d
+from sat.model.text_projection import text_projection
 from sat.vision.features import BackboneOutput
 
 
@@ -51,17 +52,18 @@ class QueryDecoderHead(nn.Module):
         deep_supervision: also return logits from coarser decoder scales.
         decoder_channels: widths of the backbone's decoder scales, coarsest first, ending with
             ``pixel_channels`` (only the coarser ones get deep-supervision projections).
+        text_norm: end the text projection with a LayerNorm (see :mod:`sat.model.text_projection`).
     """
 
     def __init__(self, *, text_dim: int, encoder_channels: tuple[int, ...], pixel_channels: int,
                  d_model: int = 128, layers: int = 2, heads: int = 4, token_scales: int = 2,
                  n_modalities: int = 5, self_attn: bool = False, deep_supervision: bool = False,
-                 decoder_channels: tuple[int, ...] = ()) -> None:
+                 decoder_channels: tuple[int, ...] = (), text_norm: bool = True) -> None:
         super().__init__()
         self.token_scales = token_scales
         tok_in = sum(encoder_channels[-token_scales:])
         self.token_proj = nn.Conv3d(tok_in, d_model, kernel_size=1)
-        self.text_proj = nn.Sequential(nn.Linear(text_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.text_proj = text_projection(text_dim, d_model, text_norm)
         # modality conditioning off (n_modalities == 1): modality indices are ignored
         self.modality = nn.Embedding(n_modalities, d_model) if n_modalities > 1 else None
         if self.modality is not None:
