@@ -15,6 +15,7 @@ COMMANDS = {
     "validate": ("sat.train.cli", "validate a model with LightningCLI"),
     "models": ("sat.model.table", "parameter and memory table of the model variants (configs/model)"),
     "train-bench": ("sat.train.overhead", "time text-query training against a plain multi-class U-Net"),
+    "learning-check": ("sat.train.learning_check", "overfit the real CT sample by text prompts in a fixed time; Dice"),
     "segment": ("sat.infer.cli", "segment structures named in free text"),
     "segment-bench": ("sat.infer.bench", "measure inference speed and memory against the targets"),
     "concepts": ("sat.knowledge.cli", "list, show, resolve, validate and evaluate concepts"),

@@ -102,7 +102,7 @@ def read_concepts(folder: str | Path) -> tuple[list[Concept], str]:
     for path in sorted(folder.glob("*.yaml")):
         data = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + data)
-        doc = yaml.safe_load(data) or {}
+        doc = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # libyaml: ~10x faster
         defaults = doc.get("defaults") or {}
         for raw in doc.get("concepts") or []:
             concepts.append(_concept_from_mapping(raw, defaults, path.name))

@@ -1,28 +1,31 @@
-"""A 3D U-Net backbone assembled from MONAI's BasicUNet blocks, exposing every scale.
+"""A 3D U-Net backbone (BasicUNet layout, plain-torch blocks) exposing every scale.
 
 The text-conditioned heads need more than a segmentation map: per-voxel decoder features for
 mask dot-products and coarse encoder features as visual tokens, so this backbone returns all of
-them instead of a logit map.
+them instead of a logit map. The blocks (:mod:`sat.vision.blocks`) are torch-only so that inference
+never imports MONAI; their parameter names match MONAI's BasicUNet blocks, so checkpoints saved
+from the earlier MONAI-built version of this backbone still load.
 """
 from __future__ import annotations
 
 import torch
-from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from sat.vision.blocks import NORMS, DoubleConv, DownStep, UpStep
 from sat.vision.features import BackboneOutput
 
 __all__ = ["BackboneOutput", "UNetBackbone"]
 
 
 class UNetBackbone(nn.Module):
-    """Encoder-decoder 3D U-Net (InstanceNorm + LeakyReLU) from MONAI ``TwoConv``/``Down``/``UpCat``.
+    """Encoder-decoder 3D U-Net (InstanceNorm + LeakyReLU; max-pool down, transposed-conv up).
 
     Args:
         in_channels: image channels.
         channels: encoder widths per scale; ``len(channels) - 1`` downsamplings.
         out_channels: width F of the full-resolution feature map.
+        norm: ``instance`` (affine) or ``batch``.
         checkpointing: recompute encoder blocks in backward to save memory.
     """
 
@@ -31,16 +34,16 @@ class UNetBackbone(nn.Module):
         super().__init__()
         if len(channels) < 2:
             raise ValueError(f"channels needs at least two scales, got {channels!r}")
-        act = ("LeakyReLU", {"negative_slope": 0.01, "inplace": True})
-        nrm = (norm, {"affine": True}) if norm == "instance" else norm
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
         self.channels, self.out_channels, self.checkpointing = tuple(channels), out_channels, checkpointing
-        self.stem = TwoConv(3, in_channels, channels[0], act, nrm, True)
-        self.downs = nn.ModuleList(Down(3, channels[i], channels[i + 1], act, nrm, True)
+        self.stem = DoubleConv(in_channels, channels[0], norm=norm)
+        self.downs = nn.ModuleList(DownStep(channels[i], channels[i + 1], norm=norm)
                                    for i in range(len(channels) - 1))
         ups = []
         for i in range(len(channels) - 1, 0, -1):
             out = out_channels if i == 1 else channels[i - 1]
-            ups.append(UpCat(3, channels[i], channels[i - 1], out, act, nrm, True, halves=True))
+            ups.append(UpStep(channels[i], channels[i - 1], out, norm=norm))
         self.ups = nn.ModuleList(ups)
         self.downsample = 2 ** (len(channels) - 1)
         self.encoder_channels = self.channels  # finest first
