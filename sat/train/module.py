@@ -26,6 +26,9 @@ class OptimConfig:
         lr: peak learning rate. weight_decay: AdamW decay on matrices (really applied).
         text_lr_mult: learning-rate multiplier of the text projection.
         warmup_steps, total_steps: schedule length (``total_steps`` <= 0: use the trainer's).
+        schedule: ``steps`` (cosine over the step budget) or ``time`` (cosine over whichever of the
+            step budget and the trainer's ``max_time`` runs out first: for wall-clock-bounded runs;
+            the clock is Lightning's ``Timer``, which resumes with the run).
         ema_decay: keep an exponential moving average of weights (0 disables); when enabled the
             average is used for validation and export.
     """
@@ -36,6 +39,11 @@ class OptimConfig:
     warmup_steps: int = 50
     total_steps: int = 0
     ema_decay: float = 0.0
+    schedule: str = "steps"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("steps", "time"):
+            raise ValueError(f"optim.schedule must be 'steps' or 'time', got {self.schedule!r}")
 
 
 class SATModule(L.LightningModule):
@@ -45,11 +53,14 @@ class SATModule(L.LightningModule):
         model: network configuration. text: text encoder spec for concept embeddings.
         optim: optimiser and schedule. spacing: preprocessing spacing (stored for inference).
         tree_dir: knowledge tree folder (``None`` = default tree).
+        concept_table: ``text`` (rows = ``text`` encoder embeddings of the concept names) or
+            ``onehot`` (rows = one-hot vectors, :mod:`sat.text.onehot`; needs ``model.text_dim``
+            >= the number of tree concepts). ``onehot`` is the text-side ablation.
     """
 
     def __init__(self, model: ModelConfig | None = None, text: TextEncoderSpec | None = None,
                  optim: OptimConfig | None = None, spacing: tuple[float, float, float] = (4.0, 4.0, 4.0),
-                 tree_dir: str | None = None) -> None:
+                 tree_dir: str | None = None, concept_table: str = "text") -> None:
         super().__init__()
         from sat.knowledge.tree import load_tree
         from sat.text.cache import term_table
@@ -58,9 +69,17 @@ class SATModule(L.LightningModule):
         self.optim_cfg, self.spacing, self.tree_dir = optim or OptimConfig(), tuple(spacing), tree_dir
         self.save_hyperparameters({"model": self.model_cfg.to_dict(), "text": asdict(self.text_spec),
                                    "optim": asdict(self.optim_cfg), "spacing": list(self.spacing),
-                                   "tree_dir": tree_dir})
+                                   "tree_dir": tree_dir, "concept_table": concept_table})
         tree = load_tree(tree_dir)
-        ids, _, emb = term_table(tree, self.text_spec, kind="names")
+        if concept_table == "text":
+            ids, _, emb = term_table(tree, self.text_spec, kind="names")
+        elif concept_table == "onehot":
+            from sat.text.onehot import onehot_table
+
+            ids = list(tree.concepts)
+            emb = onehot_table(len(ids), self.model_cfg.text_dim)
+        else:
+            raise ValueError(f"concept_table must be 'text' or 'onehot', got {concept_table!r}")
         self.tree_hash = tree.hash
         self.net = build_model(self.model_cfg, ids, emb)
         self.ema = ModelEMA(self.net, self.optim_cfg.ema_decay) if self.optim_cfg.ema_decay > 0 else None
@@ -176,8 +195,23 @@ class SATModule(L.LightningModule):
         opt = torch.optim.AdamW(param_groups(self.net, lr=o.lr, weight_decay=o.weight_decay,
                                              text_lr_mult=o.text_lr_mult))
         total = o.total_steps if o.total_steps > 0 else int(self.trainer.estimated_stepping_batches)
-        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=max(total, 1))
+        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=max(total, 1),
+                              progress=self._time_progress() if o.schedule == "time" else None)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _time_progress(self):
+        """A callable giving the share of the trainer's ``max_time`` used so far."""
+        from lightning.pytorch.callbacks import Timer
+
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is None or timer.time_remaining("train") is None:
+            raise ValueError("optim.schedule 'time' needs trainer.max_time")
+
+        def progress() -> float:
+            used, left = timer.time_elapsed("train"), timer.time_remaining("train")
+            return used / max(used + left, 1e-9)
+
+        return progress
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["trained_concepts"] = sorted(self.trained_concepts)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,8 +31,13 @@ def param_groups(model: nn.Module, *, lr: float, weight_decay: float, text_lr_mu
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
-                  min_ratio: float = 0.01) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup to each group's lr, then cosine decay to ``min_ratio`` of it."""
+                  min_ratio: float = 0.01, progress: Callable[[], float] | None = None
+                  ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to each group's lr, then cosine decay to ``min_ratio`` of it.
+
+    ``progress`` (optional, 0..1, e.g. the share of a wall-clock budget used) lets the decay run
+    ahead of the step count, so a run stopped by time still ends annealed.
+    """
     if total_steps <= 0:
         raise ValueError(f"total_steps must be positive, got {total_steps}")
 
@@ -39,6 +45,8 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_
         if step < warmup_steps:
             return (step + 1) / max(warmup_steps, 1)
         t = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
+        if progress is not None:
+            t = min(1.0, max(t, progress()))
         return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

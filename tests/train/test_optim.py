@@ -67,6 +67,28 @@ def test_warmup_cosine_shape():
         warmup_cosine(opt, warmup_steps=1, total_steps=0)
 
 
+def test_time_progress_runs_the_decay_ahead_of_the_steps():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1.0)
+    clock = {"used": 0.0}
+    sched = warmup_cosine(opt, warmup_steps=0, total_steps=1000, min_ratio=0.0, progress=lambda: clock["used"])
+    clock["used"] = 0.5  # half the wall-clock budget gone after one step
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    clock["used"] = 1.0
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_time_schedule_is_validated():
+    from sat.train.module import OptimConfig
+
+    with pytest.raises(ValueError, match="'wall'"):
+        OptimConfig(schedule="wall")
+
+
 def test_ema_tracks_weights():
     from sat.train.ema import ModelEMA
 
