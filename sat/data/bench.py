@@ -91,7 +91,7 @@ def _throughput(args) -> int:
     from sat.data.recipes import load_recipe
     from sat.data.sampling import SamplingConfig, sample_crop
     from sat.data.shard_build import BuildOptions, build_shards
-    from sat.data.shard_format import decode_sample
+    from sat.data.shard_format import decode_case
 
     spacing, patch = tuple(args.spacing), (args.patch,) * 3
     with tempfile.TemporaryDirectory(prefix="sat_bench_") as tmp:
@@ -116,9 +116,9 @@ def _throughput(args) -> int:
         # the shard side re-reads the tars from disk on every pass, as training epochs do
         stream = itertools.chain.from_iterable(wds.WebDataset(tars, shardshuffle=False) for _ in itertools.count())
 
-        def shard_step():
-            s = decode_sample(next(stream))
-            sample_crop(s["image"], s["masks"], s["meta"]["concepts"], cfg, rng)
+        def shard_step():  # what a training worker does per crop (see datamodule._ToExample)
+            case = decode_case(next(stream))
+            sample_crop(case.image, case.labels, cfg, rng, pad_value=case.meta.get("image_min"))
 
         monai = _monai_pipeline(spacing, patch, 0)
         items = itertools.cycle([{"image": str(r.images[0]), "label": str(r.label)} for r in refs])

@@ -18,7 +18,7 @@ import webdataset as wds
 from torch.utils.data import Dataset
 
 from sat.data.sampling import SamplingConfig, add_group_concepts, sample_crop
-from sat.data.shard_format import decode_sample
+from sat.data.shard_format import decode_case, decode_sample
 from sat.model.universal import modality_index
 
 
@@ -54,7 +54,10 @@ def collate(examples: list[dict]) -> dict:
 
 
 class _ToExample:
-    """Picklable per-sample transform: decode, add groups, crop, augment (per-worker RNG)."""
+    """Picklable per-sample transform: decode, add groups, crop, augment (per-worker RNG).
+
+    Masks are expanded only for the crop and only for its queries (see :func:`sample_crop`).
+    """
 
     def __init__(self, cfg: SamplingConfig, groups: dict, mirrors: dict, crops_per_case: int, seed: int):
         self.cfg, self.groups, self.mirrors = cfg, groups, mirrors
@@ -71,11 +74,11 @@ class _ToExample:
     def __call__(self, source):
         rng = self._generator()
         for raw in source:
-            s = decode_sample(raw)
-            meta = s["meta"]
-            concepts, masks = add_group_concepts(list(meta["annotated"]), s["masks"], self.groups)
+            case = decode_case(raw)  # code map + lookup table: no per-concept masks yet
+            meta = case.meta
+            labels = add_group_concepts(case.labels.select(list(meta["annotated"])), self.groups)
             for _ in range(self.crops_per_case):
-                ex = sample_crop(s["image"], masks, concepts, self.cfg, rng, self.mirrors)
+                ex = sample_crop(case.image, labels, self.cfg, rng, self.mirrors, meta.get("image_min"))
                 ex["image"] = _augment(ex["image"], rng)
                 ex.update(modality=meta["modality"], dataset=meta["dataset"])
                 yield ex

@@ -64,16 +64,17 @@ def resample_slabs(volume: torch.Tensor, src_affine: np.ndarray, dst_affine: np.
     src_shape = volume.shape[1:]
     m = torch.as_tensor(np.linalg.inv(src_affine) @ dst_affine, dtype=torch.float64)
     denom = torch.tensor([max(n - 1, 1) for n in src_shape], dtype=torch.float64)
-    # fold voxel->normalised-coordinate scaling into one float32 affine map
-    lin = (2.0 * m[:3, :3] / denom[:, None]).float()
-    off = (2.0 * m[:3, 3] / denom - 1.0).float()
+    # fold voxel->normalised-coordinate scaling into one float32 affine map; rows reversed to
+    # the (z, y, x) component order grid_sample expects, so no grid needs flipping
+    lin = (2.0 * m[:3, :3] / denom[:, None]).float().flip(0)
+    off = (2.0 * m[:3, 3] / denom - 1.0).float().flip(0)
     jj, kk = torch.meshgrid(*[torch.arange(n, dtype=torch.float32) for n in dst_shape[1:]], indexing="ij")
     base = jj[..., None] * lin[:, 1] + kk[..., None] * lin[:, 2] + off  # (Y', Z', 3)
     src = volume.float().unsqueeze(0) - padding  # (1, C, X, Y, Z); zero padding then means ``padding``
     for x0 in range(0, dst_shape[0], slab):
         x1 = min(x0 + slab, dst_shape[0])
         ii = torch.arange(x0, x1, dtype=torch.float32)
-        grid = (base[None] + ii[:, None, None, None] * lin[:, 0]).flip(-1).unsqueeze(0)  # (1,x,Y',Z',3) zyx
+        grid = (base[None] + ii[:, None, None, None] * lin[:, 0]).unsqueeze(0)  # (1, x, Y', Z', 3) zyx
         part = F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=True)
         yield x0, x1, part[0] + padding
 

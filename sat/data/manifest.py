@@ -21,7 +21,7 @@ import numpy as np
 from sat.data.recipes import Recipe
 
 MANIFEST = "manifest.json"
-FORMAT = "sat-shards/1"
+FORMAT = "sat-shards/2"  # shard folders whose samples are sat-sample/2 (code maps)
 
 
 def sha256_file(path: Path) -> str:

@@ -3,12 +3,17 @@
 Queries are concept ids. Positives are annotated concepts present in the crop; negatives are
 annotated concepts absent from it (never unannotated ones: partial labels). Grouping concepts
 (e.g. ``kidneys``) are added as the union of their children when every child is annotated.
+
+Labels stay a code map (:class:`~sat.data.label_codes.CodedLabels`) until the crop is cut: only
+the crop's codes are counted and only the chosen queries are expanded to masks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from sat.data.label_codes import CodedLabels
 
 
 @dataclass
@@ -27,23 +32,14 @@ class SamplingConfig:
     lr_flip_prob: float = 0.0
 
 
-def add_group_concepts(concepts: list[str], masks: np.ndarray, groups: dict[str, list[str]]
-                       ) -> tuple[list[str], np.ndarray]:
-    """Append union masks of grouping concepts whose children are all annotated.
+def add_group_concepts(labels: CodedLabels, groups: dict[str, list[str]]) -> CodedLabels:
+    """Append union channels of grouping concepts whose children are all annotated.
 
     Args:
-        concepts: channel concept ids. masks: (K, X, Y, Z) bool.
+        labels: the case's annotated channels.
         groups: group id -> child concept ids (e.g. ``kidneys: [kidney_left, kidney_right]``).
     """
-    extra_ids, extra = [], []
-    have = {c: i for i, c in enumerate(concepts)}
-    for gid, children in groups.items():
-        if gid not in have and children and all(c in have for c in children):
-            extra_ids.append(gid)
-            extra.append(np.any(masks[[have[c] for c in children]], axis=0))
-    if not extra:
-        return concepts, masks
-    return concepts + extra_ids, np.concatenate([masks, np.stack(extra)])
+    return labels.with_groups(groups)
 
 
 def _crop_start(shape, patch, center, rng) -> tuple[int, ...]:
@@ -51,47 +47,68 @@ def _crop_start(shape, patch, center, rng) -> tuple[int, ...]:
                  for n, p, c in zip(shape, patch, center))
 
 
-def sample_crop(image: np.ndarray, masks: np.ndarray, concepts: list[str], cfg: SamplingConfig,
-                rng: np.random.Generator, mirrors: dict[str, str] | None = None) -> dict:
+def random_voxel(labels: CodedLabels, k: int, rng: np.random.Generator, tries: int = 256) -> tuple[int, ...]:
+    """A uniformly random voxel of channel ``k`` (which must be present), searched in its box.
+
+    Rejection sampling inside the bounding box is uniform over the channel's voxels and touches
+    ``tries`` voxels; a thin structure that misses them all falls back to listing the box.
+    """
+    box = labels.bbox[k]
+    lo, hi = np.array(box[:3]), np.array(box[3:])
+    cand = rng.integers(lo, hi, size=(tries, 3))  # (tries, 3)
+    hit = np.flatnonzero(labels.lut[k][labels.codes[cand[:, 0], cand[:, 1], cand[:, 2]]])
+    if hit.size:
+        return tuple(int(v) for v in cand[hit[0]])
+    region = labels.codes[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    flat = np.flatnonzero(labels.lut[k][region])
+    if not flat.size:
+        raise ValueError(f"channel {labels.concepts[k]!r} has a bounding box but no voxel")
+    return tuple(int(v) for v in np.unravel_index(int(rng.choice(flat)), region.shape) + lo)
+
+
+def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng: np.random.Generator,
+                mirrors: dict[str, str] | None = None, pad_value: float | None = None) -> dict:
     """Crop, choose queries, optionally flip left-right.
 
     Args:
-        image: (C, X, Y, Z) float32, RAS-oriented (axis 0 runs towards the patient's right).
-        masks: (K, X, Y, Z) bool, channel k = ``concepts[k]`` (all annotated).
+        image: (C, X, Y, Z) float (float16 as stored is fine), RAS-oriented (axis 0 runs towards
+            the patient's right).
+        labels: code map of the same grid; every channel counts as annotated.
         mirrors: concept id -> mirror id for lateral concepts (needed for flips).
+        pad_value: image value outside the case (default: the image minimum).
 
     Returns:
         dict with ``image`` (C, *patch) float32, ``target`` (Q, *patch) bool, ``concepts`` (Q ids).
     """
     patch = cfg.patch_size
     shape = image.shape[1:]
-    present = [k for k in range(len(concepts)) if masks[k].any()]
+    if labels.codes.shape != shape:
+        raise ValueError(f"label grid {labels.codes.shape} differs from the image grid {shape}")
+    present = [k for k, p in enumerate(labels.present) if p]
     if present and rng.random() < cfg.foreground_prob:
-        k = int(rng.choice(present))
-        # a random voxel of the chosen concept, found without listing every voxel
-        flat = np.flatnonzero(masks[k].ravel()[:: 7]) * 7
-        flat = flat if flat.size else np.flatnonzero(masks[k].ravel())
-        center = np.unravel_index(int(rng.choice(flat)), shape)
+        center = random_voxel(labels, int(rng.choice(present)), rng)
     else:
         center = tuple(int(rng.integers(0, n)) for n in shape)
     start = _crop_start(shape, patch, center, rng)
     sl = tuple(slice(s, s + p) for s, p in zip(start, patch))
-    img = image[(slice(None), *sl)]
-    msk = masks[(slice(None), *sl)]
-    pad = [(0, 0)] + [(0, p - n) for p, n in zip(patch, img.shape[1:])]
+    img = image[(slice(None), *sl)].astype(np.float32)  # (C, <=P, <=P, <=P)
+    codes = labels.codes[sl]
+    pad = [(0, p - n) for p, n in zip(patch, codes.shape)]
     if any(b for _, b in pad):
-        img = np.pad(img, pad, constant_values=float(image.min()))
-        msk = np.pad(msk, pad)
-    inside = msk.reshape(len(concepts), -1).any(1)
-    pos = [k for k in range(len(concepts)) if inside[k]]
-    neg = [k for k in range(len(concepts)) if not inside[k]]
+        fill = float(image.min()) if pad_value is None else float(pad_value)
+        img = np.pad(img, [(0, 0)] + pad, constant_values=fill)
+        codes = np.pad(codes, pad, constant_values=labels.empty_code)
+    seen = np.bincount(codes.ravel(), minlength=labels.lut.shape[1]) > 0
+    inside = labels.lut[:, seen].any(1)  # (K,) channel present in the crop
+    pos = [int(k) for k in np.flatnonzero(inside)]
+    neg = [int(k) for k in np.flatnonzero(~inside)]
     rng.shuffle(pos)
     rng.shuffle(neg)
     pos = pos[: cfg.max_queries]
     n_neg = min(len(neg), max(1, int(round(cfg.negative_ratio * max(len(pos), 1)))), cfg.max_queries - len(pos))
     chosen = pos + neg[:max(n_neg, 0)]
-    ids = [concepts[k] for k in chosen]
-    target = msk[chosen]
+    ids = [labels.concepts[k] for k in chosen]
+    target = np.take(labels.lut[chosen], codes, axis=1)  # (Q, *patch) bool
     if cfg.lr_flip_prob > 0 and rng.random() < cfg.lr_flip_prob:
         if mirrors is None:
             raise ValueError("lr_flip_prob > 0 needs the mirror map to swap laterality labels")

@@ -8,7 +8,7 @@ part that was interrupted is rebuilt from scratch. Every part merges all finishe
 
 Memory: each worker process holds one case; at most ``2 * workers`` cases are in flight (being
 processed, or finished and waiting in order to be written), so a build never holds more than two
-cases per worker. Finished cases travel as encoded samples (float16, bit-packed masks).
+cases per worker. Finished cases travel as encoded samples (float16 image, label code map).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sat.data.adapters import Case, CaseRef, list_cases, read_case
+from sat.data.label_codes import compact_codes
 from sat.data.label_resample import match_volumes, resample_codes
 from sat.data.manifest import add_sample, new_part, sha256_file, write_manifest
 from sat.data.preprocess import PreprocessSpec, preprocess_case
@@ -59,27 +60,35 @@ def sample_key(dataset: str, case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{dataset}__{case_id}")
 
 
-def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float]) -> dict:
+def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, float, float]) -> dict:
     """Preprocess a read case onto the RAS grid at ``spacing``, cropped to the foreground.
 
     The image goes through :func:`preprocess_case` (the same path as inference); the label code
     map is resampled onto exactly the grid it returns (consistent point sampling, then volume
-    matching, see :mod:`sat.data.label_resample`) and only then expanded into per-concept masks,
-    so masks are never materialised at the native resolution.
+    matching, see :mod:`sat.data.label_resample`) and stays a code map: per-concept masks are
+    never materialised, at the native resolution or the new one.
 
     Returns:
-        dict with ``image`` (C, X', Y', Z') float32, ``masks`` (K, X', Y', Z') bool, ``affine``.
+        dict with ``image`` (C, X', Y', Z') float32, ``codes`` (X', Y', Z') unsigned, ``lut``
+        (K, n_codes) bool (compacted, code 0 = background) and ``affine``.
     """
     pre = preprocess_case(case.image, case.affine, channels, PreprocessSpec(spacing=spacing), crop=True)
     codes = resample_codes(case.codes, case.affine, pre["affine"], pre["image"].shape[1:])
     codes = match_volumes(codes, case.codes, case.affine, pre["affine"])
-    return {"image": pre["image"], "masks": case.lut[:, codes], "affine": pre["affine"]}
+    codes, lut = compact_codes(codes, case.lut)
+    return {"image": pre["image"], "codes": codes, "lut": lut, "affine": pre["affine"]}
+
+
+def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float]) -> dict:
+    """:func:`preprocess_codes` plus ``masks`` (K, X', Y', Z') bool expanded from the code map."""
+    pre = preprocess_codes(case, channels, spacing)
+    return {**pre, "masks": np.take(pre["lut"], pre["codes"], axis=1)}
 
 
 def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, float]) -> dict:
     """Read, preprocess and encode one case as a WebDataset sample dict."""
     case = read_case(ref, recipe)
-    pre = preprocess_labelled(case, recipe.channels, spacing)
+    pre = preprocess_codes(case, recipe.channels, spacing)
     counts = np.bincount(case.codes.ravel(), minlength=case.lut.shape[1])
     voxel_ml = abs(float(np.linalg.det(case.affine[:3, :3]))) / 1000.0
     meta = {
@@ -91,7 +100,7 @@ def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, floa
         "annotated": case.concepts,
         "original_ml": [round(float(n) * voxel_ml, 4) for n in case.lut.astype(np.int64) @ counts],
     }
-    return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["masks"], meta)
+    return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["codes"], pre["lut"], meta)
 
 
 def _process(args: tuple[CaseRef, Recipe, tuple]) -> tuple[str, dict | None, str | None]:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from sat.data.geometry import spacing_of
+from sat.data.label_codes import code_stats
 from sat.data.manifest import read_manifest, sha256_file
-from sat.data.shard_format import bbox_of, decode_sample
+from sat.data.shard_format import ShardCase, decode_case
 
 _META_FIELDS = ("case_id", "dataset", "modality", "spacing", "shape", "concepts", "annotated",
                 "voxels", "present", "bbox", "affine")
@@ -57,23 +58,26 @@ def iter_tar_samples(path: Path):
             yield current
 
 
-def check_sample(s: dict, tree, n_channels: int | None = None) -> list[str]:
+def check_sample(s: ShardCase, tree, n_channels: int | None = None) -> list[str]:
     """Consistency problems of one decoded sample (empty when it is sound)."""
-    m, key, errs = s["meta"], s["key"], []
+    m, key, errs = s.meta, s.key, []
     missing = [f for f in _META_FIELDS if f not in m]
     if missing:
         return [f"{key}: metadata lacks {missing}"]
     shape, k = tuple(m["shape"]), len(m["concepts"])
-    if s["image"].shape[1:] != shape or (n_channels and s["image"].shape[0] != n_channels):
-        errs.append(f"{key}: image shape {s['image'].shape} vs metadata shape {list(shape)}")
-    if not np.all(np.isfinite(s["image"])):
+    if s.image.shape[1:] != shape or (n_channels and s.image.shape[0] != n_channels):
+        errs.append(f"{key}: image shape {s.image.shape} vs metadata shape {list(shape)}")
+    if not np.all(np.isfinite(s.image)):
         errs.append(f"{key}: image holds NaN/Inf")
-    if s["masks"].shape != (k, *shape):
-        return errs + [f"{key}: masks shape {s['masks'].shape} vs {k} concepts x {list(shape)}"]
-    voxels = [int(np.count_nonzero(mask)) for mask in s["masks"]]
+    codes, lut = s.labels.codes, s.labels.lut
+    if codes.shape != shape or lut.shape[0] != k:
+        return errs + [f"{key}: labels {codes.shape} x {lut.shape[0]} channels vs {k} concepts x {list(shape)}"]
+    if codes.size and int(codes.max()) >= lut.shape[1]:
+        return errs + [f"{key}: code map holds code {int(codes.max())} but the table has {lut.shape[1]} codes"]
+    voxels, boxes = code_stats(codes, lut)
     if voxels != list(m["voxels"]) or [bool(v) for v in voxels] != list(m["present"]):
         errs.append(f"{key}: voxel counts / presence disagree with the masks")
-    if [bbox_of(mask) if n else None for mask, n in zip(s["masks"], voxels)] != list(m["bbox"]):
+    if boxes != list(m["bbox"]):
         errs.append(f"{key}: bounding boxes disagree with the masks")
     unknown = [c for c in m["concepts"] if tree is not None and c not in tree]
     if unknown:
@@ -87,17 +91,19 @@ def check_sample(s: dict, tree, n_channels: int | None = None) -> list[str]:
     return errs
 
 
-def _preview_tile(s: dict) -> tuple[np.ndarray, np.ndarray, str]:
+def _preview_tile(s: ShardCase) -> tuple[np.ndarray, np.ndarray, str]:
     """Axial slice through the largest present structure: (image 2D, label 2D, title)."""
-    masks, vox = s["masks"], s["meta"]["voxels"]
-    k = int(np.argmax(vox)) if masks.shape[0] else -1
-    z = (int(np.flatnonzero(masks[k].any((0, 1))).mean()) if k >= 0 and vox[k]
-         else s["image"].shape[-1] // 2)
-    label = np.zeros(masks.shape[1:3], dtype=np.int32)
+    vox = s.meta["voxels"]
+    k = int(np.argmax(vox)) if len(vox) else -1
+    z = (int(np.flatnonzero(s.labels.masks([k])[0].any((0, 1))).mean()) if k >= 0 and vox[k]
+         else s.image.shape[-1] // 2)
+    plane = s.labels.codes[:, :, z]
+    label = np.zeros(plane.shape, dtype=np.int32)
     for i in np.argsort(vox)[::-1]:  # small structures painted last, on top
-        label[masks[i, :, :, z]] = i + 1
+        label[s.labels.lut[i][plane]] = i + 1
     # RAS (X, Y) -> rows anterior-up, patient's right on the viewer's left (radiological)
-    return s["image"][0, :, :, z].T[::-1, ::-1], label.T[::-1, ::-1], f"{s['key']}\nz={z}"
+    image = s.image[0, :, :, z].astype(np.float32)
+    return image.T[::-1, ::-1], label.T[::-1, ::-1], f"{s.key}\nz={z}"
 
 
 def save_preview(tiles: list[tuple[np.ndarray, np.ndarray, str]], path: Path, cols: int = 4) -> Path:
@@ -159,15 +165,16 @@ def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = No
             for raw in iter_tar_samples(path):
                 n += 1
                 try:
-                    s = decode_sample(raw)
+                    s = decode_case(raw)
                 except Exception as exc:
                     rep.errors.append(f"{name}/{raw['__key__']}: does not decode ({type(exc).__name__}: {exc})")
                     continue
-                rep.errors += check_sample(s, tree, channels.get(s["meta"].get("dataset")))
-                if s["key"] in seen:
-                    rep.errors.append(f"{s['key']}: duplicated in {seen[s['key']]} and {name}")
-                seen[s["key"]] = name
-                if s["key"] in chosen:
+                problems = check_sample(s, tree, channels.get(s.meta.get("dataset")))
+                rep.errors += problems
+                if s.key in seen:
+                    rep.errors.append(f"{s.key}: duplicated in {seen[s.key]} and {name}")
+                seen[s.key] = name
+                if s.key in chosen and not problems:
                     tiles.append(_preview_tile(s))
         except (tarfile.TarError, OSError, EOFError) as exc:
             rep.errors.append(f"{name}: unreadable tar ({type(exc).__name__}: {exc})")

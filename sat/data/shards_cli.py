@@ -65,16 +65,16 @@ def _inspect(args) -> int:
     import numpy as np
     import webdataset as wds
 
-    from sat.data.shard_format import decode_sample
+    from sat.data.shard_format import decode_case
     from sat.knowledge.tree import load_tree
 
     tree = load_tree()
     names = {cid: c.name for cid, c in tree.concepts.items()}
     for raw in wds.WebDataset(_urls(args.dir), shardshuffle=False, empty_check=False):
-        s = decode_sample(raw)
-        m = s["meta"]
+        case = decode_case(raw)  # metadata only: no mask is expanded
+        m = case.meta
         vox_ml = float(np.prod(m["spacing"])) / 1000.0
-        print(json.dumps({"key": s["key"], "dataset": m["dataset"], "modality": m["modality"],
+        print(json.dumps({"key": case.key, "dataset": m["dataset"], "modality": m["modality"],
                           "spacing": m["spacing"], "shape": m["shape"],
                           "concepts": {names.get(c, c): round(n * vox_ml, 3)
                                        for c, n in zip(m["concepts"], m["voxels"])}}), flush=True)

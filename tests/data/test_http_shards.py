@@ -11,6 +11,7 @@ import pytest
 import webdataset as wds
 
 from sat.data.datamodule import ShardDataModule, expand_urls
+from sat.data.label_codes import masks_to_codes
 from sat.data.sampling import SamplingConfig
 from sat.data.shard_format import decode_sample, encode_sample
 
@@ -29,7 +30,7 @@ def _write_shards(folder: Path) -> dict[str, np.ndarray]:
                 masks[1, 10:20, 8:16, 9:18] = True  # overlaps the first
                 meta = {"case_id": key, "dataset": "syn", "modality": "CT", "spacing": [4.0] * 3,
                         "concepts": ["liver", "spleen"], "annotated": ["liver", "spleen"]}
-                sink.write(encode_sample(key, image, masks, meta))
+                sink.write(encode_sample(key, image, *masks_to_codes(masks), meta))
                 images[key] = image
     return images
 
