@@ -128,7 +128,11 @@ def build_text_encoder(spec: TextEncoderSpec | None = None) -> nn.Module:
     if spec.finetuned:
         from safetensors.torch import load_file
 
-        enc.load_state_dict(load_file(spec.finetuned), strict=True)
+        # a full state dict, or the changed tensors only (a delta carried by a model checkpoint)
+        unexpected = enc.load_state_dict(load_file(spec.finetuned), strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"finetuned weights {spec.finetuned} do not fit the {spec.backend} encoder: "
+                             f"unexpected tensors {unexpected[:3]}")
     return enc.eval()
 
 
