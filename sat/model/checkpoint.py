@@ -39,8 +39,10 @@ def save_checkpoint(path: str | Path, net, *, model_cfg: ModelConfig, text_spec:
     blob = {"state_dict": state}
     if text_delta:
         from sat.text.bundle import delta_digest
+        from sat.text.sidecar import read_sidecar
 
         blob["text_delta"] = text_delta
+        meta["text_sidecar"] = read_sidecar(text_spec.get("finetuned"))  # the calibrated threshold
         meta["text"] = {**text_spec, "finetuned": None}
         meta["text_delta"] = delta_digest(text_delta)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -77,7 +79,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     if meta.get("text_delta"):  # the fine-tuned text encoder travels inside the checkpoint
         from sat.text.bundle import materialize_delta
 
-        meta["text"] = {**meta["text"], "finetuned": str(materialize_delta(blob["text_delta"], meta["text_delta"]))}
+        meta["text"] = {**meta["text"], "finetuned": str(materialize_delta(blob["text_delta"], meta["text_delta"],
+                                                                        meta.get("text_sidecar")))}
     emb = state["concept_embeddings"]
     net = build_model(cfg, meta["concept_ids"], emb)
     net.load_state_dict(state, strict=True)

@@ -39,9 +39,12 @@ def delta_digest(delta: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def materialize_delta(delta: dict[str, torch.Tensor], digest: str) -> Path:
-    """Write ``delta`` to the cache (once) and return the file a text spec can name as ``finetuned``."""
+def materialize_delta(delta: dict[str, torch.Tensor], digest: str, sidecar: dict | None = None) -> Path:
+    """Write ``delta`` (and its sidecar: calibrated threshold, provenance) to the cache once and
+    return the file a text spec can name as ``finetuned``."""
     from safetensors.torch import save_file
+
+    from sat.text.sidecar import sidecar_path, write_sidecar
 
     path = cache_dir() / "encoders" / f"{digest}.safetensors"
     if not path.is_file():
@@ -49,4 +52,6 @@ def materialize_delta(delta: dict[str, torch.Tensor], digest: str) -> Path:
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(delta, str(tmp))
         tmp.replace(path)
+    if sidecar and not sidecar_path(path).is_file():
+        write_sidecar(path, sidecar)
     return path

@@ -11,7 +11,7 @@ def test_demo_pipeline_tiny(tmp_path):
     from sat.demo import main
 
     out = tmp_path / "demo"
-    rc = main(["--out", str(out), "--cases", "6", "--spacing-scale", "3", "--workers", "0",
+    rc = main(["--out", str(out), "--cases", "6", "--spacing-scale", "3", "--workers", "0", "--text-encoder", "raw",
                "--trainer.max_steps=3", "--data.steps_per_epoch=3", "--data.num_workers=0"])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -30,3 +30,14 @@ def test_demo_pipeline_tiny(tmp_path):
     src = next((out / "data" / "phantoms").rglob(f"{case}*.nii.gz"))
     assert first.shape == nib.load(src).shape[:3]
     assert np.allclose(first.affine, nib.load(src).affine, atol=1e-5)
+
+
+def test_demo_rejects_a_missing_text_encoder_file(tmp_path):
+    import pytest
+
+    from sat.demo import text_encoder
+    from sat.errors import InputError
+
+    with pytest.raises(InputError, match="text encoder file not found"):
+        text_encoder(tmp_path, str(tmp_path / "nope.safetensors"), 1.0)
+    assert text_encoder(tmp_path, "raw", 1.0) is None

@@ -26,6 +26,7 @@ def test_finetuned_encoder_round_trips_without_its_file(tmp_path, monkeypatch, c
         state[k] += 0.01 * torch.randn_like(state[k])
     tuned_file = tmp_path / "tuned.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(tuned_file))
+    tuned_file.with_suffix(".json").write_text('{"threshold": 0.77}')
     spec = TextEncoderSpec(finetuned=str(tuned_file))
 
     delta = encoder_delta(spec)
@@ -36,10 +37,15 @@ def test_finetuned_encoder_round_trips_without_its_file(tmp_path, monkeypatch, c
     ckpt = save_checkpoint(tmp_path / "m.ckpt", net, model_cfg=_tiny(),
                            text_spec={"backend": "minilm", "finetuned": str(tuned_file)}, tree_hash="x",
                            preprocess={}, trained_concepts=["liver"], text_delta=delta)
-    tuned_file.unlink()  # the original file is gone: the checkpoint must not need it
+    tuned_file.unlink()  # the original files are gone: the checkpoint must not need them
+    tuned_file.with_suffix(".json").unlink()
     monkeypatch.setenv("SAT_CACHE_DIR", str(tmp_path / "cache"))
     _, meta = load_checkpoint(ckpt)
-    restored = build_text_encoder(TextEncoderSpec(**meta["text"]))
+    spec = TextEncoderSpec(**meta["text"])
+    from sat.text.sidecar import calibrated_threshold
+
+    assert calibrated_threshold(spec) == 0.77  # the resolver threshold travels with the weights
+    restored = build_text_encoder(spec)
     expected = encode_texts(_enc(state), ["left kidney", "IVC"])
     assert torch.allclose(encode_texts(restored, ["left kidney", "IVC"]), expected, atol=1e-6)
     assert not torch.allclose(encode_texts(base, ["left kidney", "IVC"]), expected, atol=1e-4)
