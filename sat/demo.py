@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sat.text.ensure import add_text_encoder_args, text_encoder
+
 LESIONS = ("liver_tumor", "kidney_cyst")
 RECIPES = ("phantom_msd", "phantom_nnunet", "phantom_totalseg")
 
@@ -47,33 +49,6 @@ def build_data(out: Path, cases: int, seed: int, workers: int, spacing_scale: fl
         if part["failures"]:
             raise RuntimeError(f"shard build failures in {name}: {part['failures']}")
     return phantoms, shards
-
-
-def text_encoder(out: Path, choice: str, minutes: float) -> str | None:
-    """The knowledge-pretrained encoder file for the demo (``None``: raw MiniLM).
-
-    ``pretrained`` runs ``sat text-fit --config configs/text/knowledge.yaml`` (capped at ``minutes``)
-    into ``OUT/text/`` unless that file already exists; any other value is an existing file.
-    """
-    if choice == "raw":
-        return None
-    if choice != "pretrained":
-        if not Path(choice).is_file():
-            from sat.errors import InputError
-
-            raise InputError(f"text encoder file not found: {choice}")
-        return choice
-    path = out / "text" / "knowledge_minilm.safetensors"
-    if not path.is_file():
-        from sat.text.pretrain import main as text_fit
-
-        whole = int(minutes * 60)
-        text_fit(["--config", str(repo_root() / "configs" / "text" / "knowledge.yaml"), "--export", str(path),
-                  "--trainer.default_root_dir", str(out / "text"),
-                  "--trainer.max_time", f"00:{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}",
-                  "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                                   "init_args": {"save_dir": str(out / "text"), "name": "csv"}}])])
-    return str(path)
 
 
 def train(out: Path, shards: Path, config: Path, overrides: list[str]) -> Path:
@@ -174,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--spacing-scale", type=float, default=1.0, help="coarser phantoms (tests use 3)")
     p.add_argument("--config", type=Path, default=repo_root() / "configs" / "experiment" / "phantom_demo.yaml")
-    p.add_argument("--text-encoder", default="pretrained",
-                   help="'pretrained' (knowledge-pretrain MiniLM first, reused if present), 'raw', or a file")
-    p.add_argument("--text-minutes", type=float, default=5.0, help="cap on the text pretraining stage")
+    add_text_encoder_args(p)
     p.add_argument("overrides", nargs="*", help="extra LightningCLI overrides, e.g. --trainer.max_steps=50")
     args, extra = p.parse_known_args(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -185,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     phantoms, shards = build_data(out, args.cases, args.seed, args.workers, args.spacing_scale)
     t_text = time.perf_counter()
-    encoder = text_encoder(out, args.text_encoder, args.text_minutes)
+    encoder = text_encoder(args.text_encoder, args.text_minutes)
     t1 = time.perf_counter()
     text = [f"--model.text.finetuned={encoder}"] if encoder else []
     ckpt = train(out, shards, args.config, [*text, *args.overrides, *extra])

@@ -35,9 +35,9 @@ def test_demo_pipeline_tiny(tmp_path):
 def test_demo_rejects_a_missing_text_encoder_file(tmp_path):
     import pytest
 
-    from sat.demo import text_encoder
     from sat.errors import InputError
+    from sat.text.ensure import text_encoder
 
     with pytest.raises(InputError, match="text encoder file not found"):
-        text_encoder(tmp_path, str(tmp_path / "nope.safetensors"), 1.0)
-    assert text_encoder(tmp_path, "raw", 1.0) is None
+        text_encoder(str(tmp_path / "nope.safetensors"))
+    assert text_encoder("raw") is None
