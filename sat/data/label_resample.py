@@ -1,14 +1,18 @@
-"""Resampling of label code maps onto another grid, faithful to volumes.
+"""Resampling of label code maps onto another grid, faithful to volumes and positions.
 
 A code map (0 = background) is resampled by point sampling: each target voxel takes the code
 of the source voxel cube its centre falls in. Point sampling a partition of cubes is unbiased:
 a structure's expected volume is preserved, whatever the two spacings. The one trap is ties:
-a target centre exactly on a cube face. ``torch.grid_sample(mode="nearest")`` rounds half to
-even, so with commensurate spacings (3 mm -> 1.5 mm, 0.8 mm -> 1.5 mm) every other source
-voxel wins all ties, and thin structures gain or lose 5-10 % of their volume; the result also
-depends on how the file stores its axes. Here every tie goes the same way in world space (a
-shift of 1e-3 voxel along a fixed RAS direction), which moves a boundary by at most half a target
-voxel, keeps volumes, and gives the same masks for RAS, LPS or permuted storage.
+a target centre exactly on a cube face. On the centred grids of :func:`sat.data.geometry.ras_grid`
+they arise when downsampling by commensurate spacings (0.75 mm -> 1.5 mm, 1.5 mm -> 3 mm slices
+with an even slice count: every target centre lies on a face). Sending every tie the same way
+shifts every structure by half a source voxel per axis, and ``torch.grid_sample(mode="nearest")``
+leaves ties to float32 rounding, so its masks also depend on how the file stores its axes.
+Here, on axis-aligned grid pairs (any flips, permutations and spacings), successive ties along
+each target axis alternate between the world ``+`` and ``-`` side, so no direction is preferred;
+the decision is made in world space, so RAS, LPS or permuted storage give the same masks.
+Oblique pairs, where exact ties are accidents, break them along a fixed world direction (a
+shift of 1e-3 voxel).
 
 Point sampling is unbiased on average but not per structure: a small structure resampled from
 2.5 mm to 3 mm slices can gain or lose a slab (3-4 % of 10 ml). :func:`match_volumes` then trades
@@ -24,24 +28,30 @@ from scipy import ndimage
 from sat.data.geometry import crop_affine, resample
 
 _TIE = np.array([1.0, 1.1, 1.2]) * 1e-3  # world tie-break direction (mm per mm of voxel size)
+_TIE_TOL = 1e-6  # source voxels: a target centre this close to a face is a tie
+_OCC_GRID = 2.0 ** 20  # occupancies are ranked after rounding to multiples of 1 / _OCC_GRID
 
 
 def resample_codes(codes: np.ndarray, src_affine: np.ndarray, dst_affine: np.ndarray,
                    dst_shape: tuple[int, int, int], slab: int = 8) -> np.ndarray:
-    """Resample an exclusive code map onto another grid by consistent point sampling.
+    """Resample an exclusive code map onto another grid by balanced point sampling.
 
     Args:
         codes: (X, Y, Z) unsigned code map on the source grid (0 = background).
         src_affine, dst_affine: voxel -> world affines of both grids.
         dst_shape: target grid shape (X', Y', Z').
-        slab: target X-planes computed at once (bounds the memory of the index grid).
+        slab: target X-planes computed at once on oblique pairs (bounds the index grid's memory).
 
     Returns:
-        (X', Y', Z') code map of ``codes``' dtype; target voxels outside the source grid are 0.
+        (X', Y', Z') code map of ``codes``' dtype; target voxels whose centre lies in no source
+        voxel (outside the box :func:`sat.data.geometry.ras_grid` covers) are 0.
         Volumes are not matched here; see :func:`match_volumes`.
     """
     dst_shape = tuple(int(n) for n in dst_shape)
     m = np.linalg.inv(np.asarray(src_affine, np.float64)) @ np.asarray(dst_affine, np.float64)
+    axes = _source_axes(m)
+    if axes is not None:
+        return _resample_separable(codes, m, axes, dst_shape)
     src_lin = np.asarray(src_affine, np.float64)[:3, :3]
     tie = np.linalg.solve(src_lin, _TIE * float(np.linalg.norm(src_lin, axis=0).min()))  # ~1e-3 voxel
     lin, off = m[:3, :3], m[:3, 3] + 0.5 + tie
@@ -56,6 +66,35 @@ def resample_codes(codes: np.ndarray, src_affine: np.ndarray, dst_affine: np.nda
         np.clip(idx, 0, src_shape - 1, out=idx)
         vals = codes[idx[..., 0], idx[..., 1], idx[..., 2]]
         out[x0:x0 + len(ii)] = np.where(inside, vals, 0)
+    return out
+
+
+def _source_axes(m: np.ndarray) -> list[int] | None:
+    """Source axis of each target axis when ``m`` (target index -> source index) is axis-aligned."""
+    lin = np.abs(m[:3, :3])
+    nz = lin > 1e-9 * lin.max()
+    if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all():
+        return [int(np.flatnonzero(nz[:, d])[0]) for d in range(3)]
+    return None
+
+
+def _resample_separable(codes: np.ndarray, m: np.ndarray, axes: list[int],
+                        dst_shape: tuple[int, int, int]) -> np.ndarray:
+    """Point sampling on an axis-aligned pair: one source index per target index and axis."""
+    picks, valid = [], []
+    for d, a in enumerate(axes):
+        scale = m[a, d]
+        coord = scale * np.arange(dst_shape[d]) + m[a, 3] + 0.5  # (n,) source index + 0.5
+        near = np.round(coord)
+        ties = np.abs(coord - near) < _TIE_TOL
+        # the k-th tie along this axis goes to the world + side for even k, the - side for odd k
+        side = np.where(np.cumsum(ties) % 2 == 1, 1.0, -1.0) * np.sign(scale)
+        idx = np.where(ties, near - (side < 0), np.floor(coord)).astype(np.int64)
+        valid.append((idx >= 0) & (idx < codes.shape[a]))
+        picks.append(np.clip(idx, 0, codes.shape[a] - 1))
+    out = codes.transpose(axes)[np.ix_(*picks)]  # (X', Y', Z')
+    inside = valid[0][:, None, None] & valid[1][None, :, None] & valid[2][None, None, :]
+    out[~inside] = 0
     return out
 
 
@@ -92,10 +131,13 @@ def match_volumes(out: np.ndarray, codes: np.ndarray, src_affine: np.ndarray,
         a, b = _target_box(src_affine, [s.start for s in box], [s.stop for s in box], dst_affine)
         if diff == 0 or np.any(a < 0) or np.any(b > out.shape):
             continue
-        onehot = torch.from_numpy(np.ascontiguousarray(codes[box] == c, dtype=np.float32))[None]
+        onehot = torch.from_numpy(np.ascontiguousarray(codes[box] == c, dtype=np.float64))[None]
         occ = resample(onehot, crop_affine(src_affine, [s.start for s in box]), crop_affine(dst_affine, a),
                        tuple(int(v) for v in b - a), mode="bilinear")[0].numpy().ravel()
-        occ = np.round(occ, 4)  # float noise must not decide ranks: ties go by target index order
+        # float noise must not decide ranks (ties go by target index order). Commensurate spacings
+        # give exact binary fractions (11/32) that decimal rounding splits by noise; on a binary
+        # grid they are grid points, so RAS and LPS storage rank alike
+        occ = np.round(occ * _OCC_GRID) / _OCC_GRID
         region = out[tuple(slice(lo, hi) for lo, hi in zip(a, b))]  # a view: writes go to ``out``
         flat = region.reshape(-1).copy()
         if diff > 0:  # grow into the background where the structure covers most

@@ -98,7 +98,12 @@ def normalize_intensity(image: np.ndarray, rule: IntensityRule) -> tuple[np.ndar
 
 def to_grid(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
             masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Resample image channels (trilinear) and masks (nearest) onto the spec's RAS grid.
+    """Resample image channels (trilinear) and masks (point sampling) onto the spec's RAS grid.
+
+    The grid (:func:`sat.data.geometry.ras_grid`) covers every input voxel whole. Image values
+    in its rim beyond the outermost input voxel centres are the edge values; masks are point
+    sampled as in shard building (:func:`sat.data.label_resample.resample_codes`): each output
+    voxel takes the input voxel its centre falls in.
 
     Args:
         image: (C, X, Y, Z) normalised image.
@@ -110,12 +115,17 @@ def to_grid(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
     """
     new_affine, new_shape = ras_grid(affine, image.shape[1:], spec.spacing)
     img = torch.from_numpy(np.ascontiguousarray(image, np.float32))
+    # the grid reaches half a source voxel past the outermost centres: edge values fill that rim
+    # (zero padding would darken border voxels); only points outside every voxel get the minimum
     out = np.stack([resample(img[c:c + 1], affine, new_affine, new_shape, mode="bilinear",
-                             padding=float(image[c].min()))[0].numpy() for c in range(len(img))])
+                             padding=float(image[c].min()), padding_mode="edge")[0].numpy()
+                    for c in range(len(img))])
     out_masks = None
     if masks is not None:
-        m = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8))
-        out_masks = resample(m, affine, new_affine, new_shape, mode="nearest").numpy().astype(bool)
+        from sat.data.label_resample import resample_codes  # scipy.ndimage: not on the inference path
+
+        out_masks = np.stack([resample_codes(np.ascontiguousarray(mk, dtype=np.uint8), affine, new_affine,
+                                             new_shape).astype(bool) for mk in masks])
     return out, out_masks, new_affine
 
 

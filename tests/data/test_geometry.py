@@ -5,6 +5,7 @@ real CT sample is resampled to the standard 1.5 x 1.5 x 3 mm grid and kept at it
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -62,21 +63,47 @@ def test_real_sample_at_its_own_spacing_is_exact(sample_case):
     assert all(r["volume_error_pct"] == 0 and r["centroid_shift_mm"] < 1e-6 for r in rows)
 
 
-def test_label_resampling_breaks_ties_consistently():
-    """3 mm -> 1.5 mm puts half the target points exactly on source voxel faces: every source
-    voxel must still get exactly 2 x 2 x 2 target voxels (grid_sample's half-to-even rounding gives
-    some 1 and others 3 per axis)."""
+def test_label_resampling_without_ties_is_exact():
+    """3 mm -> 1.5 mm on the centred grid: no target centre lies on a source voxel face, and every
+    source voxel gets exactly 2 x 2 x 2 target voxels."""
     rng = np.random.default_rng(1)
     codes = np.zeros((14, 12, 10), np.uint8)
     codes[2:-2, 2:-2, 2:-2] = rng.integers(0, 4, (10, 8, 6))
     src = np.diag([3.0, 3.0, 3.0, 1.0])
     dst, shape = ras_grid(src, codes.shape, (1.5, 1.5, 1.5))
     out = resample_codes(codes, src, dst, shape)
-    for c in (1, 2, 3):
-        assert (out == c).sum() == 8 * (codes == c).sum()
+    assert np.array_equal(out, codes.repeat(2, 0).repeat(2, 1).repeat(2, 2))
     nearest = resample(torch.from_numpy(codes[None].astype(np.float32)), src, dst, shape, mode="nearest")[0]
-    counts = [int((nearest == c).sum()) for c in (1, 2, 3)]
-    assert counts != [8 * int((codes == c).sum()) for c in (1, 2, 3)]  # the bias this module avoids
+    assert np.array_equal(out, nearest.numpy().astype(np.uint8))
+
+
+def test_label_resampling_balances_ties():
+    """1 mm -> 2 mm on an even grid puts every target centre on a source voxel face. Ties that all
+    go one way move every structure by half a source voxel per axis; alternating ties keep them in
+    place on average, and give the same masks for RAS and LPS storage."""
+    shape, rng = (48, 48, 32), np.random.default_rng(3)
+    ijk = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"), -1)
+    codes = np.zeros(shape, np.uint8)
+    for c, corner in enumerate(itertools.product((12, 36), (12, 36), (8, 24)), start=1):
+        centre, radii = np.array(corner) + rng.uniform(-1, 1, 3), rng.uniform(4, 7, 3)  # disjoint
+        codes[(((ijk - centre) / radii) ** 2).sum(-1) <= 1] = c
+    src = np.eye(4)
+    dst, dshape = ras_grid(src, shape, (2.0, 2.0, 2.0))
+    assert np.allclose(dst[:3, 3], 0.5)  # target centres at 0.5, 2.5, ...: all on faces
+
+    def mean_shift(out):  # (3,) signed centroid shift in mm, averaged over the structures
+        shifts = [dst[:3, :3] @ np.argwhere(out == c).mean(0) + dst[:3, 3] - ijk[codes == c].mean(0)
+                  for c in range(1, 9)]
+        return np.mean(shifts, axis=0)
+
+    out = resample_codes(codes, src, dst, dshape)
+    assert np.abs(mean_shift(out)).max() < 0.15
+    one_way = codes[1::2, 1::2, 1::2]  # every tie to the + side
+    assert np.all(mean_shift(one_way) < -0.35)
+    lps = src @ np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps[:2, 3] = np.array(shape[:2]) - 1  # the same world box, axes reversed
+    flipped = np.ascontiguousarray(codes[::-1, ::-1])
+    assert np.array_equal(resample_codes(flipped, lps, dst, dshape), out)
 
 
 def test_shard_preprocessing_is_independent_of_storage_orientation():
