@@ -50,7 +50,10 @@ def text_encoder(choice: str, minutes: float = 6.0) -> str | None:
 
     config = Path(__file__).resolve().parents[2] / "configs" / "text" / "knowledge.yaml"
     root = path.parent
+    import torch
+
     text_fit(["--config", str(config), "--export", str(path), "--trainer.default_root_dir", str(root),
+              "--threads", str(torch.get_num_threads()),  # this stage runs alone
               "--trainer.max_time", _hms(minutes),
               "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
                                                "init_args": {"save_dir": str(root), "name": "csv"}}])])
