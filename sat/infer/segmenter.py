@@ -201,8 +201,9 @@ class Segmenter:
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
             concepts = [self.tree.get(p.resolution.concept) for p in answered]
+            workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             restored = restore_prompts(per_prompt, pre["affine"], volume, [c.laterality for c in concepts],
-                                       keep_probabilities=probabilities)
+                                       keep_probabilities=probabilities, workers=workers)
             for p, c, r in zip(answered, concepts, restored):
                 structures.append(Structure(prompt=p.prompt, concept=c.id, name=c.name, used_concepts=p.concepts,
                                             mask=r.mask, prob=r.prob, laterality=c.laterality, stats=r.stats))

@@ -22,7 +22,8 @@ def add_text_encoder_args(parser: argparse.ArgumentParser) -> None:
                         help="wall-clock cap on making the pretrained encoder when it is missing")
 
 
-def _hms(minutes: float) -> str:
+def hms(minutes: float) -> str:
+    """Minutes as Lightning's ``max_time`` string ``DD:HH:MM:SS``."""
     whole = int(minutes * 60)
     return f"00:{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
@@ -54,7 +55,7 @@ def text_encoder(choice: str, minutes: float = 6.0) -> str | None:
 
     text_fit(["--config", str(config), "--export", str(path), "--trainer.default_root_dir", str(root),
               "--threads", str(torch.get_num_threads()),  # this stage runs alone
-              "--trainer.max_time", _hms(minutes),
+              "--trainer.max_time", hms(minutes),
               "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
                                                "init_args": {"save_dir": str(root), "name": "csv"}}])])
     return str(path)

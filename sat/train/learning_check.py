@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sat.errors import InputError
-from sat.text.ensure import add_text_encoder_args, text_encoder
+from sat.text.ensure import add_text_encoder_args, hms, text_encoder
 
 
 def default_sample() -> Path:
@@ -47,11 +47,10 @@ def train(out: Path, shards: Path, config: Path, minutes: float, overrides: list
     from sat.train.cli import cli
 
     ckpt = out / "model.ckpt"
-    whole = int(minutes * 60)
     cli(["fit", "--config", str(config),
          "--data.train", json.dumps({"totalseg_sample": str(shards / "totalseg_sample-train-*.tar")}),
          "--trainer.default_root_dir", str(out / "run"),
-         "--trainer.max_time", f"00:{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}",
+         "--trainer.max_time", hms(minutes),
          "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
                                           "init_args": {"save_dir": str(out / "run"), "name": "csv"}}]),
          "--export", str(ckpt), *overrides])
