@@ -2,11 +2,14 @@
 
 ``bag_key`` makes word order, side abbreviations, roman numerals and ordinals irrelevant
 ("kidney, Lt" = "left kidney", "Couinaud segment VII" = "Couinaud segment 7"); ``acronym`` gives
-the initials of multi-word terms ("left atrial appendage" -> "laa"). :class:`LexicalIndex` keeps
-only keys that point to exactly one concept, so an ambiguous key never decides anything.
+the initials of multi-word terms ("left atrial appendage" -> "laa"), and ``initials`` also the
+initials of the parts of compound words ("gastroduodenal artery" -> "ga" or "gda").
+:class:`LexicalIndex` decides only on keys that point to exactly one concept; an ambiguous set of
+initials only narrows the candidates (:meth:`LexicalIndex.initials_candidates`).
 """
 from __future__ import annotations
 
+import itertools
 import re
 import weakref
 
@@ -23,6 +26,10 @@ _ORDINAL = {w: str(i) for i, w in enumerate(
     "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split(), start=1)}
 _NUMBERED = re.compile(r"(\d+)(?:st|nd|rd|th)")
 _ACRONYM = re.compile(r"[A-Z]{2,6}")
+# An abbreviation as written in a prompt: 2-6 letters, at least two of them capitals ("IVC",
+# "LCx", "pNET"), optionally a plural "s" ("HVs").
+_ABBREVIATION = re.compile(r"(?=(?:[a-z]?[A-Z]){2})[A-Za-z]{2,6}")
+_MAX_VARIANTS = 32
 _BY_TREE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -45,10 +52,44 @@ def bag_key(text: str) -> str:
     return " ".join(sorted(canonical_token(t) for t in tokens(text) if t not in _STOP))
 
 
+def compact_key(text: str) -> str:
+    """Ordered key with the spaces removed, for spacing and hyphenation variants
+    ("rib cage" = "ribcage", "ilio-psoas" = "iliopsoas")."""
+    return "".join(canonical_token(t) for t in tokens(text) if t not in _STOP)
+
+
 def acronym(text: str) -> str:
     """Initials of a multi-word alphabetic term ("left atrial appendage" -> "laa"), else ""."""
     words = [SIDE_WORDS.get(t, t) for t in tokens(text) if t not in _STOP]
     return "".join(w[0] for w in words) if len(words) > 1 and all(w.isalpha() for w in words) else ""
+
+
+def initials(text: str, vocabulary: frozenset[str] | set[str]) -> set[str]:
+    """All initials of a multi-word term, reading compound words as their parts.
+
+    A word splits where its tail (4+ letters, after a head of 3+ letters) is itself in
+    ``vocabulary``: with "duodenal" known, "gastroduodenal artery" gives "ga" and "gda".
+    """
+    words = [SIDE_WORDS.get(t, t) for t in tokens(text) if t not in _STOP]
+    if len(words) < 2 or not all(w.isalpha() for w in words):
+        return set()
+    options = []
+    for w in words:
+        opts = {w[0]} | {w[0] + w[i] for i in range(3, len(w) - 3) if w[i:] in vocabulary}
+        options.append(sorted(opts))
+    return {"".join(p) for p in itertools.islice(itertools.product(*options), _MAX_VARIANTS)}
+
+
+def abbreviation_key(raw: str, anatomy: str) -> str | None:
+    """The lower-case key of ``anatomy`` when it is one word written as an abbreviation in
+    ``raw`` ("contour of the IVC" -> "ivc"; "HVs" -> "hv"), else ``None``."""
+    if not anatomy.isalpha():
+        return None
+    m = re.search(rf"(?<![A-Za-z]){re.escape(anatomy)}(?![A-Za-z])", raw, flags=re.IGNORECASE)
+    word = m.group(0) if m else ""
+    if not _ABBREVIATION.fullmatch(word):
+        return None
+    return word[:-1].lower() if len(word) > 2 and word.endswith("s") else word.lower()
 
 
 class LexicalIndex:
@@ -57,14 +98,23 @@ class LexicalIndex:
     def __init__(self, tree: KnowledgeTree) -> None:
         self.tree = tree
         bags: dict[str, set[str]] = {}
-        initials: dict[str, set[str]] = {}
+        compact: dict[str, set[str]] = {}
+        plain: dict[str, set[str]] = {}
+        vocabulary = frozenset(w for c in tree.concepts.values() for t in c.terms for w in tokens(t)
+                               if len(w) >= 4 and w.isalpha())
+        every: dict[str, set[str]] = {}
         for c in tree.concepts.values():
             for t in (c.id, *c.terms):
                 bags.setdefault(bag_key(t), set()).add(c.id)
+                compact.setdefault(compact_key(t), set()).add(c.id)
                 if "_" not in t:  # initials of natural wording only, not of dataset spellings
-                    initials.setdefault(acronym(t), set()).add(c.id)
+                    plain.setdefault(acronym(t), set()).add(c.id)
+                    for key in initials(t, vocabulary):
+                        every.setdefault(key, set()).add(c.id)
         self.bags = {k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1}
-        self.acronyms = {k: next(iter(v)) for k, v in initials.items() if k and len(v) == 1}
+        self.compact = {k: next(iter(v)) for k, v in compact.items() if len(k) > 3 and len(v) == 1}
+        self.acronyms = {k: next(iter(v)) for k, v in plain.items() if k and len(v) == 1}
+        self._initials = {k: tuple(sorted(v)) for k, v in every.items() if k}
 
     @classmethod
     def for_tree(cls, tree: KnowledgeTree) -> LexicalIndex:
@@ -77,13 +127,23 @@ class LexicalIndex:
     def match(self, raw: str, anatomy: str) -> tuple[str | None, str]:
         """``(concept id, "exact" | "lexical")`` for a prompt and its anatomy part, or ``(None, "")``.
 
+        Tried in order: exact term, order-free key, compact key, initials of the whole prompt.
+
         Initials are tried only when the whole prompt is one upper-case word of 2-6 letters.
         """
         for candidate in (raw, anatomy):
             c = self.tree.lookup(candidate)
             if c is not None:
                 return c.id, "exact"
-        cid = self.bags.get(bag_key(anatomy))
+        cid = self.bags.get(bag_key(anatomy)) or self.compact.get(compact_key(anatomy))
         if cid is None and _ACRONYM.fullmatch(raw.strip()):
             cid = self.acronyms.get(raw.strip().lower())
         return (cid, "lexical") if cid else (None, "")
+
+    def match_bag(self, text: str) -> str | None:
+        """The concept whose order-free or compact key equals that of ``text``, if exactly one."""
+        return self.bags.get(bag_key(text)) or self.compact.get(compact_key(text))
+
+    def initials_candidates(self, key: str) -> tuple[str, ...]:
+        """Concepts with a multi-word term whose initials (compounds split) are ``key``."""
+        return self._initials.get(key, ())

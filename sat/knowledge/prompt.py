@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sat.knowledge.glossary import split_camel
+
 _REGION = (r"(?:(?:abdominal|abdomen|abdo|thoracic|thorax|chest|pelvic|pelvis|head|neck|"
            r"head and neck|brain|cardiac|spine|spinal|whole[- ]body|liver|renal|lung)\s+)?")
 _SEQ = r"(?:t1|t2)(?:[- ]?(?:w|weighted|ce|c|gd|fs|post))*"
@@ -35,7 +37,11 @@ _FILLER = frozenset((
     "segmentation segmented mask masks delineate delineation outline outlined contour contours "
     "show me find locate mark highlight label draw give i need want can could would you us "
     "where is are it its which what patient patients patient's image scan volume study series "
-    "sequence axial coronal sagittal view structure").split())
+    "sequence axial coronal sagittal view structure seen visible shown depicted").split())
+# Filler that is a verb only when it leads: "segment the liver" but "posterior liver segment".
+_LEADING_ONLY = frozenset(("segment",))
+# Filler only when it trails other words: "liver region" is the liver.
+_TRAILING_ONLY = frozenset(("region", "area"))
 _LEFT = re.compile(r"\b(left|lt|l|sinister|sinistra|sinistral|sinistrum|sin)\b")
 _RIGHT = re.compile(r"\b(right|rt|r|dexter|dextra|dextral|dextrum)\b")
 _BILATERAL = re.compile(r"\b(bilateral|both|either|two|pair|paired)\b")
@@ -65,7 +71,8 @@ def _strip_filler(words: list[str]) -> list[str]:
     """Drop filler words at both ends, keeping inner ones ("head of pancreas")."""
     while words and words[0].strip("?!.,;:'\"()") in _FILLER:
         words = words[1:]
-    while words and words[-1].strip("?!.,;:'\"()") in _FILLER:
+    while words and words[-1].strip("?!.,;:'\"()") in (_FILLER - _LEADING_ONLY) | _TRAILING_ONLY \
+            and len(words) > 1:
         words = words[:-1]
     return words
 
@@ -73,7 +80,7 @@ def _strip_filler(words: list[str]) -> list[str]:
 def parse_prompt(text: str) -> ParsedPrompt:
     """Separate qualifiers from anatomy in ``text`` (any string; never raises)."""
     text = text if isinstance(text, str) else str(text)
-    low = " " + re.sub(r"[_\s]+", " ", text.lower()) + " "
+    low = " " + re.sub(r"[_\s]+", " ", split_camel(text).lower()) + " "
     modality = "US" if re.search(r"\bUS\b", text) else None
     if modality:
         low = re.sub(r"\bus\b", " ", low)

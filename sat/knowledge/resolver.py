@@ -2,10 +2,16 @@
 
 Order: (1) lexical match of the normalised prompt, then of its anatomy part, against every id,
 name and synonym, then the same words in any order with side abbreviations, roman numerals and
-ordinals normalised ("Lt kidney", "Couinaud segment VII"), then the initials of multi-word terms
-when unambiguous ("LAA": left atrial appendage); (2) nearest term embedding, accepted at or above a calibrated threshold;
-(3) refusal with up to five suggestions. Laterality written in the text always wins over
-similarity: "left kidney" can never resolve to the right kidney.
+ordinals normalised ("Lt kidney", "Couinaud segment VII") or with spaces dropped ("ribcage"),
+then the same for the anatomy read in plain English (Latin and structure-name abbreviations
+rewritten by :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R") and with
+organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b"), then
+abbreviations whose initials point to one concept ("LAA": left atrial appendage; "GDA":
+gastroduodenal artery); (2) nearest term embedding of the anatomy and of its English reading
+(the better counts), accepted at or above a calibrated threshold; an abbreviation with several
+expansions competes only among those; (3) refusal with up to five suggestions. Laterality
+written in the text always wins over similarity: "left kidney" can never resolve to the right
+kidney.
 """
 from __future__ import annotations
 
@@ -15,16 +21,27 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from sat.knowledge.lexicon import LexicalIndex
+from sat.knowledge.glossary import english_reading, organ_reading
+from sat.knowledge.lexicon import LexicalIndex, abbreviation_key
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt import ParsedPrompt, parse_prompt
 from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
+ENCODE_CHUNK = 32  # prompts per encoder call
 # Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
 # a knowledge-pretrained encoder carries its own in its sidecar JSON.
 DEFAULT_THRESHOLD = 0.58
+
+
+@dataclass(frozen=True)
+class _Query:
+    """What the embedding stage gets for one prompt: the readings of its anatomy (the best one
+    counts) and, for an abbreviation with several expansions, the concept indices allowed."""
+
+    readings: tuple[str, ...]
+    candidates: tuple[int, ...] = ()
 
 
 @dataclass
@@ -67,6 +84,7 @@ class Resolver:
             raise ValueError("Resolver needs term_ids/term_emb or load_terms")
         self.tree, self.encode, self.threshold = tree, encode, float(threshold)
         self._concepts = list(tree.concepts)
+        self._index = {cid: i for i, cid in enumerate(self._concepts)}
         self._load_terms, self._terms = load_terms, None
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
@@ -104,8 +122,7 @@ class Resolver:
 
     # ------------------------------------------------------------------ embeddings
     def _set_terms(self, ids: list[str], emb: torch.Tensor) -> None:
-        index = {cid: i for i, cid in enumerate(self._concepts)}
-        self._terms = (torch.tensor([index[c] for c in ids], dtype=torch.long), emb.float())
+        self._terms = (torch.tensor([self._index[c] for c in ids], dtype=torch.long), emb.float())
 
     def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(row -> concept index (N,), term embeddings (N, dim))``, loaded on first use."""
@@ -114,14 +131,20 @@ class Resolver:
         return self._terms
 
     def embed(self, texts: list[str]) -> torch.Tensor:
-        """Embeddings (n, dim) of ``texts``, encoding only those not in the LRU cache."""
+        """Embeddings (n, dim) of ``texts``, encoding only those not in the LRU cache.
+
+        New texts are encoded shortest first in chunks of :data:`ENCODE_CHUNK`, so a few long
+        sentences do not pad every short prompt to their length.
+        """
         todo = sorted({t for t in texts if t not in self._cache}, key=len)
-        if todo:
-            for t, e in zip(todo, self.encode(todo)):
+        for start in range(0, len(todo), ENCODE_CHUNK):
+            chunk = todo[start:start + ENCODE_CHUNK]
+            for t, e in zip(chunk, self.encode(chunk)):
                 self._cache[t] = e
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0)
+        out = torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
 
     def clear_cache(self) -> None:
         """Forget cached prompt embeddings (term embeddings stay)."""
@@ -144,23 +167,30 @@ class Resolver:
     def resolve_many(self, texts: list[str]) -> list[Resolution]:
         """Resolve a batch: lexical matches skip the encoder, the rest are encoded together."""
         out: list[Resolution] = []
-        pending: list[int] = []
-        queries: list[str] = []
+        pending: list[tuple[int, _Query]] = []
         for raw in texts:
             res, query = self._lexical(raw if isinstance(raw, str) else str(raw))
             out.append(res)
             if query is not None:
-                pending.append(len(out) - 1)
-                queries.append(query)
+                pending.append((len(out) - 1, query))
         if pending:
-            scores = self.concept_scores(self.embed(queries))  # (P, C)
-            top = torch.topk(scores, k=min(8, scores.shape[1]), dim=1)
-            for i, vals, idx in zip(pending, top.values.tolist(), top.indices.tolist()):
-                self._nearest(out[i], [(self._concepts[j], v) for v, j in zip(vals, idx)])
+            variants = [t for _, q in pending for t in q.readings]
+            per_text = self.concept_scores(self.embed(variants))  # (V, C)
+            k = min(8, per_text.shape[1])
+            row = 0
+            for i, q in pending:
+                scores = per_text[row:row + len(q.readings)].amax(0)  # (C,): best reading
+                row += len(q.readings)
+                # an abbreviation with several expansions: only those concepts compete
+                allowed = torch.tensor(q.candidates) if q.candidates else None
+                vals, idx = torch.topk(scores if allowed is None else scores[allowed],
+                                       k=k if allowed is None else min(k, len(allowed)))
+                idx = idx if allowed is None else allowed[idx]
+                self._nearest(out[i], [(self._concepts[j], v) for v, j in zip(vals.tolist(), idx.tolist())])
         return out
 
-    def _lexical(self, raw: str) -> tuple[Resolution, str | None]:
-        """Lexical lookup; returns (resolution, text to embed or ``None`` when decided)."""
+    def _lexical(self, raw: str) -> tuple[Resolution, _Query | None]:
+        """Lexical lookup; returns (resolution, what to embed or ``None`` when decided)."""
         p: ParsedPrompt = parse_prompt(raw[:MAX_PROMPT_CHARS])
         res = Resolution(text=raw, concept=None, name=None, score=0.0, modality=p.modality,
                          laterality=p.laterality)
@@ -174,7 +204,17 @@ class Resolver:
             cid, method = self.lexicon.match(raw, p.anatomy)
             if cid is not None:
                 return self._accept(res, cid, 1.0, method), None
-            return res, p.anatomy
+            plain = english_reading(p.anatomy)  # Latin / structure-name spelling in English
+            key = abbreviation_key(raw, p.anatomy)
+            candidates = self.lexicon.initials_candidates(key) if key else ()
+            organ = organ_reading(p.anatomy)
+            cid = (self.lexicon.match_bag(plain) if plain else None) or \
+                (self.lexicon.match_bag(organ) if organ else None) or \
+                (candidates[0] if len(candidates) == 1 else None)
+            if cid is not None:
+                return self._accept(res, cid, 1.0, "lexical"), None
+            readings = (p.anatomy, plain) if plain else (p.anatomy,)
+            return res, _Query(readings, tuple(self._index[c] for c in candidates))
         return res, None
 
     def _nearest(self, res: Resolution, ranked: list[tuple[str, float]]) -> None:

@@ -20,6 +20,7 @@ from sat.knowledge.tree import KnowledgeTree
 from sat.text.calibrate import accepted, calibrate
 from sat.text.negatives import EVAL_NEGATIVES
 from sat.text.queries import CATEGORIES, held_out_queries
+from sat.text.sidecar import read_sidecar
 from sat.text.splits import SplitConfig, split_tree, train_view
 
 _OPPOSITE = {"left": "right", "right": "left"}
@@ -98,6 +99,11 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
         f"{m0['n_queries']} held-out anatomical queries ({m0['n_lateral']} lateral), "
         f"{m0['n_negatives']} non-anatomical texts. Pretraining never sees the eval or calib split; "
         "the resolver index excludes held-out synonyms. Thresholds are calibrated on the calib split.",
+        "", "The full resolver parses the prompt, tries exact, order-free, compact, plain-English "
+        "(Latin, structure-name abbreviations) and initials matches against the index, then the "
+        "nearest term embedding of the anatomy and of its English reading, accepted at the "
+        "threshold; laterality in the text is enforced. The embedding columns score the whole "
+        "query text against the index with no lexical stage.",
         "", f"Reproduce: `{command}`", "",
         "| encoder | top-1 (emb) | top-5 (emb) | top-1 (resolver) | L/R confusion (emb) "
         "| L/R confusion (resolver) | non-anatomy refused | anatomy accepted | threshold |",
@@ -108,6 +114,12 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
                      f"{m['resolver_top1']:.3f} | {m['emb_lr_confusion']:.2%} | "
                      f"{m['resolver_lr_confusion']:.2%} | {m['non_anatomy_refusal']:.3f} | "
                      f"{m['anatomy_acceptance']:.3f} | {r['threshold']:.3f} |")
+    lines += ["", "Encoders:", ""]
+    for r in reports:
+        weights = r["spec"].get("finetuned")
+        meta = read_sidecar(weights)
+        layers = f", top {meta['train_layers']} transformer layers trained" if meta.get("train_layers") else ""
+        lines.append(f"- {r['label']}: " + (f"`{weights}`{layers}" if weights else "MiniLM-L6 as shipped"))
     lines += ["", "Top-1 by query kind (embedding path / full resolver; acceptance):", "",
               "| encoder | " + " | ".join(f"{c} (n={reports[0]['per_category'][c]['n']})"
                                           for c in reports[0]["per_category"]) + " |",

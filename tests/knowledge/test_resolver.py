@@ -84,3 +84,25 @@ def test_threshold_comes_from_the_sidecar(tmp_path):
     r = Resolver.from_spec(knowledge.default_tree(), TextEncoderSpec(finetuned=str(weights)))
     assert r.threshold == pytest.approx(0.4321)
     assert Resolver.from_spec(knowledge.default_tree(), None, threshold=0.7).threshold == 0.7
+
+
+def test_embed_encodes_new_texts_once_in_short_first_chunks():
+    from sat.knowledge.resolver import ENCODE_CHUNK
+
+    tree = knowledge.default_tree()
+    ids = list(tree.concepts)
+    calls: list[list[str]] = []
+
+    def encode(texts):
+        calls.append(list(texts))
+        return torch.nn.functional.normalize(torch.ones(len(texts), 4), dim=1)
+
+    r = Resolver(tree, ids, torch.eye(len(ids), 4), encode)
+    texts = [f"phrase {'x' * (i % 7)} {i}" for i in range(2 * ENCODE_CHUNK + 5)]
+    out = r.embed(texts + texts[:3])
+    assert out.shape == (len(texts) + 3, 4) and len(calls) == 3
+    assert all(len(c) <= ENCODE_CHUNK for c in calls)
+    flat = [t for c in calls for t in c]
+    assert sorted(flat) == sorted(texts) and [len(t) for t in flat] == sorted(len(t) for t in flat)
+    r.embed(texts)  # all cached now
+    assert len(calls) == 3

@@ -1,0 +1,156 @@
+"""Rewrite Latin anatomical terms and structure-naming abbreviations into plain English.
+
+Prompts arrive in Terminologia Anatomica Latin ("arteria hepatica communis"), in radiotherapy
+structure nomenclature ("OpticNrv_L", "Glnd_Submand_R") or in English. :func:`english` maps
+each word through a general word list (Latin nouns, adjectives and genitives; TG-263-style
+abbreviations), splits CamelCase, and turns Latin noun-first order into English adjective-first
+order ("arteria hepatica communis" -> "common hepatic artery"). :func:`organ_reading` also
+turns organ adjectives into the organ ("hepatic segment" -> "liver segment") for order-free
+lexical matching. The lists are general vocabulary, word by word; they name no concept of the
+knowledge tree.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Latin words and their English forms (nominative, genitive, plural and gendered forms).
+_LATIN_NOUNS = {
+    "arteria": "artery", "arteriae": "arteries", "vena": "vein", "venae": "veins", "nervus": "nerve",
+    "nervi": "nerves", "musculus": "muscle", "musculi": "muscles", "glandula": "gland",
+    "glandulae": "glands", "os": "bone", "ossis": "bone", "ossa": "bones", "lobus": "lobe",
+    "lobi": "lobes", "ren": "kidney", "renes": "kidneys", "hepar": "liver", "lien": "spleen",
+    "pulmo": "lung", "pulmones": "lungs", "cor": "heart", "ventriculus": "ventricle",
+    "ventriculi": "ventricles", "vesica": "bladder", "gaster": "stomach", "intestinum": "intestine",
+    "ductus": "duct", "canalis": "canal", "cavum": "cavity", "cavitas": "cavity", "corpus": "body",
+    "caput": "head", "cauda": "tail", "collum": "neck", "truncus": "trunk", "arcus": "arch",
+    "processus": "process", "columna": "column", "costa": "rib", "costae": "ribs",
+    "clavicula": "clavicle", "membrum": "limb", "pes": "foot", "manus": "hand", "oculus": "eye",
+    "oculi": "eyes", "auris": "ear", "nasus": "nose", "lingua": "tongue",
+    "palatum": "palate", "mamma": "breast",
+    "ovarium": "ovary", "ovaria": "ovaries", "tuba": "tube", "tubae": "tubes", "prostata": "prostate",
+    "substantia": "substance", "membrana": "membrane", "paries": "wall", "valva": "valve",
+    "vas": "vessel", "vasa": "vessels", "nodus": "node", "nodi": "nodes", "tractus": "tract",
+    "systema": "system", "diaphragma": "diaphragm", "meatus": "canal", "regio": "region",
+    "pars": "part", "hilus": "hilum", "hypophysis": "pituitary gland", "mesencephalon": "midbrain",
+    "vesicula": "vesicle", "vesiculae": "vesicles", "cerebrum": "cerebrum", "cisterna": "cistern",
+    "plexus": "plexus", "ganglion": "ganglion", "radix": "root", "radices": "roots", "basis": "base",
+    "sinus": "sinus", "fossa": "fossa", "bulbus": "bulb", "cornu": "horn", "lamina": "lamina",
+    "fasciculus": "bundle", "lymphonodus": "lymph node", "lymphonodi": "lymph nodes", "oris": "mouth",
+}
+_LATIN_ADJECTIVES = {
+    "dexter": "right", "dextra": "right", "dextrum": "right", "dextri": "right", "dextrae": "right",
+    "sinister": "left", "sinistra": "left", "sinistrum": "left", "sinistri": "left",
+    "sinistrae": "left", "superius": "superior", "inferius": "inferior", "anterius": "anterior",
+    "posterius": "posterior", "medius": "middle", "media": "middle",
+    "magnus": "great", "magna": "great", "longus": "long", "longa": "long", "brevis": "short",
+    "profundus": "deep", "profunda": "deep", "superficialis": "superficial", "internus": "internal",
+    "interna": "internal", "internum": "internal", "externus": "external", "externa": "external",
+    "externum": "external", "communis": "common", "lateralis": "lateral", "medialis": "medial",
+    "transversus": "transverse", "transversa": "transverse", "descendens": "descending",
+    "ascendens": "ascending", "sigmoideum": "sigmoid", "sigmoidea": "sigmoid",
+    "pulmonalis": "pulmonary", "pulmonales": "pulmonary", "pulmonis": "lung", "pulmonum": "lungs",
+    "hepaticus": "hepatic", "hepatica": "hepatic", "hepatis": "liver", "renalis": "renal",
+    "renis": "kidney", "lienalis": "splenic", "lienis": "spleen", "splenicus": "splenic",
+    "splenica": "splenic", "gastricus": "gastric", "gastrica": "gastric", "cardiacus": "cardiac",
+    "cordis": "heart", "cerebri": "brain", "cerebralis": "cerebral", "cerebelli": "cerebellum",
+    "coronarius": "coronary", "coronaria": "coronary", "iliacus": "iliac", "iliaca": "iliac",
+    "femoralis": "femoral", "femoris": "femur", "subclavia": "subclavian", "subclavius": "subclavian",
+    "carotis": "carotid", "jugularis": "jugular", "vertebralis": "vertebral", "vertebrae": "vertebra",
+    "thoracicus": "thoracic", "thoracica": "thoracic", "thoracis": "chest", "lumbalis": "lumbar",
+    "lumbales": "lumbar", "sacralis": "sacral", "cervicalis": "cervical", "colli": "neck",
+    "abdominalis": "abdominal", "abdominis": "abdomen", "mesentericus": "mesenteric",
+    "mesenterica": "mesenteric", "portae": "portal", "portalis": "portal", "urinaria": "urinary",
+    "biliaris": "biliary", "fellea": "gall", "nasi": "nasal", "nasalis": "nasal", "oralis": "oral",
+    "parotidea": "parotid", "submandibularis": "submandibular", "sublingualis": "sublingual",
+    "lacrimalis": "lacrimal", "opticus": "optic", "acusticus": "acoustic", "auditiva": "auditory",
+    "auditivus": "auditory", "temporalis": "temporal", "frontalis": "frontal",
+    "parietalis": "parietal", "occipitalis": "occipital", "spinalis": "spinal",
+    "nervosum": "nervous", "nervosus": "nervous", "centrale": "central", "centralis": "central",
+    "periphericum": "peripheral", "grisea": "grey", "intervertebralis": "intervertebral",
+    "costalis": "costal", "mammaria": "mammary", "uterina": "uterine", "uteri": "uterus",
+    "ovarica": "ovarian", "seminalis": "seminal", "seminales": "seminal", "accessorius": "accessory",
+    "accessoria": "accessory", "thyroidea": "thyroid", "thyreoidea": "thyroid",
+    "suprarenalis": "adrenal", "suprarenales": "adrenal", "pinealis": "pineal", "salivaria": "salivary",
+    "salivariae": "salivary", "spuria": "false", "spuriae": "false", "verae": "true",
+    "fluctuantes": "floating", "tenue": "small", "crassum": "large", "ani": "anal", "recti": "rectum",
+    "trunci": "trunk", "ventriculi": "ventricle", "atrii": "atrium", "vesicae": "bladder",
+    "durae": "dura", "matris": "mater", "oesophagi": "oesophagus", "esophagi": "esophagus",
+    "duodeni": "duodenum", "pancreatis": "pancreas", "cerebellaris": "cerebellar",
+    "lymphaticus": "lymphatic", "lymphatica": "lymphatic", "lymphoidei": "lymph",
+}
+# Abbreviations of radiotherapy structure names (TG-263 style) and common clinical shorthand.
+_ABBREVIATIONS = {
+    "nrv": "nerve", "nrvs": "nerves", "glnd": "gland", "glnds": "glands", "musc": "muscle",
+    "submand": "submandibular", "cnstr": "constrictor", "constrict": "constrictor", "lns": "lens",
+    "brnch": "bronchus", "chism": "chiasm", "cav": "cavity", "ant": "anterior", "post": "posterior",
+    "sup": "superior", "inf": "inferior", "lat": "lateral", "ext": "external", "int": "internal",
+    "prox": "proximal", "dist": "distal", "lig": "ligament", "ves": "vessel", "art": "artery",
+    "vn": "vein", "mid": "middle", "ln": "lymph node",
+}
+# English relational adjectives and the organ they name ("hepatic segment" = "liver segment").
+_ORGAN_ADJECTIVES = {
+    "hepatic": "liver", "renal": "kidney", "pulmonary": "lung", "cardiac": "heart",
+    "gastric": "stomach", "splenic": "spleen", "cerebral": "brain", "vesical": "bladder",
+    "colonic": "colon", "duodenal": "duodenum", "ileal": "ileum", "jejunal": "jejunum",
+    "oesophageal": "oesophagus", "esophageal": "esophagus", "pancreatic": "pancreas",
+    "uterine": "uterus", "ovarian": "ovary", "prostatic": "prostate", "rectal": "rectum",
+    "costal": "rib", "vertebral": "vertebra", "sternal": "sternum",
+    "nasal": "nose", "oral": "mouth", "ocular": "eye", "mammary": "breast", "lingual": "tongue",
+    "dental": "tooth", "labial": "lip", "tracheal": "trachea", "laryngeal": "larynx",
+    "pharyngeal": "pharynx", "thymic": "thymus", "biliary": "bile", "bronchial": "bronchus",
+    "aortic": "aorta", "pleural": "pleura", "pericardial": "pericardium", "peritoneal": "peritoneum",
+}
+_LATIN = {**_LATIN_NOUNS, **_LATIN_ADJECTIVES}
+# Latin forms that are also English words: they never decide that a phrase is Latin.
+_ENGLISH_TOO = frozenset(("vertebrae", "media", "plexus", "ganglion", "sinus", "fossa", "lamina",
+                          "cerebrum", "prostata", "costae", "processus", "meatus", "hilus"))
+_CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])")
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+def split_camel(text: str) -> str:
+    """Insert spaces at lower-to-upper case changes after two lower-case letters
+    ("BuccalMucosa" -> "Buccal Mucosa"); "pNET", "LCx" and "IVb" are left alone."""
+    return _CAMEL.sub(" ", text)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case ASCII words of ``text`` after splitting CamelCase."""
+    folded = unicodedata.normalize("NFKD", split_camel(text)).encode("ascii", "ignore").decode("ascii")
+    return _WORDS.findall(folded.lower())
+
+
+def english(text: str) -> str:
+    """Plain-English, lower-case wording of ``text`` (see the module docstring).
+
+    Args:
+        text: any string.
+
+    Returns:
+        The rewritten words joined by spaces; equal to the lower-cased words of ``text`` when
+        nothing needed rewriting.
+    """
+    ws = words(text)
+    out = [_LATIN.get(w) or _ABBREVIATIONS.get(w) or w for w in ws]
+    # Latin puts the noun first and its adjectives and genitives after it: read it backwards.
+    if len(ws) > 1 and ws[-1] in _LATIN_ADJECTIVES and (ws[-1] not in _ENGLISH_TOO or ws[0] in _LATIN_NOUNS):
+        out = out[::-1]
+    return " ".join(out)
+
+
+def english_reading(text: str, max_words: int = 6) -> str | None:
+    """:func:`english` of a term of at most ``max_words`` words when it changes a word or the
+    order, else ``None`` (sentences are left as written)."""
+    if len(words(text)) > max_words:
+        return None
+    plain = english(text)
+    return plain if plain and plain != " ".join(words(text)) else None
+
+
+def organ_reading(text: str) -> str | None:
+    """:func:`english` with organ adjectives as nouns ("hepatic segment IVb" -> "liver segment
+    ivb"), when that changes a word; for order-free lexical matching only."""
+    ws = english(text).split()
+    out = [_ORGAN_ADJECTIVES.get(w, w) for w in ws]
+    return " ".join(out) if out != ws else None

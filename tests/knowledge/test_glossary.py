@@ -1,0 +1,108 @@
+"""English readings of Latin and structure-name prompts; abbreviations with compound initials."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from sat import knowledge
+from sat.knowledge.glossary import english, split_camel
+from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, compact_key, initials
+from sat.knowledge.prompt import parse_prompt
+from sat.knowledge.resolver import Resolver
+from sat.knowledge.tree import KnowledgeTree
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("arteria hepatica communis", "common hepatic artery"), ("glandula parotidea", "parotid gland"),
+    ("mediastinum posterius", "posterior mediastinum"), ("pulmo dexter", "right lung"),
+    ("OpticNrv_L", "optic nerve l"), ("BuccalMucosa", "buccal mucosa"),
+    ("left kidney", "left kidney"), ("lumbar vertebrae", "lumbar vertebra"),
+])
+def test_english_readings(text, plain):
+    assert english(text) == plain
+
+
+def test_camel_case_split_spares_abbreviations():
+    assert split_camel("TemporalLobe_L") == "Temporal Lobe_L"
+    assert [split_camel(t) for t in ("pNET", "LCx", "IVb", "IVC")] == ["pNET", "LCx", "IVb", "IVC"]
+    assert parse_prompt("TemporalLobe_L on T2 MRI").anatomy == "temporal lobe l"
+
+
+def test_trailing_segment_is_anatomy_but_leading_segment_is_a_verb():
+    assert parse_prompt("right anterior inferior segment").anatomy == "right anterior inferior segment"
+    assert parse_prompt("segment the liver").anatomy == "liver"
+    assert parse_prompt("liver region seen on ultrasound").anatomy == "liver"
+
+
+def test_compact_key_ignores_spacing_and_hyphens_but_not_order():
+    assert compact_key("rib cage") == compact_key("ribcage") == compact_key("Rib-Cage")
+    assert compact_key("ilio-psoas") == compact_key("iliopsoas")
+    assert compact_key("left kidney") != compact_key("kidney left")
+
+
+def test_english_reading_only_for_short_changed_terms():
+    from sat.knowledge.glossary import english_reading
+
+    assert english_reading("arteria carotis communis") == "common carotid artery"
+    assert english_reading("kidney, left") is None  # nothing to rewrite
+    assert english_reading("the vein formed behind the joint, ending in the superior vena cava") is None
+
+
+def test_organ_reading_names_the_organ():
+    from sat.knowledge.glossary import organ_reading
+
+    assert organ_reading("hepatic segment IVb") == "liver segment ivb"
+    assert organ_reading("renal cyst") == "kidney cyst"
+    assert organ_reading("liver") is None
+
+
+def test_compound_initials_and_abbreviation_keys():
+    assert initials("gastroduodenal artery", {"duodenal"}) == {"ga", "gda"}
+    assert initials("liver", {"liver"}) == set()
+    assert abbreviation_key("contour of the IVC", "ivc") == "ivc"
+    assert abbreviation_key("HVs on CT", "hvs") == "hv"
+    assert abbreviation_key("LCx", "lcx") == "lcx"
+    assert abbreviation_key("contour of the ivc", "ivc") is None  # lower case: a word, not initials
+    assert abbreviation_key("liver", "liver") is None
+
+
+def _without_synonyms(tree: KnowledgeTree, ids: tuple[str, ...]) -> KnowledgeTree:
+    """``tree`` with the synonyms of ``ids`` dropped (so only readings and initials can match)."""
+    return KnowledgeTree([dataclasses.replace(c, synonyms=()) if c.id in ids else c
+                          for c in tree.concepts.values()], tree.hash + "-test")
+
+
+def test_resolver_reads_latin_camel_case_and_initials_without_embeddings():
+    tree = _without_synonyms(knowledge.default_tree(), ("parotid_glands", "gastroduodenal_artery",
+                                                        "buccal_mucosa", "liver_segment_4b"))
+
+    def fail(*_):
+        raise AssertionError("embeddings used for a prompt the lexicon can decide")
+
+    r = Resolver(tree, None, None, encode=fail, load_terms=fail)
+    got = {t: r.resolve(t) for t in ("glandula parotidea", "BuccalMucosa on CT",
+                                     "contour of the GDA", "hepatic segment IVb on CT")}
+    assert {t: x.concept for t, x in got.items()} == {
+        "glandula parotidea": "parotid_glands", "BuccalMucosa on CT": "buccal_mucosa",
+        "contour of the GDA": "gastroduodenal_artery", "hepatic segment IVb on CT": "liver_segment_4b"}
+    assert all(x.method in ("exact", "lexical") for x in got.values())
+
+
+def test_ambiguous_initials_only_narrow_the_embedding_choice():
+    tree = knowledge.default_tree()
+    index = LexicalIndex.for_tree(tree)
+    key = next(k for k, v in index._initials.items() if len(v) >= 2 and k.isalpha() and len(k) == 3
+               and tree.lookup(k) is None)
+    allowed = set(index.initials_candidates(key))
+    ids = list(tree.concepts)
+    outsider = next(c for c in ids if c not in allowed and tree.get(c).laterality == "none")
+    emb = torch.eye(len(ids))
+    wanted = sorted(allowed)[-1]
+    # the prompt looks most like an outsider, then like one of the candidates
+    vec = emb[ids.index(outsider)] + 0.9 * emb[ids.index(wanted)]
+    r = Resolver(tree, ids, emb, lambda texts: torch.nn.functional.normalize(vec, dim=0).expand(len(texts), -1),
+                 threshold=0.1)
+    res = r.resolve(f"contour of the {key.upper()}")
+    assert res.concept in allowed and res.method == "embedding"
