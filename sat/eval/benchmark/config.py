@@ -125,6 +125,8 @@ class SpeedProfile:
 
     Attributes:
         name: profile name. threads: torch CPU threads for the in-process parts.
+        checkpoint: a trained checkpoint to time (e.g. ``outputs/demo/model.ckpt``); when it is unset
+            or missing, a random-weight model of ``checkpoint_preset`` is timed instead.
         checkpoint_preset: :func:`sat.infer.bench.build_random_checkpoint` preset of the timed model.
         prompt_counts: prompts per call for the prompt-scaling table.
         prompt_shape, prompt_spacing: synthetic CT used for the prompt-scaling table.
@@ -141,6 +143,7 @@ class SpeedProfile:
 
     name: str = "custom"
     threads: int = 2
+    checkpoint: str | None = None
     checkpoint_preset: str = "demo"
     prompt_counts: tuple[int, ...] = (1, 5, 20, 100)
     prompt_shape: tuple[int, int, int] = (256, 256, 200)

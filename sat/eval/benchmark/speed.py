@@ -184,8 +184,14 @@ def _run_speed(profile: SpeedProfile) -> dict:
            "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                        "load_average_1min": round(os.getloadavg()[0], 2), "cuda": torch.cuda.is_available()}}
     with tempfile.TemporaryDirectory(prefix="sat_speed_") as tmp:
-        ckpt = build_random_checkpoint(Path(tmp) / "random.ckpt", preset=profile.checkpoint_preset, seed=SEED)
-        seg = open_segmenter(ckpt, max(profile.prompt_counts), "cpu", profile.threads)
+        trained = bool(profile.checkpoint) and Path(profile.checkpoint).is_file()
+        if trained:  # real masks; prompts beyond its concepts are their synonyms (bench_prompts)
+            ckpt = Path(profile.checkpoint)
+            seg = open_segmenter(ckpt, 0, "cpu", profile.threads)
+        else:
+            ckpt = build_random_checkpoint(Path(tmp) / "random.ckpt", preset=profile.checkpoint_preset, seed=SEED)
+            seg = open_segmenter(ckpt, max(profile.prompt_counts), "cpu", profile.threads)
+        out["model"] = str(ckpt) if trained else None
         log.info("prompt scaling")
         out["prompt_scaling"] = prompt_scaling(seg, profile)
         log.info("volume scaling")

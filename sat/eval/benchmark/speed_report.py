@@ -34,9 +34,11 @@ def render_speed(r: dict, command: str) -> str:
              f"machine: {m['cpus']} CPUs, {m['torch_threads']} torch threads, torch {m['torch']}, load average "
              f"{m['load_average_1min']} at start and {m['load_average_1min_end']} at the end (timings on a shared "
              f"machine are noisy)",
-             f"model: random weights of the `{p['checkpoint_preset']}` preset "
-             f"(`sat.infer.bench.build_random_checkpoint`); "
-             f"its masks are noise, which makes restoring them slower than real ones"]
+             (f"model: the trained checkpoint `{r['model']}` (prompts beyond its concepts are their synonyms)"
+              if r.get("model") else
+              f"model: random weights of the `{p['checkpoint_preset']}` preset "
+              f"(`sat.infer.bench.build_random_checkpoint`); "
+              f"its masks are noise, which makes restoring them slower than real ones")]
     vol = [{"volume": _size(x), **{k: x[k] for k in ("megavoxels", "prompts", "seconds", "repeats", "seed", "wall_s")}}
            for x in r["volume_scaling"]]
     o = r["text_query_overhead"]
