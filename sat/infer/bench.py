@@ -114,6 +114,18 @@ def _timed(fn, *args, **kw) -> tuple[float, object]:
 
 
 def _peak_gb() -> float:
+    """Peak resident set of this process in GB.
+
+    ``VmHWM`` belongs to the process's own address space, so a child exec'd from a large parent
+    starts from zero; ``ru_maxrss`` keeps the high-water mark of the image the child was forked
+    from (Linux carries it across ``execve``) and would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # KiB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
