@@ -39,6 +39,11 @@ class StatsAccumulator:
         self.world_max = np.full(3, -np.inf)
         self.prob_sum = 0.0
         self.has_prob = False
+        # world axis d depends on index axis _axis[d] only (any flips / permutations), else None
+        lin = np.abs(self.affine[:3, :3])
+        nz = lin > 1e-9 * lin.max()
+        self._axis = ([int(np.flatnonzero(nz[d])[0]) for d in range(3)]
+                      if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all() else None)
 
     def add(self, start: tuple[int, int, int], mask: np.ndarray, image: np.ndarray,
             prob: np.ndarray | None = None) -> None:
@@ -63,13 +68,21 @@ class StatsAccumulator:
         self.m2 += m2 + delta * delta * self.count * n / total
         self.mean += delta * n / total
         self.count = total
-        vox = np.stack(idx, axis=1) + np.asarray(start, dtype=np.int64)  # (n, 3) full-grid indices
-        self.index_sum += vox.sum(0, dtype=np.float64)
-        self.vox_min = np.minimum(self.vox_min, vox.min(0))
-        self.vox_max = np.maximum(self.vox_max, vox.max(0))
-        centres = vox @ self.affine[:3, :3].T + self.affine[:3, 3]  # (n, 3) world RAS mm
-        self.world_min = np.minimum(self.world_min, centres.min(0))
-        self.world_max = np.maximum(self.world_max, centres.max(0))
+        off = np.asarray(start, dtype=np.int64)
+        lo = np.array([int(i.min()) for i in idx]) + off  # per-axis extremes without an (n, 3) copy
+        hi = np.array([int(i.max()) for i in idx]) + off
+        self.index_sum += np.array([float(i.sum(dtype=np.float64)) for i in idx]) + n * off
+        self.vox_min = np.minimum(self.vox_min, lo)
+        self.vox_max = np.maximum(self.vox_max, hi)
+        if self._axis is not None:  # axis-aligned grid: world extremes come from the index extremes
+            corners = np.stack([lo, hi])[:, self._axis]  # (2, 3): index axis feeding each world axis
+            scaled = corners * self.affine[[0, 1, 2], self._axis] + self.affine[:3, 3]
+            centres_min, centres_max = scaled.min(0), scaled.max(0)
+        else:
+            centres = (np.stack(idx, axis=1) + off) @ self.affine[:3, :3].T + self.affine[:3, 3]  # (n, 3)
+            centres_min, centres_max = centres.min(0), centres.max(0)
+        self.world_min = np.minimum(self.world_min, centres_min)
+        self.world_max = np.maximum(self.world_max, centres_max)
         if prob is not None:
             self.prob_sum += float(prob[idx].astype(np.float64).sum())
 

@@ -152,3 +152,25 @@ def test_real_sample_statistics_and_preview(tmp_path: Path) -> None:
     assert st["centroid_world_mm"][0] > spleen["centroid_world_mm"][0]  # RAS: liver to the patient's right
     out = render_preview(vol.array, vol.affine, {"liver": liver, "spleen": seg == 1}, tmp_path / "s.png")
     assert matplotlib.image.imread(out)[..., :3].std() > 0.05
+
+
+def test_axis_aligned_fast_path_matches_the_general_one():
+    """Flipped and permuted grids take the index-extreme shortcut; it equals the per-voxel path."""
+    import numpy as np
+
+    from sat.infer.stats import StatsAccumulator
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((12, 10, 8)) > 0.7
+    image = rng.normal(size=mask.shape).astype(np.float32)
+    affine = np.array([[0.0, -1.5, 0.0, 30.0], [0.0, 0.0, 2.5, -4.0], [-0.8, 0.0, 0.0, 7.0], [0, 0, 0, 1]])
+    fast, slow = StatsAccumulator(affine), StatsAccumulator(affine)
+    slow._axis = None  # force the per-voxel world extremes
+    assert fast._axis is not None
+    for acc in (fast, slow):
+        acc.add((0, 0, 0), mask[:6], image[:6])
+        acc.add((6, 0, 0), mask[6:], image[6:])
+    a, b = fast.result(), slow.result()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.allclose(a[k], b[k]) if isinstance(a[k], (float, list)) else a[k] == b[k], k
