@@ -71,6 +71,16 @@ def ras_grid(affine: np.ndarray, shape: tuple[int, int, int],
     return new_affine, new_shape
 
 
+def axis_permutation(m: np.ndarray) -> list[int] | None:
+    """Source axis of each target axis when ``m`` (target index -> source index, 3x3 or 4x4) is
+    axis-aligned (any flips, permutations and scalings), else ``None`` (oblique)."""
+    lin = np.abs(np.asarray(m)[:3, :3])
+    nz = lin > 1e-9 * lin.max()
+    if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all():
+        return [int(np.flatnonzero(nz[:, d])[0]) for d in range(3)]
+    return None
+
+
 def crop_affine(affine: np.ndarray, start: tuple[int, int, int]) -> np.ndarray:
     """Affine of a sub-grid whose voxel (0, 0, 0) is voxel ``start`` of the parent grid."""
     out = np.array(affine, dtype=np.float64, copy=True)

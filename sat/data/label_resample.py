@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from sat.data.geometry import crop_affine, resample
+from sat.data.geometry import axis_permutation, crop_affine, resample
 
 _TIE = np.array([1.0, 1.1, 1.2]) * 1e-3  # world tie-break direction (mm per mm of voxel size)
 _TIE_TOL = 1e-6  # source voxels: a target centre this close to a face is a tie
@@ -49,7 +49,7 @@ def resample_codes(codes: np.ndarray, src_affine: np.ndarray, dst_affine: np.nda
     """
     dst_shape = tuple(int(n) for n in dst_shape)
     m = np.linalg.inv(np.asarray(src_affine, np.float64)) @ np.asarray(dst_affine, np.float64)
-    axes = _source_axes(m)
+    axes = axis_permutation(m)
     if axes is not None:
         return _resample_separable(codes, m, axes, dst_shape)
     src_lin = np.asarray(src_affine, np.float64)[:3, :3]
@@ -67,15 +67,6 @@ def resample_codes(codes: np.ndarray, src_affine: np.ndarray, dst_affine: np.nda
         vals = codes[idx[..., 0], idx[..., 1], idx[..., 2]]
         out[x0:x0 + len(ii)] = np.where(inside, vals, 0)
     return out
-
-
-def _source_axes(m: np.ndarray) -> list[int] | None:
-    """Source axis of each target axis when ``m`` (target index -> source index) is axis-aligned."""
-    lin = np.abs(m[:3, :3])
-    nz = lin > 1e-9 * lin.max()
-    if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all():
-        return [int(np.flatnonzero(nz[:, d])[0]) for d in range(3)]
-    return None
 
 
 def _resample_separable(codes: np.ndarray, m: np.ndarray, axes: list[int],

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sat.data.geometry import crop_affine, resample_slabs
+from sat.data.geometry import axis_permutation, crop_affine, resample_slabs
 from sat.infer.io import Volume
 from sat.infer.stats import StatsAccumulator
 
@@ -29,15 +29,6 @@ class Restored:
     mask: np.ndarray  # (X, Y, Z) bool
     prob: np.ndarray | None  # (X, Y, Z) float16 when requested, else None
     stats: dict
-
-
-def _permutation(m: np.ndarray) -> list[int] | None:
-    """Source axis of each target axis when ``m`` (target index -> source index) is axis-aligned."""
-    lin = np.abs(m[:3, :3])
-    nz = lin > 1e-9 * lin.max()
-    if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all():
-        return [int(np.flatnonzero(nz[:, d])[0]) for d in range(3)]
-    return None
 
 
 def _weights(coords: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -64,7 +55,7 @@ def _slabs(src: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarray, ds
     values; oblique pairs use :func:`sat.data.geometry.resample_slabs`.
     """
     m = np.linalg.inv(src_affine) @ dst_affine  # target voxel index -> source voxel index
-    axes = _permutation(m)
+    axes = axis_permutation(m)
     if axes is None:
         for x0, x1, part in resample_slabs(src.float()[None], src_affine, dst_affine, dst_shape, slab=slab):
             yield x0, x1, part[0]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sat.data.geometry import axis_permutation
 from sat.infer.io import Volume
 
 
@@ -40,10 +41,7 @@ class StatsAccumulator:
         self.prob_sum = 0.0
         self.has_prob = False
         # world axis d depends on index axis _axis[d] only (any flips / permutations), else None
-        lin = np.abs(self.affine[:3, :3])
-        nz = lin > 1e-9 * lin.max()
-        self._axis = ([int(np.flatnonzero(nz[d])[0]) for d in range(3)]
-                      if (nz.sum(0) == 1).all() and (nz.sum(1) == 1).all() else None)
+        self._axis = axis_permutation(self.affine[:3, :3].T)
 
     def add(self, start: tuple[int, int, int], mask: np.ndarray, image: np.ndarray,
             prob: np.ndarray | None = None) -> None:

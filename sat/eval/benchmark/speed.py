@@ -131,29 +131,30 @@ def text_query_overhead(profile: SpeedProfile) -> dict:
     return {**r, "seed": SEED, "wall_s": time.perf_counter() - t0}
 
 
-def data_throughput(profile: SpeedProfile) -> dict:
-    """Shard pipeline vs NIfTI + MONAI samples/s, via ``python -m sat.data.bench throughput``."""
-    cmd = [sys.executable, "-m", "sat.data.bench", "throughput", "--cases", str(profile.data_cases),
-           "--samples", str(profile.data_samples), "--patch", str(profile.data_patch),
-           "--spacing", *map(str, profile.data_spacing), "--phantom-scale", str(profile.data_phantom_scale)]
+def _run_json(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a fresh process; its last stdout line as JSON plus seed and wall time, or the
+    last stderr line as ``error``."""
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1], "wall_s": wall}
     return {**_last_json(proc.stdout), "seed": SEED, "wall_s": wall}
+
+
+def data_throughput(profile: SpeedProfile) -> dict:
+    """Shard pipeline vs NIfTI + MONAI samples/s, via ``python -m sat.data.bench throughput``."""
+    cmd = [sys.executable, "-m", "sat.data.bench", "throughput", "--cases", str(profile.data_cases),
+           "--samples", str(profile.data_samples), "--patch", str(profile.data_patch),
+           "--spacing", *map(str, profile.data_spacing), "--phantom-scale", str(profile.data_phantom_scale)]
+    return _run_json(cmd)
 
 
 def peak_memory(ckpt: Path, profile: SpeedProfile) -> dict:
     """Peak RSS segmenting and saving a synthetic CT in a fresh process (:func:`sat.infer.bench.memory_child`)."""
     cmd = [sys.executable, "-c", _MEMORY_CHILD, str(ckpt), *map(str, profile.memory_shape),
            str(profile.memory_prompts), str(profile.threads)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1], "wall_s": wall}
-    return {**_last_json(proc.stdout), "seed": SEED, "wall_s": wall}
+    return _run_json(cmd)
 
 
 def gpu_section(ckpt: Path, profile: SpeedProfile) -> dict:
