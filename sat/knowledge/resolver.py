@@ -8,10 +8,10 @@ rewritten by :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_
 organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b"), then
 abbreviations whose initials point to one concept ("LAA": left atrial appendage; "GDA":
 gastroduodenal artery); (2) nearest term embedding of the anatomy and of its English reading
-(the better counts), accepted at or above a calibrated threshold; an abbreviation with several
-expansions competes only among those; (3) refusal with up to five suggestions. Laterality
-written in the text always wins over similarity: "left kidney" can never resolve to the right
-kidney.
+(the better counts), accepted at or above a calibrated threshold; an abbreviation with
+several expansions competes only among those, and the best of them is taken; (3) refusal with up
+to five suggestions. Laterality written in the text always wins over similarity: "left kidney"
+can never resolve to the right kidney.
 """
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
-ENCODE_CHUNK = 32  # prompts per encoder call
+ENCODE_CHUNK = 128  # prompts per encoder call
 # Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
 # a knowledge-pretrained encoder carries its own in its sidecar JSON.
-DEFAULT_THRESHOLD = 0.58
+DEFAULT_THRESHOLD = 0.605
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Resolver:
         (:mod:`sat.text.sidecar`), :data:`DEFAULT_THRESHOLD`.
         """
         from sat.text.cache import term_table
-        from sat.text.encoder import TextEncoderSpec, build_text_encoder, encode_texts
+        from sat.text.encoder import TextEncoderSpec, build_text_encoder, encode_texts, for_inference
         from sat.text.sidecar import calibrated_threshold
 
         spec = spec or TextEncoderSpec()
@@ -108,7 +108,7 @@ class Resolver:
 
         def get_encoder():
             nonlocal encoder
-            encoder = encoder or build_text_encoder(spec)
+            encoder = encoder or for_inference(build_text_encoder(spec))
             return encoder
 
         def load_terms():
@@ -186,7 +186,11 @@ class Resolver:
                 vals, idx = torch.topk(scores if allowed is None else scores[allowed],
                                        k=k if allowed is None else min(k, len(allowed)))
                 idx = idx if allowed is None else allowed[idx]
-                self._nearest(out[i], [(self._concepts[j], v) for v, j in zip(vals.tolist(), idx.tolist())])
+                ranked = [(self._concepts[j], v) for v, j in zip(vals.tolist(), idx.tolist())]
+                if allowed is None:
+                    self._nearest(out[i], ranked)
+                else:  # the initials already name these concepts: similarity only ranks them
+                    self._accept(out[i], *ranked[0], "lexical")
         return out
 
     def _lexical(self, raw: str) -> tuple[Resolution, _Query | None]:
