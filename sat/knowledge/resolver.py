@@ -29,7 +29,7 @@ from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
-ENCODE_CHUNK = 128  # prompts per encoder call
+ENCODE_CHUNK = 256  # prompts per encoder call
 # Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
 # a knowledge-pretrained encoder carries its own in its sidecar JSON.
 DEFAULT_THRESHOLD = 0.605

@@ -181,14 +181,20 @@ def build_text_encoder(spec: TextEncoderSpec | None = None) -> nn.Module:
 
 
 def for_inference(encoder: nn.Module) -> nn.Module:
-    """Put an encoder that will only encode (a resolver's) in eval mode, with bf16 weights when
-    its precision resolves to bf16: a little faster than autocast, which recasts every weight on
-    every call. Never use it on an encoder that is trained or whose state dict is compared."""
+    """Make an encoder that will only encode (a resolver's) fast on short prompts.
+
+    Eval mode; bf16 weights when its precision resolves to bf16 (a little faster than autocast,
+    which recasts every weight on every call); for Hugging Face models, plain ("eager")
+    attention, which beats the fused kernel by ~15% on CPU at prompt lengths of ~10 tokens.
+    Never use it on an encoder that is trained or whose state dict is compared.
+    """
     encoder.eval()
     model = getattr(encoder, "model", None)
     weight = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     if weight is not None and use_bf16(getattr(encoder, "precision", "fp32"), weight.device):
         model.to(torch.bfloat16)
+    if isinstance(encoder, HFTextEncoder) and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
     return encoder
 
 
