@@ -60,8 +60,8 @@ class TextEncoderSpec:
         finetuned: optional path of a knowledge-pretrained state dict (safetensors) to load.
         precision: inference arithmetic, ``fp32``, ``bf16`` or ``auto`` (bf16 where the processor
             does bf16 natively: CUDA with bf16, or a CPU with AVX512-BF16/AMX; else fp32). bf16
-            encodes new prompts about twice as fast on such a CPU (``sat concepts bench``) and
-            moves the held-out retrieval figures of ``sat concepts eval`` by at most 0.001.
+            encodes new prompts 1.6-2x as fast on such a CPU (``sat concepts bench``) and moved
+            the held-out figures of ``sat concepts eval`` by at most 0.002.
             Training always runs in fp32 here.
     """
 
