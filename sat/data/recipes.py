@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
+from sat.yaml_io import read_yaml_mapping
 
 LAYOUTS = ("msd", "nnunet", "totalseg", "generic")
 LabelRef = str | int  # a source label: its name, or its integer value in the label map
@@ -160,12 +160,7 @@ def _raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """The YAML mapping with ``extends: other`` merged in (top-level keys override)."""
     if path in seen:
         raise ValueError(f"recipe {path.name}: circular 'extends'")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"recipe {path}: invalid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"recipe {path}: expected a YAML mapping, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "recipe")
     parent = raw.pop("extends", None)
     if parent:
         base = _raw(_resolve(parent, path.parent), (*seen, path))

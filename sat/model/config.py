@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from sat.yaml_io import read_yaml_mapping
+
 BACKBONES = ("unet", "dynunet", "swinunetr")
 HEADS = ("query_decoder", "dynamic_conv")
 
@@ -123,13 +125,10 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     Raises:
         ValueError: unknown variant or malformed YAML fields.
     """
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix:
         path = model_config_dir() / f"{name_or_path}.yaml"
     if not path.is_file():
         raise ValueError(f"unknown model variant {str(name_or_path)!r}; expected a YAML path or one of "
                          f"{model_variants()}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    return ModelConfig.from_dict(raw)
+    return ModelConfig.from_dict(read_yaml_mapping(path, "model variant"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sat.errors import InputError
+from sat.yaml_io import read_yaml_mapping
 
 TABLE_SOURCES = ("onehot", "minilm", "knowledge")
 PRECISIONS = ("bf16-mixed", "32-true")
@@ -196,8 +197,6 @@ def load_profile(kind: str, name_or_path: str | Path):
     Raises:
         InputError: unknown profile, unreadable YAML or unknown fields.
     """
-    import yaml
-
     cls = {"phantom": PhantomProfile, "speed": SpeedProfile}.get(kind)
     if cls is None:
         raise InputError(f"unknown benchmark {kind!r}; expected phantom or speed")
@@ -207,10 +206,4 @@ def load_profile(kind: str, name_or_path: str | Path):
     if not path.is_file():
         names = sorted(p.stem.split("_", 1)[1] for p in config_dir().glob(f"{kind}_*.yaml"))
         raise InputError(f"unknown {kind} profile {str(name_or_path)!r}; expected a YAML path or one of {names}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: expected a mapping of profile fields")
-    return profile_from_dict(cls, raw, str(path))
+    return profile_from_dict(cls, read_yaml_mapping(path, f"{kind} profile"), str(path))
