@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import lightning as L
 import torch
 
-from sat.losses.partial_label import PartialLabelLoss
+from sat.losses.partial_label import LossConfig, PartialLabelLoss
 from sat.model.builder import build_model
 from sat.model.config import ModelConfig
 from sat.text.encoder import TextEncoderSpec
@@ -51,7 +51,8 @@ class SATModule(L.LightningModule):
 
     Args:
         model: network configuration. text: text encoder spec for concept embeddings.
-        optim: optimiser and schedule. spacing: preprocessing spacing (stored for inference).
+        optim: optimiser and schedule. loss: partial-label loss terms (:class:`LossConfig`).
+        spacing: preprocessing spacing (stored for inference).
         tree_dir: knowledge tree folder (``None`` = default tree).
         concept_table: ``text`` (rows = ``text`` encoder embeddings of the concept names) or
             ``onehot`` (rows = one-hot vectors, :mod:`sat.text.onehot`; needs ``model.text_dim``
@@ -59,7 +60,8 @@ class SATModule(L.LightningModule):
     """
 
     def __init__(self, model: ModelConfig | None = None, text: TextEncoderSpec | None = None,
-                 optim: OptimConfig | None = None, spacing: tuple[float, float, float] = (4.0, 4.0, 4.0),
+                 optim: OptimConfig | None = None, loss: LossConfig | None = None,
+                 spacing: tuple[float, float, float] = (4.0, 4.0, 4.0),
                  tree_dir: str | None = None, concept_table: str = "text") -> None:
         super().__init__()
         from sat.knowledge.tree import load_tree
@@ -67,8 +69,10 @@ class SATModule(L.LightningModule):
 
         self.model_cfg, self.text_spec = model or ModelConfig(), text or TextEncoderSpec()
         self.optim_cfg, self.spacing, self.tree_dir = optim or OptimConfig(), tuple(spacing), tree_dir
+        self.loss_cfg = loss or LossConfig()
         self.save_hyperparameters({"model": self.model_cfg.to_dict(), "text": asdict(self.text_spec),
-                                   "optim": asdict(self.optim_cfg), "spacing": list(self.spacing),
+                                   "optim": asdict(self.optim_cfg),
+                                   "loss": asdict(self.loss_cfg), "spacing": list(self.spacing),
                                    "tree_dir": tree_dir, "concept_table": concept_table})
         tree = load_tree(tree_dir)
         if concept_table == "text":
@@ -83,7 +87,7 @@ class SATModule(L.LightningModule):
         self.tree_hash = tree.hash
         self.net = build_model(self.model_cfg, ids, emb)
         self.ema = ModelEMA(self.net, self.optim_cfg.ema_decay) if self.optim_cfg.ema_decay > 0 else None
-        self.loss_fn = PartialLabelLoss()
+        self.loss_fn = PartialLabelLoss(self.loss_cfg)
         self.trained_concepts: set[str] = set()
         self.val_dice = DiceTable({c.id: c.region for c in tree.concepts.values()})
         self._t_batch_end: float | None = None
