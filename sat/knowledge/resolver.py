@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 
 from sat.knowledge.glossary import english_reading, organ_reading
@@ -29,7 +30,6 @@ from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
-ENCODE_CHUNK = 256  # prompts per encoder call
 # Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
 # a knowledge-pretrained encoder carries its own in its sidecar JSON.
 DEFAULT_THRESHOLD = 0.605
@@ -122,10 +122,17 @@ class Resolver:
 
     # ------------------------------------------------------------------ embeddings
     def _set_terms(self, ids: list[str], emb: torch.Tensor) -> None:
-        self._terms = (torch.tensor([self._index[c] for c in ids], dtype=torch.long), emb.float())
+        """Store the term table with its rows grouped by concept, for segment-wise maxima."""
+        rows = torch.tensor([self._index[c] for c in ids], dtype=torch.long)
+        order = torch.argsort(rows, stable=True)
+        rows = rows[order]
+        self._terms = (rows, emb.float()[order])
+        present, counts = torch.unique_consecutive(rows, return_counts=True)
+        self._segments = (present, (torch.cumsum(counts, 0) - counts).numpy())  # concept, first row
 
     def terms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(row -> concept index (N,), term embeddings (N, dim))``, loaded on first use."""
+        """``(row -> concept index (N,), term embeddings (N, dim))``, rows grouped by concept,
+        loaded on first use."""
         if self._terms is None:
             self._set_terms(*self._load_terms())
         return self._terms
@@ -133,13 +140,11 @@ class Resolver:
     def embed(self, texts: list[str]) -> torch.Tensor:
         """Embeddings (n, dim) of ``texts``, encoding only those not in the LRU cache.
 
-        New texts are encoded shortest first in chunks of :data:`ENCODE_CHUNK`, so a few long
-        sentences do not pad every short prompt to their length.
+        New texts go to the encoder in one call (it batches them by length itself).
         """
-        todo = sorted({t for t in texts if t not in self._cache}, key=len)
-        for start in range(0, len(todo), ENCODE_CHUNK):
-            chunk = todo[start:start + ENCODE_CHUNK]
-            for t, e in zip(chunk, self.encode(chunk)):
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if todo:
+            for t, e in zip(todo, self.encode(todo)):
                 self._cache[t] = e
         out = torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0)
         while len(self._cache) > self._cache_size:
@@ -151,14 +156,14 @@ class Resolver:
         self._cache.clear()
 
     def concept_scores(self, emb: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-        """Best term similarity per concept: (P, dim) -> (P, C)."""
-        rows, table = self.terms()
-        out = []
-        for q in emb.float().split(chunk):
-            sims = q @ table.T  # (p, N)
-            per = torch.full((len(q), len(self._concepts)), -1.0)
-            out.append(per.scatter_reduce_(1, rows.expand(len(q), -1), sims, reduce="amax"))
-        return torch.cat(out) if out else torch.zeros(0, len(self._concepts))
+        """Best term similarity per concept: (P, dim) -> (P, C); -1 for a concept with no term."""
+        _, table = self.terms()
+        present, starts = self._segments
+        out = torch.full((len(emb), len(self._concepts)), -1.0)
+        for i, q in zip(range(0, len(emb), chunk), emb.float().split(chunk) if len(starts) else ()):
+            sims = (q @ table.T).numpy()  # (p, N), rows grouped by concept
+            out[i:i + len(q), present] = torch.from_numpy(np.maximum.reduceat(sims, starts, axis=1))
+        return out
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, text: str) -> Resolution:

@@ -108,21 +108,70 @@ class HFTextEncoder(nn.Module):
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
         self.pooling, self.max_length, self.precision = pooling, max_length, precision
+        self.batch_size = 256  # texts per model call (see :func:`length_batches`)
         self.dim = int(self.model.config.hidden_size)
 
     def forward(self, texts: list[str]) -> torch.Tensor:
-        """Encode ``texts`` -> (N, dim) L2-normalised embeddings."""
+        """Encode ``texts`` -> (N, dim) L2-normalised embeddings, in the order given.
+
+        The texts run in batches of similar token count (:func:`length_batches`), so a short
+        prompt is not padded to the longest text of the call: in batches of 256 sorted by
+        character count, 30-45 % of the tokens of `sat concepts bench` prompts were padding.
+        """
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)  # lists, unpadded
+        batches = length_batches([len(ids) for ids in enc["input_ids"]], self.batch_size)
+        if not batches:
+            return torch.zeros(0, self.dim)
+        out = torch.cat([self._encode_batch(self._pad(enc, b)) for b in batches])  # batch order
+        order = torch.tensor([i for b in batches for i in b])
+        return out[torch.argsort(order).to(out.device)]
+
+    def _pad(self, enc, rows: list[int]) -> dict[str, torch.Tensor]:
+        """The tokenizer's (unpadded) fields of ``rows`` padded into (n, T) tensors, on the
+        tokenizer's padding side (attention mask 0 on padding)."""
+        width = max(len(enc["input_ids"][i]) for i in rows)
+        fill = {"input_ids": self.tokenizer.pad_token_id or 0,
+                "token_type_ids": self.tokenizer.pad_token_type_id}
+        left = self.tokenizer.padding_side == "left"
+
+        def padded(seq: list[int], value: int) -> list[int]:
+            pad = [value] * (width - len(seq))
+            return pad + seq if left else seq + pad
+
+        return {key: torch.tensor([padded(enc[key][i], fill.get(key, 0)) for i in rows]) for key in enc.keys()}
+
+    def _encode_batch(self, tok: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(n, dim) L2-normalised embeddings of one padded batch of token fields."""
         device = next(self.model.parameters()).device
-        tok = self.tokenizer(list(texts), padding=True, truncation=True,
-                             max_length=self.max_length, return_tensors="pt").to(device)
+        tok = {k: v.to(device) for k, v in tok.items()}
         with _inference_autocast(self, device):
-            hidden = self.model(**tok).last_hidden_state.float()  # (N, T, dim)
+            hidden = self.model(**tok).last_hidden_state.float()  # (n, T, dim)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
-            mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
+            mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (n, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         return F.normalize(pooled, dim=-1)
+
+
+def length_batches(lengths: list[int], max_batch: int = 256, min_batch: int = 16) -> list[list[int]]:
+    """Indices grouped into batches of equal or nearly equal length.
+
+    Shortest first; a batch closes at ``max_batch`` items, or when the next length differs from
+    the batch's and it already holds ``min_batch`` items (fewer, smaller calls cost more than
+    a little padding).
+    """
+    if max_batch < 1 or min_batch < 1:
+        raise ValueError(f"max_batch and min_batch must be >= 1, got {max_batch} and {min_batch}")
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        last = batches[-1] if batches else None
+        if last is None or len(last) >= max_batch or (
+                lengths[i] != lengths[last[0]] and len(last) >= min_batch):
+            batches.append([i])
+        else:
+            last.append(i)
+    return batches
 
 
 class OpenClipTextEncoder(nn.Module):
@@ -199,7 +248,11 @@ def for_inference(encoder: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def encode_texts(encoder: nn.Module, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-    """Encode many texts in batches without gradients -> (N, dim) float32 on CPU."""
+def encode_texts(encoder: nn.Module, texts: list[str], batch_size: int = 4096) -> torch.Tensor:
+    """Encode many texts without gradients -> (N, dim) float32 on CPU.
+
+    ``batch_size`` texts go to the encoder at a time; a Hugging Face encoder splits them again
+    into model calls of similar length.
+    """
     outs = [encoder(texts[i:i + batch_size]).float().cpu() for i in range(0, len(texts), batch_size)]
     return torch.cat(outs) if outs else torch.zeros(0, getattr(encoder, "dim", 0))

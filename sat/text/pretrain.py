@@ -67,14 +67,10 @@ class KnowledgePretrainModule(pl.LightningModule):
             for block in blocks[len(blocks) - train_layers:] if train_layers else []:
                 block.requires_grad_(True)
 
-    def embed(self, texts: list[str], buckets: int = 4) -> torch.Tensor:
-        """Encode with gradients in length buckets, so short names are not padded to the length
-        of a definition -> (B, D) L2-normalised, in the order of ``texts``."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        size = -(-len(order) // buckets)
-        chunks = [order[i:i + size] for i in range(0, len(order), size)]
-        out = torch.cat([self.encoder([texts[i] for i in chunk]) for chunk in chunks])  # sorted order
-        return out[torch.argsort(torch.tensor(order)).to(out.device)]
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """Encode with gradients -> (B, D) L2-normalised, in the order of ``texts`` (the encoder
+        batches by token count, so short names are not padded to the length of a definition)."""
+        return self.encoder(texts)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         texts, labels = batch

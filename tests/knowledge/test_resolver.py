@@ -86,9 +86,7 @@ def test_threshold_comes_from_the_sidecar(tmp_path):
     assert Resolver.from_spec(knowledge.default_tree(), None, threshold=0.7).threshold == 0.7
 
 
-def test_embed_encodes_new_texts_once_in_short_first_chunks():
-    from sat.knowledge.resolver import ENCODE_CHUNK
-
+def test_embed_encodes_each_new_text_once():
     tree = knowledge.default_tree()
     ids = list(tree.concepts)
     calls: list[list[str]] = []
@@ -98,11 +96,25 @@ def test_embed_encodes_new_texts_once_in_short_first_chunks():
         return torch.nn.functional.normalize(torch.ones(len(texts), 4), dim=1)
 
     r = Resolver(tree, ids, torch.eye(len(ids), 4), encode)
-    texts = [f"phrase {'x' * (i % 7)} {i}" for i in range(2 * ENCODE_CHUNK + 5)]
+    texts = [f"phrase {'x' * (i % 7)} {i}" for i in range(300)]
     out = r.embed(texts + texts[:3])
-    assert out.shape == (len(texts) + 3, 4) and len(calls) == 3
-    assert all(len(c) <= ENCODE_CHUNK for c in calls)
-    flat = [t for c in calls for t in c]
-    assert sorted(flat) == sorted(texts) and [len(t) for t in flat] == sorted(len(t) for t in flat)
+    assert out.shape == (len(texts) + 3, 4) and calls == [texts]  # one call, each text once
     r.embed(texts)  # all cached now
-    assert len(calls) == 3
+    assert len(calls) == 1
+
+
+def test_concept_scores_are_the_best_term_per_concept():
+    tree = knowledge.default_tree()
+    ids = list(tree.concepts)
+    g = torch.Generator().manual_seed(0)
+    term_ids = [ids[i] for i in torch.randint(0, 40, (200,), generator=g).tolist()]  # unsorted, repeated
+    table = torch.nn.functional.normalize(torch.randn(200, 8, generator=g), dim=1)
+    r = Resolver(tree, term_ids, table, lambda t: torch.zeros(len(t), 8))
+    q = torch.nn.functional.normalize(torch.randn(5, 8, generator=g), dim=1)
+    got = r.concept_scores(q, chunk=2)  # (5, C), several chunks
+    sims = q @ table.T
+    for c, cid in enumerate(ids):
+        cols = [k for k, t in enumerate(term_ids) if t == cid]
+        want = sims[:, cols].amax(1) if cols else torch.full((5,), -1.0)
+        assert torch.allclose(got[:, c], want, atol=1e-6), cid
+    assert r.concept_scores(torch.zeros(0, 8)).shape == (0, len(ids))

@@ -61,3 +61,32 @@ def test_training_and_fp32_encoders_stay_fp32():
     assert next(encoder.model.parameters()).dtype == torch.float32
     plain = for_inference(build_text_encoder(TextEncoderSpec(precision="fp32")))
     assert next(plain.model.parameters()).dtype == torch.float32
+
+
+def test_length_batches_group_similar_lengths():
+    from sat.text.encoder import length_batches
+
+    lengths = [5] * 20 + [9] * 3 + [6] * 40 + [30]
+    batches = length_batches(lengths, max_batch=32, min_batch=16)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 32 for b in batches)
+    spans = [sorted({lengths[i] for i in b}) for b in batches]
+    # full groups stay pure; a short tail is merged with the next lengths instead of a tiny call
+    assert spans == [[5], [6], [6, 9, 30]]
+    assert length_batches([]) == []
+    with pytest.raises(ValueError, match="max_batch"):
+        length_batches([1], max_batch=0)
+
+
+def test_length_batched_encoding_matches_one_text_at_a_time():
+    enc = build_text_encoder(TextEncoderSpec(precision="fp32"))
+    enc.batch_size = 2  # several model calls of different lengths
+    texts = ["liver", "the left kidney and its hilum in a contrast CT", "IVC", "right seventh rib", "aorta"]
+    together = encode_texts(enc, texts)  # (5, 384), in the order given
+    alone = torch.cat([encode_texts(enc, [t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
+    # the hand padding gives exactly the tokenizer's own padded fields
+    fields = enc.tokenizer(texts, truncation=True, max_length=enc.max_length)
+    ref = enc.tokenizer(texts, padding=True, truncation=True, max_length=enc.max_length, return_tensors="pt")
+    mine = enc._pad(fields, list(range(len(texts))))
+    assert mine.keys() == ref.keys() and all(torch.equal(mine[k], ref[k]) for k in ref)
