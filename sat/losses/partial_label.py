@@ -13,7 +13,7 @@ crop, so the query stays empty for the rest of the run (seen in the real-scan le
 one or two of 41 structures at logit -16 inside their own mask after 10 minutes). The optional
 floor term is a hinge on positive voxels whose logit is below ``-floor_margin``, averaged over
 each structure's own voxels and then over queries like Dice: zero for every query that is
-learning, a push as large as a query's Dice term for one that has died (~2,800 times BCE's for
+learning, a push as large as a query's Dice term for one that has died (about 3,000 times BCE's for
 that adrenal gland in a 48-query crop), and no shift of calibration near the 0.5 threshold.
 """
 from __future__ import annotations
