@@ -67,14 +67,11 @@ class KnowledgePretrainModule(pl.LightningModule):
             for block in blocks[len(blocks) - train_layers:] if train_layers else []:
                 block.requires_grad_(True)
 
-    def embed(self, texts: list[str]) -> torch.Tensor:
-        """Encode with gradients -> (B, D) L2-normalised, in the order of ``texts`` (the encoder
-        batches by token count, so short names are not padded to the length of a definition)."""
-        return self.encoder(texts)
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         texts, labels = batch
-        emb = self.embed(texts)  # (B, D), L2-normalised
+        # (B, D) L2-normalised, with gradients; the encoder batches by token count, so short
+        # names are not padded to the length of a definition
+        emb = self.encoder(texts)
         terms = multi_positive_infonce(emb, labels.to(emb.device), self.temperature)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(texts))
         return terms["loss"]
