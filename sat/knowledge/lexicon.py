@@ -47,15 +47,16 @@ def canonical_token(token: str) -> str:
     return token
 
 
-def bag_key(text: str) -> str:
-    """Order-free key of a term: canonical tokens, articles dropped, sorted."""
-    return " ".join(sorted(canonical_token(t) for t in tokens(text) if t not in _STOP))
+def bag_key(text: str, words: list[str] | None = None) -> str:
+    """Order-free key of a term: canonical tokens, articles dropped, sorted (``words``: its
+    tokens when already known)."""
+    return " ".join(sorted(canonical_token(t) for t in (words or tokens(text)) if t not in _STOP))
 
 
-def compact_key(text: str) -> str:
+def compact_key(text: str, words: list[str] | None = None) -> str:
     """Ordered key with the spaces removed, for spacing and hyphenation variants
     ("rib cage" = "ribcage", "ilio-psoas" = "iliopsoas")."""
-    return "".join(canonical_token(t) for t in tokens(text) if t not in _STOP)
+    return "".join(canonical_token(t) for t in (words or tokens(text)) if t not in _STOP)
 
 
 def acronym(text: str) -> str:
@@ -140,9 +141,11 @@ class LexicalIndex:
             cid = self.acronyms.get(raw.strip().lower())
         return (cid, "lexical") if cid else (None, "")
 
-    def match_bag(self, text: str) -> str | None:
-        """The concept whose order-free or compact key equals that of ``text``, if exactly one."""
-        return self.bags.get(bag_key(text)) or self.compact.get(compact_key(text))
+    def match_bag(self, text: str, words: list[str] | None = None) -> str | None:
+        """The concept whose order-free or compact key equals that of ``text``, if exactly one
+        (``words``: the tokens of ``text`` when already known)."""
+        words = words or tokens(text)
+        return self.bags.get(bag_key(text, words)) or self.compact.get(compact_key(text, words))
 
     def initials_candidates(self, key: str) -> tuple[str, ...]:
         """Concepts with a multi-word term whose initials (compounds split) are ``key``."""

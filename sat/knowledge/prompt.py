@@ -44,7 +44,8 @@ _LEADING_ONLY = frozenset(("segment",))
 _TRAILING_ONLY = frozenset(("region", "area"))
 _LEFT = re.compile(r"\b(left|lt|l|sinister|sinistra|sinistral|sinistrum|sin)\b")
 _RIGHT = re.compile(r"\b(right|rt|r|dexter|dextra|dextral|dextrum)\b")
-_BILATERAL = re.compile(r"\b(bilateral|both|either|two|pair|paired)\b")
+# "two" as a count ("the two kidneys"), not inside a compound adjective ("two-headed muscle")
+_BILATERAL = re.compile(r"\b(bilateral|both|either|two(?!-)|pair|paired)\b")
 _WORD = re.compile(r"[a-z0-9]")
 
 
@@ -58,7 +59,7 @@ class ParsedPrompt:
             removed), lower case; empty when the prompt holds no letters or digits.
         modality: ``CT``/``MR``/``PET``/``US`` or ``None``.
         laterality: ``left``/``right`` if the prompt says so, ``None`` if it does not,
-            ``both`` for bilateral wording or when both sides are named.
+            ``both`` when both sides are named, or for bilateral wording when no one side is.
     """
 
     text: str
@@ -90,8 +91,9 @@ def parse_prompt(text: str) -> ParsedPrompt:
             low = re.sub(pattern, " ", low)
     low = _SCAN_REF.sub(" ", _PHASE.sub(" ", low))
     left, right = bool(_LEFT.search(low)), bool(_RIGHT.search(low))
-    laterality = "both" if (left and right) or _BILATERAL.search(low) else \
-        "left" if left else "right" if right else None
+    # one named side wins over a count ("the two lobes of the left lung" is the left lung's)
+    laterality = "both" if left and right else "left" if left else "right" if right else \
+        "both" if _BILATERAL.search(low) else None
     words = [w.strip(",;:") for w in low.split()]
     words = _strip_filler([w for w in words if w])
     anatomy = " ".join(words).strip(" ?!.,;:'\"")

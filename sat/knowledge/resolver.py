@@ -7,9 +7,12 @@ then the same for the anatomy read in plain English (Latin and structure-name ab
 rewritten by :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R") and with
 organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b"), then
 abbreviations whose initials point to one concept ("LAA": left atrial appendage; "GDA":
-gastroduodenal artery); (2) nearest term embedding of the anatomy and of its English reading
+gastroduodenal artery), then rewrites through the thesaurus (:mod:`sat.knowledge.thesaurus`:
+WordNet synonyms and direction words, "left calf bone" = "left fibula") that match a term;
+(2) nearest term embedding of the anatomy and of its English reading
 (the better counts), accepted at or above a calibrated threshold; an abbreviation with
-several expansions competes only among those, and the best of them is taken; (3) refusal with up
+several expansions, or thesaurus rewrites matching several concepts, competes only among those,
+and the best of them is taken; (3) refusal with up
 to five suggestions. Laterality written in the text always wins over similarity: "left kidney"
 can never resolve to the right kidney.
 """
@@ -26,6 +29,7 @@ from sat.knowledge.glossary import english_reading, organ_reading
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt import ParsedPrompt, parse_prompt
+from sat.knowledge.thesaurus import Thesaurus, load_thesaurus
 from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
@@ -38,10 +42,12 @@ DEFAULT_THRESHOLD = 0.605
 @dataclass(frozen=True)
 class _Query:
     """What the embedding stage gets for one prompt: the readings of its anatomy (the best one
-    counts) and, for an abbreviation with several expansions, the concept indices allowed."""
+    counts) and, for an abbreviation with several expansions or thesaurus rewrites matching
+    several concepts, the concept indices allowed and the method that found them."""
 
     readings: tuple[str, ...]
     candidates: tuple[int, ...] = ()
+    method: str = "lexical"
 
 
 @dataclass
@@ -54,7 +60,7 @@ class Resolution:
     score: float
     modality: str | None = None
     laterality: str | None = None
-    method: str = "refused"  # exact | lexical | embedding | refused
+    method: str = "refused"  # exact | lexical | thesaurus | embedding | refused
     reason: str = ""
     suggestions: list[dict] = field(default_factory=list)
 
@@ -74,12 +80,13 @@ class Resolver:
         load_terms: called once, on the first prompt that needs embeddings, to get
             ``(term_ids, term_emb)``; lets purely lexical use skip the encoder entirely.
         cache_size: prompt embeddings kept in memory (LRU).
+        thesaurus: external synonyms tried after the tree's own lexical keys (``None``: none).
     """
 
     def __init__(self, tree: KnowledgeTree, term_ids: list[str] | None, term_emb: torch.Tensor | None,
                  encode: Callable[[list[str]], torch.Tensor], threshold: float = DEFAULT_THRESHOLD,
                  *, load_terms: Callable[[], tuple[list[str], torch.Tensor]] | None = None,
-                 cache_size: int = 100_000) -> None:
+                 cache_size: int = 100_000, thesaurus: Thesaurus | None = None) -> None:
         if term_emb is None and load_terms is None:
             raise ValueError("Resolver needs term_ids/term_emb or load_terms")
         self.tree, self.encode, self.threshold = tree, encode, float(threshold)
@@ -89,12 +96,16 @@ class Resolver:
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
         self.lexicon = LexicalIndex.for_tree(tree)
+        self.thesaurus = thesaurus
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
-    def from_spec(cls, tree: KnowledgeTree, spec=None, threshold: float | None = None) -> Resolver:
+    def from_spec(cls, tree: KnowledgeTree, spec=None, threshold: float | None = None,
+                  thesaurus: Thesaurus | None | str = "default") -> Resolver:
         """Build with a text encoder spec (default MiniLM); term embeddings come from the cache.
+
+        ``thesaurus="default"`` uses :func:`sat.knowledge.thesaurus.load_thesaurus`.
 
         The threshold is, in order: ``threshold``, the one calibrated beside ``spec.finetuned``
         (:mod:`sat.text.sidecar`), :data:`DEFAULT_THRESHOLD`.
@@ -117,8 +128,13 @@ class Resolver:
 
         if threshold is None:
             threshold = calibrated_threshold(spec)
+        if isinstance(thesaurus, str):
+            if thesaurus != "default":
+                raise ValueError(f"thesaurus must be a Thesaurus, None or 'default', got {thesaurus!r}")
+            thesaurus = load_thesaurus()
         return cls(tree, None, None, lambda texts: encode_texts(get_encoder(), texts),
-                   DEFAULT_THRESHOLD if threshold is None else threshold, load_terms=load_terms)
+                   DEFAULT_THRESHOLD if threshold is None else threshold, load_terms=load_terms,
+                   thesaurus=thesaurus)
 
     # ------------------------------------------------------------------ embeddings
     def _set_terms(self, ids: list[str], emb: torch.Tensor) -> None:
@@ -194,8 +210,8 @@ class Resolver:
                 ranked = [(self._concepts[j], v) for v, j in zip(vals.tolist(), idx.tolist())]
                 if allowed is None:
                     self._nearest(out[i], ranked)
-                else:  # the initials already name these concepts: similarity only ranks them
-                    self._accept(out[i], *ranked[0], "lexical")
+                else:  # initials or rewrites already name these concepts: similarity only ranks them
+                    self._accept(out[i], *ranked[0], q.method)
         return out
 
     def _lexical(self, raw: str) -> tuple[Resolution, _Query | None]:
@@ -223,8 +239,22 @@ class Resolver:
             if cid is not None:
                 return self._accept(res, cid, 1.0, "lexical"), None
             readings = (p.anatomy, plain) if plain else (p.anatomy,)
-            return res, _Query(readings, tuple(self._index[c] for c in candidates))
+            method = "lexical"
+            if not candidates and self.thesaurus is not None:
+                candidates, method = self._rewritten(p.anatomy), "thesaurus"
+                if len(candidates) == 1:
+                    return self._accept(res, candidates[0], 1.0, method), None
+            return res, _Query(readings, tuple(self._index[c] for c in candidates), method)
         return res, None
+
+    def _rewritten(self, anatomy: str) -> tuple[str, ...]:
+        """Concepts that a thesaurus rewrite of ``anatomy`` names exactly, sorted."""
+        found = set()
+        for variant in self.thesaurus.rewrites(anatomy):  # already normalised
+            cid = self.tree.term_index.get(variant) or self.lexicon.match_bag(variant, variant.split())
+            if cid is not None:
+                found.add(cid)
+        return tuple(sorted(found))
 
     def _nearest(self, res: Resolution, ranked: list[tuple[str, float]]) -> None:
         best_id, best = ranked[0]

@@ -15,7 +15,7 @@ from sat.text.splits import SplitConfig, split_tree, train_view
 
 def accepted(res: Resolution, threshold: float) -> bool:
     """Whether a resolution made with threshold -1 would be accepted at ``threshold``."""
-    if res.method in ("exact", "lexical"):
+    if res.method in ("exact", "lexical", "thesaurus"):
         return True
     return res.method == "embedding" and res.score >= threshold
 

