@@ -171,9 +171,13 @@ def _calibrate(args) -> int:
 def _bench(args) -> int:
     from sat.text.bench import run_bench
 
-    for name, r in run_bench(_tree(args), _spec(args), args.n).items():
-        print(f"{name:<10} {r['prompts_per_s']:>9.1f} prompts/s  ({r['prompts']} prompts, "
-              f"{r['encoded_share']:.0%} encoded, {r['seconds']:.2f} s)")
+    if args.n < 1 or args.repeats < 1:
+        raise InputError(f"--n and --repeats must be >= 1, got {args.n} and {args.repeats}")
+    for name, r in run_bench(_tree(args), _spec(args), args.n, args.repeats).items():
+        lo, hi = r["range"]
+        print(f"{name:<10} {r['prompts_per_s']:>9.1f} prompts/s  (median of {args.repeats}, "
+              f"range {lo:.0f}-{hi:.0f}; {r['prompts']} prompts, {r['encoded_share']:.0%} encoded, "
+              f"{r['seconds']:.2f} s)")
     return 0
 
 
@@ -209,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
     p = sub.add_parser("bench", help="resolver prompts/s on CPU")
     p.add_argument("--n", type=int, default=1000, help="prompts per workload")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per workload (median reported)")
     p.add_argument("--finetuned", help="pretrained encoder (default: raw MiniLM; same speed)")
     return ap
 

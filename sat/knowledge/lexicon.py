@@ -98,11 +98,12 @@ class LexicalIndex:
 
     def __init__(self, tree: KnowledgeTree) -> None:
         self.tree = tree
+        self.words = frozenset(w for c in tree.concepts.values() for t in (c.id, *c.terms)
+                               for w in tokens(t))  # every normalised word of every term
         bags: dict[str, set[str]] = {}
         compact: dict[str, set[str]] = {}
         plain: dict[str, set[str]] = {}
-        vocabulary = frozenset(w for c in tree.concepts.values() for t in c.terms for w in tokens(t)
-                               if len(w) >= 4 and w.isalpha())
+        vocabulary = frozenset(w for w in self.words if len(w) >= 4 and w.isalpha())
         every: dict[str, set[str]] = {}
         for c in tree.concepts.values():
             for t in (c.id, *c.terms):

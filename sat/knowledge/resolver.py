@@ -96,7 +96,8 @@ class Resolver:
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
         self.lexicon = LexicalIndex.for_tree(tree)
-        self.thesaurus = thesaurus
+        # rewrites into words no term uses can never match: drop them once, up front
+        self.thesaurus = thesaurus.restricted(self.lexicon.words) if thesaurus is not None else None
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 

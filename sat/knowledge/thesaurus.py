@@ -78,6 +78,19 @@ class Thesaurus:
     def __len__(self) -> int:
         return len(self.synsets)
 
+    def restricted(self, vocabulary: set[str] | frozenset[str]) -> Thesaurus:
+        """The same thesaurus keeping only alternatives made of words in ``vocabulary`` (say,
+        every normalised word of a tree's terms): other rewrites can never match a term."""
+        out = Thesaurus([], max_span=self.max_span)
+        out.synsets = self.synsets
+
+        def usable(alts):
+            return tuple(a for a in alts if all(w in vocabulary for w in a.split()))
+
+        out._alternatives = {k: alts for k, v in self._alternatives.items() if (alts := usable(v))}
+        out.directions = {k: alts for k, v in self.directions.items() if (alts := usable(v))}
+        return out
+
     def synonyms(self, term: str) -> list[str]:
         """Every other term sharing a synset with ``term`` (normalised)."""
         return list(self._alternatives.get(normalize(term), ()))
