@@ -37,6 +37,7 @@ MAX_SUGGESTIONS = 5
 # Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
 # a knowledge-pretrained encoder carries its own in its sidecar JSON.
 DEFAULT_THRESHOLD = 0.605
+_UNLOADED = object()
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,16 @@ class Resolver:
         load_terms: called once, on the first prompt that needs embeddings, to get
             ``(term_ids, term_emb)``; lets purely lexical use skip the encoder entirely.
         cache_size: prompt embeddings kept in memory (LRU).
-        thesaurus: external synonyms tried after the tree's own lexical keys (``None``: none).
+        thesaurus: external synonyms tried after the tree's own lexical keys: a
+            :class:`~sat.knowledge.thesaurus.Thesaurus`, a zero-argument loader called on the
+            first prompt that reaches that stage, or ``None`` for none.
     """
 
     def __init__(self, tree: KnowledgeTree, term_ids: list[str] | None, term_emb: torch.Tensor | None,
                  encode: Callable[[list[str]], torch.Tensor], threshold: float = DEFAULT_THRESHOLD,
                  *, load_terms: Callable[[], tuple[list[str], torch.Tensor]] | None = None,
-                 cache_size: int = 100_000, thesaurus: Thesaurus | None = None) -> None:
+                 cache_size: int = 100_000,
+                 thesaurus: Thesaurus | Callable[[], Thesaurus | None] | None = None) -> None:
         if term_emb is None and load_terms is None:
             raise ValueError("Resolver needs term_ids/term_emb or load_terms")
         self.tree, self.encode, self.threshold = tree, encode, float(threshold)
@@ -96,14 +100,14 @@ class Resolver:
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
         self.lexicon = LexicalIndex.for_tree(tree)
-        # rewrites into words no term uses can never match: drop them once, up front
-        self.thesaurus = thesaurus.restricted(self.lexicon.words) if thesaurus is not None else None
+        self.thesaurus = thesaurus
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
     @classmethod
     def from_spec(cls, tree: KnowledgeTree, spec=None, threshold: float | None = None,
-                  thesaurus: Thesaurus | None | str = "default") -> Resolver:
+                  thesaurus: Thesaurus | Callable[[], Thesaurus | None] | None | str = "default"
+                  ) -> Resolver:
         """Build with a text encoder spec (default MiniLM); term embeddings come from the cache.
 
         ``thesaurus="default"`` uses :func:`sat.knowledge.thesaurus.load_thesaurus`.
@@ -132,10 +136,24 @@ class Resolver:
         if isinstance(thesaurus, str):
             if thesaurus != "default":
                 raise ValueError(f"thesaurus must be a Thesaurus, None or 'default', got {thesaurus!r}")
-            thesaurus = load_thesaurus()
+            thesaurus = load_thesaurus  # read on the first prompt that needs it
         return cls(tree, None, None, lambda texts: encode_texts(get_encoder(), texts),
                    DEFAULT_THRESHOLD if threshold is None else threshold, load_terms=load_terms,
                    thesaurus=thesaurus)
+
+    @property
+    def thesaurus(self) -> Thesaurus | None:
+        """The thesaurus in use (loaded on first access), restricted to this tree's words."""
+        if self._thesaurus is _UNLOADED:
+            source = self._thesaurus_source
+            found = source() if callable(source) else source
+            # rewrites into words no term uses can never match: drop them once
+            self._thesaurus = found.restricted(self.lexicon.words) if found is not None else None
+        return self._thesaurus
+
+    @thesaurus.setter
+    def thesaurus(self, value: Thesaurus | Callable[[], Thesaurus | None] | None) -> None:
+        self._thesaurus_source, self._thesaurus = value, _UNLOADED
 
     # ------------------------------------------------------------------ embeddings
     def _set_terms(self, ids: list[str], emb: torch.Tensor) -> None:

@@ -74,6 +74,19 @@ def test_rewrites_naming_several_concepts_only_narrow_the_choice():
     assert r.resolve("zorp").concept in ("spleen", "pancreas")  # the encoder's liver cannot win
 
 
+def test_thesaurus_loads_only_when_a_prompt_needs_it():
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return Thesaurus([("zorp bone", "fibula")])
+
+    r = _resolver(loader)
+    assert r.resolve("left kidney").method == "exact" and calls == []
+    assert [r.resolve("zorp bone").concept, r.resolve("zorp bones").concept] == ["fibula", "fibula"]
+    assert calls == [1]
+
+
 def test_direction_words_and_no_thesaurus():
     r = _resolver(Thesaurus([], DIRECTIONS))
     # neither wording is a term of the tree
