@@ -7,7 +7,8 @@ then the same for the anatomy read in plain English (Latin and structure-name ab
 rewritten by :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R") and with
 organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b"), then
 abbreviations whose initials point to one concept ("LAA": left atrial appendage; "GDA":
-gastroduodenal artery), then rewrites through the thesaurus (:mod:`sat.knowledge.thesaurus`:
+gastroduodenal artery), then a side word with a term of the bilateral concept ("left peroneal
+bone" = the left fibula), then rewrites through the thesaurus (:mod:`sat.knowledge.thesaurus`:
 WordNet synonyms and direction words, "left calf bone" = "left fibula") that match a term;
 (2) nearest term embedding of the anatomy and of its English reading
 (the better counts), accepted at or above a calibrated threshold; an abbreviation with
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from sat.knowledge.glossary import english_reading, organ_reading
-from sat.knowledge.lexicon import LexicalIndex, abbreviation_key
+from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt import ParsedPrompt, parse_prompt
 from sat.knowledge.thesaurus import Thesaurus, load_thesaurus
@@ -255,6 +256,7 @@ class Resolver:
             cid = (self.lexicon.match_bag(plain) if plain else None) or \
                 (self.lexicon.match_bag(organ) if organ else None) or \
                 (candidates[0] if len(candidates) == 1 else None)
+            cid = cid or self._sided(p.anatomy, p.laterality)
             if cid is not None:
                 return self._accept(res, cid, 1.0, "lexical"), None
             readings = (p.anatomy, plain) if plain else (p.anatomy,)
@@ -265,6 +267,22 @@ class Resolver:
                     return self._accept(res, candidates[0], 1.0, method), None
             return res, _Query(readings, tuple(self._index[c] for c in candidates), method)
         return res, None
+
+    def _sided(self, anatomy: str, side: str | None) -> str | None:
+        """The ``side`` concept named by a term of its bilateral or mirror concept plus the side
+        word ("left calf bone" = left of "calf bone"), or ``None``. Only a concept that really
+        has that side counts: "left colon" is not "colon" on the left."""
+        if side not in ("left", "right"):
+            return None
+        words = [w for w in tokens(anatomy) if canonical_token(w) not in ("left", "right")]
+        if not words:
+            return None
+        text = " ".join(words)
+        cid = self.tree.term_index.get(text) or self.lexicon.match_bag(text, words)
+        if cid is None:
+            return None
+        sided = self._enforce_laterality(cid, side)
+        return sided if self.tree.get(sided).laterality == side else None
 
     def _rewritten(self, anatomy: str) -> tuple[str, ...]:
         """Concepts that a thesaurus rewrite of ``anatomy`` names exactly, sorted."""

@@ -104,8 +104,8 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
         f"{m0['n_negatives']} non-anatomical texts. Pretraining never sees the eval or calib split; "
         "the resolver index excludes held-out synonyms. Thresholds are calibrated on the calib split.",
         "", "The full resolver parses the prompt, tries exact, order-free, compact, plain-English "
-        "(Latin, structure-name abbreviations) and initials matches against the index, then "
-        "rewrites through the thesaurus (WordNet 3.0 body and condition synonyms, direction words) "
+        "(Latin, structure-name abbreviations) and initials matches against the index, then a side "
+        "word with a term of the bilateral concept, then rewrites through the thesaurus (WordNet 3.0 body and condition synonyms, direction words) "
         "that match a term, then the nearest term embedding of the anatomy and of its English reading, accepted at the "
         "threshold; laterality in the text is enforced. The embedding columns score the whole "
         "query text against the index with no lexical stage.",

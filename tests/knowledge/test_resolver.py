@@ -118,3 +118,13 @@ def test_concept_scores_are_the_best_term_per_concept():
         want = sims[:, cols].amax(1) if cols else torch.full((5,), -1.0)
         assert torch.allclose(got[:, c], want, atol=1e-6), cid
     assert r.concept_scores(torch.zeros(0, 8)).shape == (0, len(ids))
+
+
+def test_side_word_plus_a_term_of_the_bilateral_concept():
+    r = _one_hot_resolver("liver")
+    r.thesaurus = None
+    res = r.resolve("left peroneal bone")  # "peroneal bone" is a term of the fibula only
+    assert (res.concept, res.method) == ("fibula_left", "lexical")
+    assert r.resolve("right peroneal bone on CT").concept == "fibula_right"
+    # a concept without sides is not taken: "left pancreas" is left to the embedding
+    assert r.resolve("left pancreas").method == "embedding"
