@@ -217,21 +217,19 @@ class Resolver:
         if pending:
             variants = [t for _, q in pending for t in q.readings]
             per_text = self.concept_scores(self.embed(variants))  # (V, C)
-            k = min(8, per_text.shape[1])
-            row = 0
-            for i, q in pending:
-                scores = per_text[row:row + len(q.readings)].amax(0)  # (C,): best reading
-                row += len(q.readings)
-                # an abbreviation with several expansions: only those concepts compete
-                allowed = torch.tensor(q.candidates) if q.candidates else None
-                vals, idx = torch.topk(scores if allowed is None else scores[allowed],
-                                       k=k if allowed is None else min(k, len(allowed)))
-                idx = idx if allowed is None else allowed[idx]
-                ranked = [(self._concepts[j], v) for v, j in zip(vals.tolist(), idx.tolist())]
-                if allowed is None:
-                    self._nearest(out[i], ranked)
-                else:  # initials or rewrites already name these concepts: similarity only ranks them
-                    self._accept(out[i], *ranked[0], q.method)
+            starts = np.cumsum([0] + [len(q.readings) for _, q in pending[:-1]])
+            scores = torch.from_numpy(np.maximum.reduceat(per_text.numpy(), starts, axis=0))  # (P, C)
+            k = min(8, scores.shape[1])
+            vals, idx = scores.topk(k, dim=1)  # (P, k); scores: best reading of each prompt
+            for n, ((i, q), v, j) in enumerate(zip(pending, vals.tolist(), idx.tolist())):
+                if not q.candidates:
+                    self._nearest(out[i], [(self._concepts[c], x) for x, c in zip(v, j)])
+                    continue
+                # initials or rewrites already name these concepts: similarity only ranks them
+                allowed = torch.tensor(q.candidates)
+                best = int(scores[n, allowed].argmax())
+                self._accept(out[i], self._concepts[int(allowed[best])], float(scores[n, allowed[best]]),
+                             q.method)
         return out
 
     def _lexical(self, raw: str) -> tuple[Resolution, _Query | None]:
