@@ -108,7 +108,9 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
         "word with a term of the bilateral concept, then rewrites through the thesaurus (WordNet 3.0 body and condition synonyms, direction words) "
         "that match a term, then the nearest term embedding of the anatomy and of its English reading, accepted at the "
         "threshold; laterality in the text is enforced. The embedding columns score the whole "
-        "query text against the index with no lexical stage.",
+        "query text against the index with no lexical stage. The thesaurus is outside knowledge "
+        "(WordNet) and is not filtered against the held-out split, so the column without it is the "
+        "resolver on the tree and the encoder alone.",
         "", f"Reproduce: `{command}`", "",
         "| encoder | top-1 (emb) | top-5 (emb) | top-1 (resolver) | top-1 (resolver, no thesaurus) "
         "| L/R confusion (emb) | L/R confusion (resolver) | non-anatomy refused | anatomy accepted "
