@@ -136,7 +136,8 @@ class Resolver:
             threshold = calibrated_threshold(spec)
         if isinstance(thesaurus, str):
             if thesaurus != "default":
-                raise ValueError(f"thesaurus must be a Thesaurus, None or 'default', got {thesaurus!r}")
+                raise ValueError(f"thesaurus must be a Thesaurus, a loader, None or 'default', "
+                                 f"got {thesaurus!r}")
             thesaurus = load_thesaurus  # read on the first prompt that needs it
         return cls(tree, None, None, lambda texts: encode_texts(get_encoder(), texts),
                    DEFAULT_THRESHOLD if threshold is None else threshold, load_terms=load_terms,
