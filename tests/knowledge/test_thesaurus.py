@@ -109,3 +109,8 @@ def test_everyday_text_gets_no_rewrite_into_anatomy():
 ])
 def test_one_named_side_wins_over_a_count(text, side):
     assert parse_prompt(text).laterality == side
+
+
+def test_from_spec_rejects_an_unknown_thesaurus_name():
+    with pytest.raises(ValueError, match="'wordnet'"):
+        Resolver.from_spec(knowledge.default_tree(), thesaurus="wordnet")
