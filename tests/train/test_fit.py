@@ -46,8 +46,12 @@ def test_stop_and_resume_continues_exactly(tmp_path, tiny_fit_args):
     # the restored schedule continues: lr at step 6 of warmup 2 / total 6 is the cosine floor
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * module.optim_cfg.lr)
     assert int(module.ema.updates) == 6
-    loss_last = float(t.callback_metrics["train/loss"])
-    assert math.isfinite(loss_last) and loss_last < 1.5 * loss_first
+    # the resumed run trained on from the checkpoint's weights (the last batch's loss is a
+    # different random batch from the first run's, so it is checked for sanity, not compared)
+    assert math.isfinite(float(t.callback_metrics["train/loss"])) and math.isfinite(loss_first)
+    moved = [name for name, p in module.state_dict().items()
+             if p.is_floating_point() and not torch.equal(p, state["state_dict"][name])]
+    assert moved, "no weight changed after resuming"
     assert set(state["trained_concepts"]) <= module.trained_concepts
 
 
