@@ -148,6 +148,12 @@ class LexicalIndex:
         words = words or tokens(text)
         return self.bags.get(bag_key(text, words)) or self.compact.get(compact_key(text, words))
 
+    def match_words(self, words: list[str]) -> str | None:
+        """The concept named by already-normalised ``words`` (non-empty): an exact term, else
+        the order-free or compact key."""
+        text = " ".join(words)
+        return self.tree.term_index.get(text) or self.match_bag(text, words)
+
     def initials_candidates(self, key: str) -> tuple[str, ...]:
         """Concepts with a multi-word term whose initials (compounds split) are ``key``."""
         return self._initials.get(key, ())

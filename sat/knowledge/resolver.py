@@ -238,11 +238,12 @@ class Resolver:
         p: ParsedPrompt = parse_prompt(raw[:MAX_PROMPT_CHARS])
         res = Resolution(text=raw, concept=None, name=None, score=0.0, modality=p.modality,
                          laterality=p.laterality)
+        words = tokens(p.anatomy)
         if not raw.strip():
             res.reason = "empty prompt"
         elif len(raw) > MAX_PROMPT_CHARS:
             res.reason = f"prompt longer than {MAX_PROMPT_CHARS} characters ({len(raw)})"
-        elif not tokens(p.anatomy):
+        elif not words:
             res.reason = "prompt names no anatomy (no letters or digits)"
         else:
             cid, method = self.lexicon.match(raw, p.anatomy)
@@ -255,7 +256,7 @@ class Resolver:
             cid = (self.lexicon.match_bag(plain) if plain else None) or \
                 (self.lexicon.match_bag(organ) if organ else None) or \
                 (candidates[0] if len(candidates) == 1 else None)
-            cid = cid or self._sided(p.anatomy, p.laterality)
+            cid = cid or self._sided(words, p.laterality)
             if cid is not None:
                 return self._accept(res, cid, 1.0, "lexical"), None
             readings = (p.anatomy, plain) if plain else (p.anatomy,)
@@ -267,17 +268,15 @@ class Resolver:
             return res, _Query(readings, tuple(self._index[c] for c in candidates), method)
         return res, None
 
-    def _sided(self, anatomy: str, side: str | None) -> str | None:
+    def _sided(self, words: list[str], side: str | None) -> str | None:
         """The ``side`` concept named by a term of its bilateral or mirror concept plus the side
-        word ("left calf bone" = left of "calf bone"), or ``None``. Only a concept that really
-        has that side counts: "left colon" is not "colon" on the left."""
+        word ("left calf bone" = left of "calf bone"), or ``None``; ``words``: the anatomy's
+        tokens. Only a concept that really has that side counts: "left colon" is not "colon"
+        on the left."""
         if side not in ("left", "right"):
             return None
-        words = [w for w in tokens(anatomy) if canonical_token(w) not in ("left", "right")]
-        if not words:
-            return None
-        text = " ".join(words)
-        cid = self.tree.term_index.get(text) or self.lexicon.match_bag(text, words)
+        words = [w for w in words if canonical_token(w) not in ("left", "right")]
+        cid = self.lexicon.match_words(words) if words else None
         if cid is None:
             return None
         sided = self._enforce_laterality(cid, side)
@@ -287,7 +286,7 @@ class Resolver:
         """Concepts that a thesaurus rewrite of ``anatomy`` names exactly, sorted."""
         found = set()
         for variant in self.thesaurus.rewrites(anatomy):  # already normalised
-            cid = self.tree.term_index.get(variant) or self.lexicon.match_bag(variant, variant.split())
+            cid = self.lexicon.match_words(variant.split())
             if cid is not None:
                 found.add(cid)
         return tuple(sorted(found))
