@@ -20,7 +20,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict:
     import yaml
 
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{what} {path}: invalid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(raw, dict):
