@@ -18,7 +18,7 @@ from sat.data.reading import read_channels, read_labels, read_slice_stack, same_
 from sat.data.recipes import Recipe
 from sat.data.sources import CaseRef, find_cases
 
-__all__ = ["Case", "CaseRef", "codes_from_masks", "list_cases", "load_case", "read_case"]
+__all__ = ["Case", "CaseRef", "annotated_concepts", "codes_from_masks", "list_cases", "load_case", "read_case"]
 _MODALITY_ALIASES = {"MRI": "MR", "PT": "PET", "CTA": "CT"}
 
 
@@ -136,6 +136,31 @@ def codes_from_masks(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, lut.reshape(len(masks), len(combos))
 
 
+def annotated_concepts(ref: CaseRef, recipe: Recipe) -> list[str]:
+    """The recipe's concepts that this case annotates, in the recipe's order.
+
+    With ``source.missing_masks: unannotated`` a concept built from per-structure mask files is
+    annotated only when the case has every one of those files (a union with a missing part is
+    not a complete mask); otherwise every concept is, and a missing file fails in :func:`_atoms`.
+    """
+    if recipe.source.missing_masks != "unannotated":
+        return list(recipe.concepts)
+    return [cid for cid, srcs in recipe.concepts.items()
+            if all(isinstance(s, int) or s in ref.label_values or s in ref.label_files for s in srcs)]
+
+
+def _binary_mask(m: np.ndarray, path: Path, ref: CaseRef, recipe: Recipe) -> np.ndarray:
+    """A per-structure mask file as bool; values other than 0 and one foreground value fail."""
+    values = np.flatnonzero(np.bincount(m.ravel().astype(np.int64, copy=False))) if m.size else []
+    fg = [int(v) for v in values if v != 0]
+    if len(fg) > 1:
+        raise ValueError(f"{ref.case_id}: mask {path.name} holds values {fg[:10]}; a per-structure "
+                         "mask must be 0 and one foreground value")
+    if not fg and recipe.source.empty_masks == "error":
+        raise ValueError(f"{ref.case_id}: mask {path.name} is empty (an annotated structure with no voxel)")
+    return m > 0
+
+
 def read_case(ref: CaseRef, recipe: Recipe, allow_unlabelled: bool = False) -> Case:
     """Read one case's image channels and labels.
 
@@ -148,7 +173,7 @@ def read_case(ref: CaseRef, recipe: Recipe, allow_unlabelled: bool = False) -> C
         raise ValueError(f"{ref.case_id}: case has no labels (unlabelled {ref.split or ''} image)")
     image, affine, dicom = _read_images(ref, recipe)
     shape = image.shape[1:]
-    concepts = list(recipe.concepts) if ref.labelled else []
+    concepts = annotated_concepts(ref, recipe) if ref.labelled else []
     atoms = {cid: _atoms(ref, recipe, cid) for cid in concepts}
     needed = set().union(*atoms.values()) if atoms else set()
     codes = np.zeros(shape, dtype=np.uint8)
@@ -180,7 +205,7 @@ def read_case(ref: CaseRef, recipe: Recipe, allow_unlabelled: bool = False) -> C
         if not same_grid(m.shape, m_aff, shape, affine):
             raise ValueError(f"{ref.case_id}: mask {path.name} geometry differs from the image; "
                              "inconsistent geometry")
-        codes = _fold_mask(codes, combos, m > 0, ("f", name))
+        codes = _fold_mask(codes, combos, _binary_mask(m, path, ref, recipe), ("f", name))
     lut = np.array([[bool(combo & atoms[cid]) for combo in combos] for cid in concepts],
                    dtype=bool).reshape(len(concepts), len(combos))
     return Case(ref.case_id, image, affine, concepts, codes, lut, dicom)

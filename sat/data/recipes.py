@@ -30,7 +30,9 @@ class SourceSpec:
         label: generic: label pattern (a folder of 2D slice images, e.g. CHAOS PNG ground truth,
             is stacked in the file order of the image's DICOM series); totalseg: one multilabel
             file per case (else ``masks``).
-        masks: totalseg: folder of per-structure mask files inside each case folder.
+        masks: totalseg: folder of per-structure mask files inside each case folder; generic: a
+            pattern of that folder filled from the image captures (``"{split}/{case}/segmentations"``),
+            used when ``label`` is not set.
         class_map: JSON file (case folder first, then dataset folder) mapping value -> name.
         class_map_key: key of the value -> name mapping inside ``class_map`` (``None``: top level).
         list: generic: a CSV or JSONL listing with ``image``, ``label``, ``case_id``, ``split``
@@ -38,6 +40,12 @@ class SourceSpec:
         case_id: generic: template of the case id from the captures (default ``{case}``).
         include, exclude: regular expressions on case ids (e.g. AMOS CT vs MR ids).
         split_map: source split names (dataset.json sections, ``{split}`` captures) -> our names.
+        missing_masks: a per-structure mask file that a case lacks means ``error`` (the case fails)
+            or ``unannotated`` (that structure was not contoured for this case: it is neither a
+            positive nor a negative there; partial labels, e.g. OpenKBP).
+        empty_masks: an all-zero mask file means ``negative`` (annotated and absent, as in
+            TotalSegmentator) or ``error`` (the case fails and is reported: a contoured organ
+            cannot be empty).
     """
 
     images: list[str] = field(default_factory=list)
@@ -50,6 +58,12 @@ class SourceSpec:
     include: str | None = None
     exclude: str | None = None
     split_map: dict[str, str] = field(default_factory=dict)
+    missing_masks: str = "error"
+    empty_masks: str = "negative"
+
+
+MISSING_MASKS = ("error", "unannotated")
+EMPTY_MASKS = ("negative", "error")
 
 
 @dataclass
@@ -76,6 +90,8 @@ class Recipe:
         split_note: the official split in words.
         license, url, citation, notes: documentation.
         weight: sampling weight factor when mixing datasets.
+        holdout: fraction of the ``train`` split held out as ``val`` (chosen by a hash of the case
+            id, so the same cases every time) when the dataset ships no validation split.
     """
 
     name: str
@@ -95,6 +111,7 @@ class Recipe:
     citation: str = ""
     notes: str = ""
     weight: float = 1.0
+    holdout: float = 0.0
 
     @property
     def modality(self) -> str:
@@ -119,6 +136,14 @@ class Recipe:
         if self.source.images and len(self.source.images) != len(self.channels) and self.layout == "generic":
             raise ValueError(f"recipe {self.name!r}: {len(self.source.images)} image patterns for "
                              f"{len(self.channels)} channels")
+        if self.source.missing_masks not in MISSING_MASKS:
+            raise ValueError(f"recipe {self.name!r}: source.missing_masks {self.source.missing_masks!r} "
+                             f"not in {MISSING_MASKS}")
+        if self.source.empty_masks not in EMPTY_MASKS:
+            raise ValueError(f"recipe {self.name!r}: source.empty_masks {self.source.empty_masks!r} "
+                             f"not in {EMPTY_MASKS}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"recipe {self.name!r}: holdout must be in [0, 1), got {self.holdout}")
         for cid, refs in self.concepts.items():
             if not refs:
                 raise ValueError(f"recipe {self.name!r}: concept {cid!r} maps to no source label")

@@ -7,6 +7,7 @@ and a listed case whose files are missing is kept, so that reading it fails loud
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -175,8 +176,14 @@ def _patterns(root: Path, recipe: Recipe) -> list[CaseRef]:
         case = (src.case_id or ("{case}" if "case" in fields else "_".join("{%s}" % k for k in fields)))
         split = src.split_map.get(fields["split"], fields["split"]) if "split" in fields else "train"
         label = fill_pattern(root, src.label, fields) if src.label else None
-        refs.append(CaseRef(case.format(**fields), [path] + [fill_pattern(root, p, fields) for p in src.images[1:]],
-                            label, _value_map({}, recipe), split=split, labelled=label is not None))
+        images = [path] + [fill_pattern(root, p, fields) for p in src.images[1:]]
+        if label is None and "{" in src.masks:  # a folder of per-structure mask files per case
+            seg = fill_pattern(root, src.masks, fields)
+            refs.append(CaseRef(case.format(**fields), images, split=split, labelled=seg.is_dir(),
+                                label_files={stem(p): p for p in _images_in(seg)}))
+            continue
+        refs.append(CaseRef(case.format(**fields), images, label, _value_map({}, recipe), split=split,
+                            labelled=label is not None))
     return refs
 
 
@@ -205,6 +212,18 @@ def _apply_split(refs: list[CaseRef], split_of: dict[str, str]) -> None:
         r.split = split_of.get(r.case_id)
 
 
+def hold_out(refs: list[CaseRef], fraction: float) -> None:
+    """Move a fixed ``fraction`` of the ``train`` cases to ``val``, chosen by a hash of the case id.
+
+    The hash makes the choice independent of which other cases exist, so adding cases never moves
+    an old one between the splits.
+    """
+    for r in refs:
+        h = int(hashlib.sha256(r.case_id.encode()).hexdigest()[:8], 16) / 2**32
+        if r.split == "train" and h < fraction:
+            r.split = "val"
+
+
 def find_cases(recipe: Recipe, root: Path) -> list[CaseRef]:
     """Every case of the dataset at ``root`` (labelled and not), with its split assigned."""
     if recipe.layout == "msd":
@@ -217,6 +236,8 @@ def find_cases(recipe: Recipe, root: Path) -> list[CaseRef]:
         refs = _listing(root, recipe) if recipe.source.list else _patterns(root, recipe)
     if recipe.split_file:
         _apply_split(refs, read_split_file(root / recipe.split_file, recipe))
+    if recipe.holdout > 0:
+        hold_out(refs, recipe.holdout)
     inc, exc = recipe.source.include, recipe.source.exclude
     refs = [r for r in refs if (not inc or re.search(inc, r.case_id)) and not (exc and re.search(exc, r.case_id))]
     seen: dict[str, CaseRef] = {}
