@@ -1,7 +1,8 @@
 """Reading one case's files: image channels through :func:`sat.infer.io.load_volume`, label maps.
 
 Images of every format (NIfTI, NRRD/MetaImage, DICOM series folders, zipped series) go through
-``load_volume``, which validates them and returns RAS affines. Label maps keep their integer type
+``load_volume``, which validates them and returns RAS affines. Every file is opened through
+:mod:`sat.safe_open` (regular files only, header-declared sizes checked before decoding). Label maps keep their integer type
 (NIfTI is read with nibabel, so a 512x512x600 uint8 map stays 150 MB, not 600 MB of floats).
 """
 from __future__ import annotations
@@ -10,10 +11,12 @@ import os
 import re
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
+from sat.errors import InputError
+from sat.infer.headers import open_nifti, read_nifti_header
 from sat.infer.io import Volume, load_volume
+from sat.safe_open import Limits, check_file
 
 _SLICE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -38,14 +41,16 @@ def channel_count(path: Path) -> int:
         return 1
     import SimpleITK as sitk
 
+    check_file(path, Limits.from_env())  # never hand a FIFO or device to a reader
     try:
         if is_nifti(path):
-            shape = nib.load(str(path)).shape
+            hdr = read_nifti_header(path, Limits.from_env())
+            shape = tuple(int(d) for d in hdr["dim"][1:int(hdr["dim"][0]) + 1])
         else:
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
             reader.ReadImageInformation()
-    except Exception:  # unreadable header: load_volume reports it with a clear message
+    except Exception:  # unreadable header (InputError included): load_volume reports it with a clear message
         return 1
     if is_nifti(path):
         extra = [n for n in shape[3:] if n != 1]
@@ -64,7 +69,7 @@ def read_channels(path: Path) -> list[Volume]:
     if n == 1:
         return [load_volume(path)]
     if is_nifti(path):  # decompress a 4D file once, then validate each channel
-        img = nib.load(str(path))
+        img, _ = open_nifti(path, Limits.from_env(), str(path))
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(*img.shape[:3], n)
         return [load_volume(np.ascontiguousarray(data[..., c]), img.affine) for c in range(n)]
     return [load_volume(path, channel=c) for c in range(n)]
@@ -106,8 +111,10 @@ def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"missing label file {path}")
     if is_nifti(path):
         try:
-            img = nib.load(str(path))
+            img, _ = open_nifti(path, Limits.from_env(), str(path))
             data = np.asanyarray(img.dataobj)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
         except Exception as exc:  # nibabel raises many types for broken files
             raise ValueError(f"{path}: unreadable label file ({type(exc).__name__}: {exc})") from None
         return _as_labels(np.asarray(data), str(path)), np.asarray(img.affine, dtype=np.float64)
@@ -146,5 +153,5 @@ def read_slice_stack(folder: Path, dicom_folder: Path) -> np.ndarray:
         raise ValueError(f"{folder}: {len(slices)} label slices for {len(dicom)} DICOM files")
     by_name = sorted(dicom, key=lambda f: natural_key(Path(f).name))
     order = [by_name.index(f) for f in dicom]
-    planes = [np.asarray(Image.open(slices[i]).convert("L")) for i in order]  # (rows, cols) each
+    planes = [np.asarray(Image.open(check_file(slices[i], Limits.from_env())).convert("L")) for i in order]  # (rows, cols) each
     return _as_labels(np.stack(planes, axis=-1).transpose(1, 0, 2), str(folder))
