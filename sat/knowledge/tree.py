@@ -2,6 +2,10 @@
 
 Each YAML file holds ``concepts:``, a list of mappings with the fields of :class:`Concept`. An
 optional top-level ``defaults:`` mapping gives field values shared by the file (e.g. ``region``).
+An optional ``extends:`` list adds facts to concepts defined in another file (``id`` plus any of
+:data:`EXTENSION_FIELDS`): term lists are appended, ``uberon`` / ``snomed`` are set only where the
+concept has none, so the curated files stay authoritative (``knowledge_tree/uberon_*.yaml``,
+written by :mod:`sat.knowledge.extract_uberon`).
 """
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
@@ -31,7 +35,7 @@ class Concept:
     Attributes:
         id: stable snake_case identifier, e.g. ``kidney_left``.
         name: canonical English name, e.g. ``left kidney``.
-        synonyms: abbreviations, eponyms, lay and plural forms, dataset spellings.
+        synonyms: exact synonyms: eponyms, lay and plural forms, dataset spellings.
         definition: 1-3 sentences in the project's own words.
         is_a: ids of the concepts this one is a kind of.
         part_of: ids of the concepts this one is a part of.
@@ -40,6 +44,11 @@ class Concept:
         region: body region, one of :data:`REGIONS`.
         kind: one of :data:`KINDS`; ``group`` marks grouping concepts with no direct label.
         modalities: modalities it is usually segmented in, subset of :data:`MODALITIES`.
+        abbreviations: abbreviations and acronyms ("IVC", "SMV").
+        latin: Latin or historical names ("vena cava inferior", "jecur").
+        related: related, broader or less exact names; weighed below exact synonyms.
+        uberon: UBERON id ("UBERON:0002113"), ``None`` when UBERON has no such class.
+        snomed: SNOMED CT concept id, ``None`` when unknown.
     """
 
     id: str
@@ -53,15 +62,27 @@ class Concept:
     laterality: str = "none"
     mirror: str | None = None
     modalities: tuple[str, ...] = ("CT", "MR")
+    abbreviations: tuple[str, ...] = ()
+    latin: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    uberon: str | None = None
+    snomed: str | None = None
+
+    @property
+    def all_synonyms(self) -> tuple[str, ...]:
+        """Every synonym field in :data:`SYNONYM_FIELDS` order (exact first, related last)."""
+        return (*self.synonyms, *self.abbreviations, *self.latin, *self.related)
 
     @property
     def terms(self) -> tuple[str, ...]:
-        """The canonical name followed by every synonym."""
-        return (self.name, *self.synonyms)
+        """The canonical name followed by every synonym of every field."""
+        return (self.name, *self.all_synonyms)
 
 
 _FIELDS = {f.name for f in fields(Concept)}
-_TUPLE_FIELDS = ("synonyms", "is_a", "part_of", "modalities")
+SYNONYM_FIELDS = ("synonyms", "abbreviations", "latin", "related")
+_TUPLE_FIELDS = (*SYNONYM_FIELDS, "is_a", "part_of", "modalities")
+EXTENSION_FIELDS = (*SYNONYM_FIELDS, "is_a", "part_of", "uberon", "snomed")
 
 
 def default_tree_dir() -> Path:
@@ -90,6 +111,30 @@ def _concept_from_mapping(raw: dict, defaults: dict, source: str) -> Concept:
     return Concept(**merged)
 
 
+def _as_tuple(value) -> tuple[str, ...]:
+    return tuple(str(v) for v in ([value] if isinstance(value, str) else value or ()))
+
+
+def _extend(concepts: dict[str, Concept], raw: dict, source: str) -> None:
+    """Apply one ``extends:`` entry to the concept it names (in place in ``concepts``)."""
+    cid = raw.get("id")
+    unknown = set(raw) - {"id", *EXTENSION_FIELDS}
+    if unknown:
+        raise ValueError(f"{source}: extension of {cid!r} has unknown fields {sorted(unknown)}")
+    if cid not in concepts:
+        raise ValueError(f"{source}: extends unknown concept id {cid!r}")
+    c, changes = concepts[cid], {}
+    for key in EXTENSION_FIELDS:
+        if key not in raw:
+            continue
+        if key in ("uberon", "snomed"):
+            if getattr(c, key) is None and raw[key] is not None:
+                changes[key] = str(raw[key])
+        else:
+            changes[key] = tuple(dict.fromkeys((*getattr(c, key), *_as_tuple(raw[key]))))
+    concepts[cid] = replace(c, **changes)
+
+
 def read_concepts(folder: str | Path) -> tuple[list[Concept], str]:
     """Read every ``*.yaml`` file in ``folder``.
 
@@ -99,6 +144,7 @@ def read_concepts(folder: str | Path) -> tuple[list[Concept], str]:
     folder = Path(folder)
     digest = hashlib.sha256()
     concepts: list[Concept] = []
+    extensions: list[tuple[dict, str]] = []
     for path in sorted(folder.glob("*.yaml")):
         data = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + data)
@@ -106,6 +152,12 @@ def read_concepts(folder: str | Path) -> tuple[list[Concept], str]:
         defaults = doc.get("defaults") or {}
         for raw in doc.get("concepts") or []:
             concepts.append(_concept_from_mapping(raw, defaults, path.name))
+        extensions += [(raw, path.name) for raw in doc.get("extends") or []]
+    if extensions:
+        by_id = {c.id: c for c in concepts}
+        for raw, source in extensions:
+            _extend(by_id, raw, source)
+        concepts = [by_id.get(c.id, c) for c in concepts]
     return concepts, digest.hexdigest()[:16]
 
 

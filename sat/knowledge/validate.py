@@ -7,12 +7,15 @@ from sat.knowledge.normalize import normalize
 from sat.knowledge.tree import KINDS, LATERALITIES, MODALITIES, REGIONS, KnowledgeTree
 
 _ID = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
+_UBERON = re.compile(r"^UBERON:\d{7}$")
+_SNOMED = re.compile(r"^\d{6,18}$")
 
 
 def validate_tree(tree: KnowledgeTree) -> list[str]:
     """Return one message per problem; an empty list means the tree is consistent.
 
-    Checks: duplicate ids, id syntax, enumerated fields, empty definitions, unknown ``is_a`` /
+    Checks: duplicate ids, id syntax, enumerated fields, empty definitions, UBERON / SNOMED CT
+    code syntax, unknown ``is_a`` /
     ``part_of`` / ``mirror`` references, cycles, broken laterality pairs, and one normalised term
     (name, synonym or id) shared by two concepts.
     """
@@ -30,6 +33,10 @@ def validate_tree(tree: KnowledgeTree) -> list[str]:
             errors.append(f"{where}: modalities {bad_mod} not in {MODALITIES}")
         if not c.definition.strip():
             errors.append(f"{where}: empty definition")
+        if c.uberon is not None and not _UBERON.match(c.uberon):
+            errors.append(f"{where}: uberon {c.uberon!r} is not UBERON:NNNNNNN")
+        if c.snomed is not None and not _SNOMED.match(c.snomed):
+            errors.append(f"{where}: snomed {c.snomed!r} is not a SNOMED CT concept id (digits)")
         for rel in ("is_a", "part_of"):
             for ref in getattr(c, rel):
                 if ref not in tree.concepts:

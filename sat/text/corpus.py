@@ -8,6 +8,7 @@ prompt-style variants built from ``TRAIN_TEMPLATES``. Held-out synonyms and defi
 """
 from __future__ import annotations
 
+from sat.knowledge.normalize import normalize
 from sat.knowledge.tree import Concept, KnowledgeTree
 from sat.text.splits import ConceptSplit, unit_hash
 
@@ -34,6 +35,15 @@ def relation_sentences(tree: KnowledgeTree, c: Concept) -> list[str]:
     return out
 
 
+def mentions_held_out(text: str, s: ConceptSplit) -> bool:
+    """Whether ``text`` contains one of the concept's held-out synonyms as whole words (a
+    definition that says "the brainstem (truncus encephali) ..." would leak the held-out Latin
+    name into training)."""
+    padded = f" {normalize(text)} "
+    return any(f" {normalize(t)} " in padded for role in ("calib", "eval") for t in s.terms(role)
+               if normalize(t))
+
+
 def concept_texts(tree: KnowledgeTree, split: dict[str, ConceptSplit], *, seed: int = 0,
                   templates_per_concept: int = 3) -> dict[str, list[str]]:
     """Positive texts of every concept, from training material only.
@@ -55,6 +65,7 @@ def concept_texts(tree: KnowledgeTree, split: dict[str, ConceptSplit], *, seed: 
         if s.definition == "train":
             texts.append(c.definition)
         texts += relation_sentences(tree, c)
+        texts = [t for t in texts if not mentions_held_out(t, s)]
         for k in range(templates_per_concept):
             t = terms[int(unit_hash(seed, "tt", c.id, str(k)) * len(terms))]
             tpl = TRAIN_TEMPLATES[int(unit_hash(seed, "tp", c.id, str(k)) * len(TRAIN_TEMPLATES))]

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 
 from sat.knowledge.normalize import normalize
-from sat.knowledge.tree import KnowledgeTree
+from sat.knowledge.tree import SYNONYM_FIELDS, KnowledgeTree
 
 ROLES = ("train", "calib", "eval")
 
@@ -78,7 +78,7 @@ def split_tree(tree: KnowledgeTree, cfg: SplitConfig | None = None) -> dict[str,
     for c in tree.concepts.values():
         fixed = {normalize(c.name), normalize(c.id)}
         roles = {}
-        for s in c.synonyms:
+        for s in c.all_synonyms:  # exact, abbreviation, Latin and related synonyms alike
             key = normalize(s)
             roles[s] = "train" if key in fixed else \
                 _role(unit_hash(cfg.seed, "syn", c.id, key), cfg.eval_frac, cfg.calib_frac)
@@ -92,6 +92,7 @@ def train_view(tree: KnowledgeTree, split: dict[str, ConceptSplit], seed: int = 
 
     Its hash differs from the full tree's, so cached term embeddings never mix the two.
     """
-    concepts = [dataclasses.replace(c, synonyms=tuple(split[c.id].terms("train")))
+    concepts = [dataclasses.replace(c, **{f: tuple(t for t in getattr(c, f) if split[c.id].synonyms.get(t) == "train")
+                                          for f in SYNONYM_FIELDS})
                 for c in tree.concepts.values()]
     return KnowledgeTree(concepts, f"{tree.hash}-train{seed}")
