@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sat.model.norm import ChannelSpatialNorm
 from sat.model.text_projection import text_projection
 from sat.vision.features import BackboneOutput
 
@@ -58,7 +59,7 @@ class DynamicConvHead(nn.Module):
     @staticmethod
     def _pre(channels: int, out: int) -> nn.Module:
         """Low-channel projection of a decoder map that the dynamic convs run on."""
-        return nn.Sequential(nn.GroupNorm(1, channels), nn.GELU(), nn.Conv3d(channels, out, kernel_size=1))
+        return nn.Sequential(ChannelSpatialNorm(channels), nn.GELU(), nn.Conv3d(channels, out, kernel_size=1))
 
     def controller_params(self, feats: BackboneOutput, text: torch.Tensor,
                           modality: torch.Tensor | None = None) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sat.model.norm import ChannelSpatialNorm
 from sat.model.posenc import sincos_3d
 from sat.model.text_projection import text_projection
 from sat.vision.features import BackboneOutput
@@ -74,7 +75,7 @@ class QueryDecoderHead(nn.Module):
         # start from a uniform background prior: large random initial logits slow training badly
         nn.init.zeros_(self.mask_embed[-1].weight)
         nn.init.zeros_(self.mask_embed[-1].bias)
-        self.pixel_norm = nn.GroupNorm(1, pixel_channels)
+        self.pixel_norm = ChannelSpatialNorm(pixel_channels)  # = GroupNorm(1, F), parallel reduction
         self.bias = nn.Parameter(torch.tensor(-3.0))
         self.aux = (nn.ModuleList(nn.Linear(d_model, c) for c in decoder_channels[:-1])
                     if deep_supervision else None)
