@@ -51,11 +51,12 @@ def test_files_names_and_overlaps(tmp_path):
     sidecar = json.loads((tmp_path / "multilabel.json").read_text())
     assert set(np.unique(labels)) <= {0, 1, 2, 3, 4}  # never a sum of overlapping labels
     assert {v["prompt"] for v in sidecar["labels"].values()} == {s.prompt for s in res.structures}
-    overlaps = {o["structure"]: o for o in sidecar["overlaps"]}
-    assert overlaps["../../etc/passwd"]["overlaps_with"] == ["liver"]
-    assert overlaps["Rénal cortex / left?"]["voxels"] == 8
+    overlaps = {(o["a"], o["b"]): o for o in sidecar["overlaps"]}  # one entry per overlapping pair
+    assert set(overlaps) == {("liver", "../../etc/passwd"), ("liver", "Rénal cortex / left?")}
+    assert overlaps[("liver", "Rénal cortex / left?")]["voxels"] == 8
     liver, other = res.structures[0].mask, res.structures[1].mask
-    assert overlaps["../../etc/passwd"]["voxels"] == int((liver & other).sum())
+    assert overlaps[("liver", "../../etc/passwd")]["voxels"] == int((liver & other).sum())
+    assert overlaps[("liver", "../../etc/passwd")]["shown_as"] == "../../etc/passwd"  # same rank: prompt order
     assert json.loads((tmp_path / "result.json").read_text())["refused"][0]["prompt"] == "banana"
 
 
@@ -83,3 +84,39 @@ def test_unknown_format_and_dicom_seg_without_dicom(tmp_path):
         res.save(tmp_path, formats=("png",))
     with pytest.raises(InputError, match="DICOM"):
         res.save(tmp_path, formats=("dicom_seg",))
+
+
+def _structure(vol, prompt, concept, box, used=None):
+    mask = np.zeros(SHAPE, bool)
+    mask[box] = True
+    return Structure(prompt, concept, concept, used or [concept], mask, None, "none",
+                     structure_statistics(mask, vol, None, "none"))
+
+
+def test_multilabel_paints_containers_first_and_lesions_last(tmp_path):
+    """Issue 19 item 4: alphabetical painting hid the aorta under "body" and cysts under kidneys."""
+    vol = Volume(np.zeros(SHAPE, np.float32), np.eye(4), "CT", "case.nii.gz")
+    everything = (slice(0, 20), slice(0, 16), slice(0, 12))
+    structures = [_structure(vol, "aorta", "aorta", (slice(9, 11), slice(7, 9), slice(0, 12))),
+                  _structure(vol, "kidney cyst", "kidney_cyst", (slice(3, 5), slice(3, 5), slice(3, 5))),
+                  _structure(vol, "left kidney", "kidney_left", (slice(2, 7), slice(2, 7), slice(2, 7))),
+                  _structure(vol, "kidneys", "kidneys", (slice(2, 7), slice(2, 7), slice(2, 7)),
+                             ["kidney_left", "kidney_right"]),
+                  _structure(vol, "body", "body", everything)]
+    res = SegmentationResult(vol, "CT", structures, [])
+    res.save(tmp_path, formats=("multilabel",), preview=False)
+    labels = np.asarray(nib.load(tmp_path / "multilabel.nii.gz").dataobj)
+    sidecar = json.loads((tmp_path / "multilabel.json").read_text())
+    for k, s in enumerate(structures, start=1):  # label k is the k-th prompt ...
+        assert sidecar["labels"][str(k)]["prompt"] == s.prompt
+    assert (labels == 1).sum() == structures[0].mask.sum()  # ... and nothing is hidden: aorta over body
+    assert (labels == 2).sum() == 8  # the cyst over its kidney
+    assert (labels == 3).sum() == structures[2].mask.sum() - 8  # the kidney over the group "kidneys"
+    assert sidecar["paint_order"] == ["5", "4", "1", "3", "2"]  # body, kidneys, organs, lesion
+    pairs = {frozenset((o["a"], o["b"])): o for o in sidecar["overlaps"]}
+    assert pairs[frozenset(("body", "aorta"))] == {"a": "aorta", "b": "body", "voxels": 2 * 2 * 12,
+                                                    "shown_as": "aorta"}
+    assert pairs[frozenset(("kidney cyst", "left kidney"))]["shown_as"] == "kidney cyst"
+    assert pairs[frozenset(("kidneys", "left kidney"))]["voxels"] == 125
+    assert frozenset(("aorta", "kidney cyst")) not in pairs  # disjoint pairs are not listed
+    assert "containers first" in sidecar["note"]
