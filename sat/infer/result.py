@@ -28,6 +28,11 @@ class Structure:
     laterality: str
     stats: dict = field(default_factory=dict)
 
+    @property
+    def flags(self) -> list[dict]:
+        """Failed plausibility checks (``{"check", "message"}``; see :mod:`sat.infer.plausibility`)."""
+        return list((self.stats.get("plausibility") or {}).get("flags") or [])
+
 
 @dataclass
 class SegmentationResult:
@@ -45,6 +50,11 @@ class SegmentationResult:
     structures: list[Structure]
     refused: list[dict]
 
+    @property
+    def flagged(self) -> list[Structure]:
+        """Structures that failed a plausibility check."""
+        return [s for s in self.structures if s.flags]
+
     def save(self, outdir, formats: tuple[str, ...] = ("nifti",), probabilities: bool = False,
              preview: bool = True, statistics: bool = True) -> dict:
         """Write the result to ``outdir``; see :func:`sat.infer.writer.save_result`."""
@@ -59,4 +69,5 @@ class SegmentationResult:
                  "volume_ml": round(float(s.stats.get("volume_ml") or 0.0), 2),
                  "voxels": int(s.stats.get("voxel_count") or 0),
                  "confidence": s.stats.get("mean_confidence"),
-                 "used": ",".join(s.used_concepts)} for s in self.structures]
+                 "used": ",".join(s.used_concepts),
+                 "flags": ",".join(f["check"] for f in s.flags)} for s in self.structures]
