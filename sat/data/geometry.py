@@ -40,6 +40,15 @@ def _box_bounds(affine: np.ndarray, ranges: list[tuple[float, float]]) -> tuple[
     return world[:, :3].min(0), world[:, :3].max(0)
 
 
+def max_grid_voxels() -> int:
+    """Largest target grid :func:`ras_grid` builds (``SAT_MAX_GRID_VOXELS``, default 2**28):
+    a whole-body CT at 1.5 mm is ~2e8 voxels."""
+    import os
+
+    raw = os.environ.get("SAT_MAX_GRID_VOXELS", "")
+    return int(float(raw)) if raw.strip() else 2**28
+
+
 def ras_grid(affine: np.ndarray, shape: tuple[int, int, int],
              spacing: tuple[float, float, float]) -> tuple[np.ndarray, tuple[int, int, int]]:
     """An axis-aligned RAS grid at ``spacing`` that covers the source grid's full world extent.
@@ -60,12 +69,20 @@ def ras_grid(affine: np.ndarray, shape: tuple[int, int, int],
 
     Raises:
         ValueError: if ``spacing`` is not three positive numbers.
+        InputError: if the grid would hold more than :func:`max_grid_voxels` voxels.
     """
     sp = np.asarray(spacing, dtype=np.float64)
     if sp.shape != (3,) or not np.all(sp > 0):
         raise ValueError(f"spacing must be three positive numbers, got {spacing!r}")
     lo, hi = world_extent(affine, shape)
     new_shape = tuple(max(1, int(math.ceil((h - l) / s - 1e-6))) for l, h, s in zip(lo, hi, sp))
+    n = math.prod(new_shape)
+    if n > max_grid_voxels():  # a few huge voxels must not become a grid of billions
+        from sat.errors import InputError
+
+        raise InputError(f"the image spans {np.round(hi - lo, 1).tolist()} mm: a {'x'.join(map(str, new_shape))} "
+                         f"grid at {sp.tolist()} mm would hold {n} voxels, more than the {max_grid_voxels()} "
+                         "limit (SAT_MAX_GRID_VOXELS)")
     new_affine = np.diag([*sp, 1.0])
     new_affine[:3, 3] = (lo + hi) / 2.0 - (np.asarray(new_shape) - 1) / 2.0 * sp
     return new_affine, new_shape

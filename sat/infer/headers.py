@@ -12,7 +12,6 @@ Every refusal is an :class:`sat.errors.InputError` with one line.
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import zlib
@@ -45,7 +44,10 @@ def _nifti_header(head: bytes, source: str):
     size = int.from_bytes(head[:4], "little")
     klass = nib.Nifti2Header if size == 540 or int.from_bytes(head[:4], "big") == 540 else nib.Nifti1Header
     try:
-        return klass.from_fileobj(io.BytesIO(head), check=False)
+        n = klass.template_dtype.itemsize  # the fixed header only: extensions are read with the image
+        if len(head) < n:
+            raise ValueError(f"{len(head)} bytes, a {klass.__name__} needs {n}")
+        return klass(binaryblock=head[:n], check=False)
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for broken headers
         raise InputError(f"{source}: not a readable NIfTI header ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
