@@ -53,6 +53,7 @@ _NOT_HUMAN = re.compile(
     r"non-?mammal\w*|lower vertebrates|some species|many species|vibrissa\w*|whisker\w*|"
     r"cell|cells|cellular|epitheli\w*|layer|stratum|zone|tunica|lamina propria|villus|villi|"
     r"crypt|crypts|acinus|tubule|glomerul\w*|capillary|capillaries|microvascul\w*|"
+    r"metanephr\w*|mesonephr\w*|pronephr\w*|gubernacul\w*|gastrali\w*|secretion|type \d|mammalian|"
     r"jelly|mucosa|mucosal|submucosa|serosa|muscularis|adventitia|endothelium)\b",
     flags=re.IGNORECASE)
 _BAD_SYNONYM = re.compile(r"[()\[\]{}<>@#;=%]|\bof organism\b|\bsensu\b|\b[A-Z]{2,}\d")
