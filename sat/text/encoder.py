@@ -219,10 +219,10 @@ def build_text_encoder(spec: TextEncoderSpec | None = None) -> nn.Module:
     else:
         raise ValueError(f"unknown text backend {spec.backend!r}; expected minilm, hf or open_clip")
     if spec.finetuned:
-        from safetensors.torch import load_file
+        from sat.text.bundle import load_finetuned
 
         # a full state dict, or the changed tensors only (a delta carried by a model checkpoint)
-        unexpected = enc.load_state_dict(load_file(spec.finetuned), strict=False).unexpected_keys
+        unexpected = enc.load_state_dict(load_finetuned(spec.finetuned), strict=False).unexpected_keys
         if unexpected:
             raise ValueError(f"finetuned weights {spec.finetuned} do not fit the {spec.backend} encoder: "
                              f"unexpected tensors {unexpected[:3]}")

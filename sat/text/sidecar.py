@@ -19,6 +19,10 @@ def read_sidecar(weights: str | Path | None) -> dict:
     """The sidecar's content, or ``{}`` when there is none or it is unreadable."""
     if not weights:
         return {}
+    from sat.text.bundle import is_memory_ref, memory_sidecar
+
+    if is_memory_ref(weights):  # a checkpoint's delta: its sidecar travelled with it, in memory
+        return memory_sidecar(weights)
     path = sidecar_path(weights)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

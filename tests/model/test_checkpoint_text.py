@@ -36,7 +36,7 @@ def test_finetuned_encoder_round_trips_without_its_file(tmp_path, monkeypatch, c
     net = build_model(_tiny(), ids, emb)
     ckpt = save_checkpoint(tmp_path / "m.ckpt", net, model_cfg=_tiny(),
                            text_spec={"backend": "minilm", "finetuned": str(tuned_file)}, tree_hash="x",
-                           preprocess={}, trained_concepts=["liver"], text_delta=delta)
+                           preprocess={"spacing": [4.0, 4.0, 4.0]}, trained_concepts=["liver"], text_delta=delta)
     tuned_file.unlink()  # the original files are gone: the checkpoint must not need them
     tuned_file.with_suffix(".json").unlink()
     monkeypatch.setenv("SAT_CACHE_DIR", str(tmp_path / "cache"))
