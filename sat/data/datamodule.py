@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -128,16 +129,26 @@ class ShardDataModule(L.LightningDataModule):
         steps_per_epoch: batches per epoch on every rank. shuffle_buffer: samples kept for shuffling.
         crops_per_case: crops drawn from each decoded case. seed: base seed.
         tree_dir: knowledge tree folder (groups and laterality mirrors); default tree if None.
+        dataset_sampling: per-dataset overrides of ``sampling`` fields, e.g.
+            ``{"msd_task04_hippocampus": {"patch_size": [48, 64, 48]}}``: datasets of very
+            different extent (a 35 mm hippocampus crop, a 450 mm head-and-neck CT) each get the
+            crop that fits them. Every batch comes from one dataset, so crops in a batch match.
     """
 
     def __init__(self, train: dict[str, str], weights: dict[str, float] | None = None,
                  val: dict[str, str] | None = None, sampling: SamplingConfig | None = None,
                  batch_size: int = 2, num_workers: int = 1, steps_per_epoch: int = 100,
                  shuffle_buffer: int = 8, crops_per_case: int = 2, seed: int = 0,
-                 tree_dir: str | None = None) -> None:
+                 tree_dir: str | None = None, dataset_sampling: dict[str, dict] | None = None) -> None:
         super().__init__()
         self.train, self.weights, self.val = train, weights or {}, val or {}
         self.sampling = sampling or SamplingConfig()
+        unknown = sorted(set(dataset_sampling or {}) - set(train))
+        if unknown:
+            raise ValueError(f"dataset_sampling names {unknown}, which are not training datasets {sorted(train)}")
+        self.dataset_sampling = {name: replace(self.sampling, **{k: tuple(v) if isinstance(v, list) else v
+                                                                 for k, v in over.items()})
+                                 for name, over in (dataset_sampling or {}).items()}
         self.batch_size, self.num_workers = batch_size, num_workers
         self.steps_per_epoch, self.shuffle_buffer = steps_per_epoch, shuffle_buffer
         self.crops_per_case, self.seed, self.tree_dir = crops_per_case, seed, tree_dir
@@ -150,22 +161,30 @@ class ShardDataModule(L.LightningDataModule):
         groups = {c.id: tree.children(c.id) for c in tree.concepts.values() if c.kind == "group"}
         return groups, mirrors
 
+    def sampling_for(self, dataset: str) -> SamplingConfig:
+        """The crop and query sampling of one training dataset."""
+        return self.dataset_sampling.get(dataset, self.sampling)
+
     def train_dataloader(self):
         groups, mirrors = self._tree_maps()
-        to_example = _ToExample(self.sampling, groups, mirrors, self.crops_per_case, self.seed)
+        # with per-dataset crops, batches (not samples) are mixed: a batch holds one crop size
+        per_source = bool(self.dataset_sampling)
+        batching = [wds.shuffle(4 * self.batch_size),
+                    wds.batched(self.batch_size, collation_fn=collate, partial=False)]
         sources, probs = [], []
         for name, spec in sorted(self.train.items()):
+            to_example = _ToExample(self.sampling_for(name), groups, mirrors, self.crops_per_case, self.seed)
             pipe = wds.DataPipeline(
                 wds.ResampledShards(expand_urls(spec), seed=self.seed, deterministic=True),
                 wds.tarfile_to_samples(handler=wds.warn_and_continue),
                 wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer),
                 to_example,
+                *(batching if per_source else []),
             )
             sources.append(pipe)
             probs.append(float(self.weights.get(name, 1.0)))
         mix = sources[0] if len(sources) == 1 else wds.RandomMix(sources, probs)
-        batched = wds.DataPipeline(lambda: iter(mix), wds.shuffle(4 * self.batch_size),
-                                   wds.batched(self.batch_size, collation_fn=collate, partial=False))
+        batched = wds.DataPipeline(lambda: iter(mix), *([] if per_source else batching))
         loader = wds.WebLoader(batched, batch_size=None, num_workers=self.num_workers,
                                persistent_workers=self.num_workers > 0)
         return loader.with_epoch(self.steps_per_epoch)

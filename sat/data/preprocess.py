@@ -47,11 +47,20 @@ class PreprocessSpec:
         spacing: target voxel spacing in mm (RAS axes).
         rules: intensity rule per modality name (``CT``, ``MR``; ``PET`` falls back to ``MR``).
         crop_margin_mm: margin kept around the foreground box when cropping.
+        modality_spacing: spacing per modality where it differs from ``spacing``: a model trained
+            on head-and-neck CT at 4 x 4 x 3 mm and hippocampus MR at 1 mm sees each modality
+            on the grid it was trained on.
     """
 
     spacing: tuple[float, float, float] = (4.0, 4.0, 4.0)
     rules: dict[str, IntensityRule] = field(default_factory=default_rules)
     crop_margin_mm: float = 8.0
+    modality_spacing: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+
+    def spacing_for(self, modality: str | None) -> tuple[float, float, float]:
+        """The grid spacing (mm) of images of ``modality``."""
+        sp = self.modality_spacing.get((modality or "").upper())
+        return tuple(float(v) for v in sp) if sp is not None else tuple(self.spacing)
 
     def rule(self, modality: str) -> IntensityRule:
         key = modality.upper()
@@ -62,13 +71,17 @@ class PreprocessSpec:
         raise ValueError(f"no intensity rule for modality {modality!r}; known: {sorted(self.rules)}")
 
     def to_dict(self) -> dict:
-        return {"spacing": list(self.spacing), "crop_margin_mm": self.crop_margin_mm,
-                "rules": {k: asdict(v) for k, v in self.rules.items()}}
+        out = {"spacing": list(self.spacing), "crop_margin_mm": self.crop_margin_mm,
+               "rules": {k: asdict(v) for k, v in self.rules.items()}}
+        if self.modality_spacing:
+            out["modality_spacing"] = {k.upper(): [float(v) for v in sp] for k, sp in self.modality_spacing.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> PreprocessSpec:
         rules = {k: IntensityRule(**v) for k, v in d.get("rules", {}).items()} or default_rules()
-        return cls(tuple(float(s) for s in d["spacing"]), rules, float(d.get("crop_margin_mm", 8.0)))
+        per = {str(k).upper(): tuple(float(v) for v in sp) for k, sp in (d.get("modality_spacing") or {}).items()}
+        return cls(tuple(float(s) for s in d["spacing"]), rules, float(d.get("crop_margin_mm", 8.0)), per)
 
 
 def normalize_intensity(image: np.ndarray, rule: IntensityRule) -> tuple[np.ndarray, float]:
@@ -97,7 +110,8 @@ def normalize_intensity(image: np.ndarray, rule: IntensityRule) -> tuple[np.ndar
 
 
 def to_grid(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
-            masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+            masks: np.ndarray | None = None, modality: str | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Resample image channels (trilinear) and masks (point sampling) onto the spec's RAS grid.
 
     The grid (:func:`sat.data.geometry.ras_grid`) covers every input voxel whole. Image values
@@ -109,11 +123,12 @@ def to_grid(image: np.ndarray, affine: np.ndarray, spec: PreprocessSpec,
         image: (C, X, Y, Z) normalised image.
         affine: its 4x4 affine.
         masks: optional (K, X, Y, Z) boolean masks on the same grid.
+        modality: picks the grid spacing (:meth:`PreprocessSpec.spacing_for`).
 
     Returns:
         ``(image (C, X', Y', Z') float32, masks (K, X', Y', Z') bool or None, new affine)``.
     """
-    new_affine, new_shape = ras_grid(affine, image.shape[1:], spec.spacing)
+    new_affine, new_shape = ras_grid(affine, image.shape[1:], spec.spacing_for(modality))
     img = torch.from_numpy(np.ascontiguousarray(image, np.float32))
     # the grid reaches half a source voxel past the outermost centres: edge values fill that rim
     # (zero padding would darken border voxels); only points outside every voxel get the minimum
@@ -160,9 +175,9 @@ def preprocess_case(image: np.ndarray, affine: np.ndarray, modalities: list[str]
     if len(mods) != len(image):
         raise ValueError(f"{len(image)} image channels but modalities {mods!r}")
     norm, thresholds = zip(*(normalize_intensity(c, spec.rule(m)) for c, m in zip(image, mods)))
-    img, m, aff = to_grid(np.stack(norm), affine, spec, masks)
+    img, m, aff = to_grid(np.stack(norm), affine, spec, masks, mods[0])
     if crop:
-        margin = tuple(int(np.ceil(spec.crop_margin_mm / s)) for s in spec.spacing)
+        margin = tuple(int(np.ceil(spec.crop_margin_mm / s)) for s in spec.spacing_for(mods[0]))
         start, stop = foreground_box(img[0], thresholds[0], margin)
         sl = tuple(slice(a, b) for a, b in zip(start, stop))
         img = img[(slice(None), *sl)]

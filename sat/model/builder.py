@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sat.model.config import BACKBONES, HEADS, ModelConfig
-from sat.model.universal import MODALITY_INDEX, UniversalSegmenter
+from sat.model.universal import MODALITY_INDEX, UniversalSegmenter, side_index
 
 
 def build_backbone(cfg: ModelConfig) -> nn.Module:
@@ -59,13 +59,16 @@ def build_head(cfg: ModelConfig, backbone: nn.Module) -> nn.Module:
     raise ValueError(f"unknown head {h.name!r}; expected one of {HEADS}")
 
 
-def build_model(cfg: ModelConfig, concept_ids: list[str], concept_embeddings: torch.Tensor
-                ) -> UniversalSegmenter:
+def build_model(cfg: ModelConfig, concept_ids: list[str], concept_embeddings: torch.Tensor,
+                lateralities: list[str] | None = None) -> UniversalSegmenter:
     """Assemble backbone, head and the frozen concept-embedding table.
 
     Args:
         cfg: the variant. concept_ids: row ids of ``concept_embeddings``.
         concept_embeddings: (Nc, text_dim) text embeddings, computed once by the text encoder.
+        lateralities: side of each concept (``left`` / ``right`` / anything else = none); used
+            when ``cfg.side_conditioning`` is on. ``None`` there leaves a zero table for a
+            checkpoint's state dict to fill.
 
     Raises:
         ValueError: table shape does not match, or an unknown backbone / head name.
@@ -73,8 +76,14 @@ def build_model(cfg: ModelConfig, concept_ids: list[str], concept_embeddings: to
     if concept_embeddings.shape != (len(concept_ids), cfg.text_dim):
         raise ValueError(f"concept_embeddings shape {tuple(concept_embeddings.shape)} != "
                          f"({len(concept_ids)}, {cfg.text_dim})")
+    sides = None
+    if cfg.side_conditioning:
+        sides = torch.tensor([side_index(s) for s in lateralities] if lateralities is not None
+                             else [0] * len(concept_ids), dtype=torch.long)
+        if len(sides) != len(concept_ids):
+            raise ValueError(f"{len(sides)} lateralities for {len(concept_ids)} concepts")
     backbone = build_backbone(cfg)
-    return UniversalSegmenter(backbone, build_head(cfg, backbone), concept_ids, concept_embeddings)
+    return UniversalSegmenter(backbone, build_head(cfg, backbone), concept_ids, concept_embeddings, sides)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

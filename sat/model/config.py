@@ -78,12 +78,19 @@ def _from_dict(cls, d: dict, where: str):
 
 @dataclass
 class ModelConfig:
-    """The whole network: input channels, backbone, head and text width."""
+    """The whole network: input channels, backbone, head and text width.
+
+    Attributes:
+        side_conditioning: add a learned left / right / none embedding to each query's text
+            embedding, from the knowledge tree's laterality of the concept
+            (:class:`~sat.model.universal.UniversalSegmenter`).
+    """
 
     in_channels: int = 1
     text_dim: int = 384
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    side_conditioning: bool = False
 
     def __post_init__(self) -> None:
         # jsonargparse and YAML may hand over plain dicts and lists
@@ -101,12 +108,13 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         """Inverse of :meth:`to_dict`; missing fields take their defaults."""
         d = dict(d)
-        unknown = sorted(set(d) - {"in_channels", "text_dim", "backbone", "head"})
+        unknown = sorted(set(d) - {"in_channels", "text_dim", "backbone", "head", "side_conditioning"})
         if unknown:
             raise ValueError(f"unknown model field(s) {unknown}")
         return cls(in_channels=d.get("in_channels", 1), text_dim=d.get("text_dim", 384),
                    backbone=_from_dict(BackboneConfig, dict(d.get("backbone", {})), "backbone"),
-                   head=_from_dict(HeadConfig, dict(d.get("head", {})), "head"))
+                   head=_from_dict(HeadConfig, dict(d.get("head", {})), "head"),
+                   side_conditioning=bool(d.get("side_conditioning", False)))
 
 
 def model_config_dir() -> Path:

@@ -21,7 +21,25 @@ def export_module(module, datamodule, path: str | Path, net=None) -> Path:
 
     net = net if net is not None else module.export_net()
     return save_checkpoint(path, net, model_cfg=module.model_cfg, text_spec=asdict(module.text_spec),
-                           tree_hash=module.tree_hash, preprocess=PreprocessSpec(spacing=module.spacing).to_dict(),
+                           tree_hash=module.tree_hash, preprocess=PreprocessSpec(spacing=module.spacing,
+                                                     modality_spacing=getattr(module, "modality_spacing", {})).to_dict(),
                            trained_concepts=sorted(module.trained_concepts),
-                           extra={"patch_size": patch, "ema": net is not module.net},
+                           extra={"patch_size": patch, "ema": net is not module.net, **training_facts(datamodule)},
                            text_delta=encoder_delta(module.text_spec))
+
+
+def training_facts(datamodule) -> dict:
+    """What inference must know about the training data: whether crops were left-right flipped
+    (``lr_flip_prob``; test-time mirroring is only trusted when they were), which datasets it saw
+    (``trained_on``; a phantom-only model says so) and per-concept volume and intensity ranges
+    (``concept_stats``, see :mod:`sat.data.concept_stats`) for the plausibility checks."""
+    if datamodule is None:
+        return {}
+    from sat.data.concept_stats import concept_stats
+
+    datasets = sorted(getattr(datamodule, "train", {}) or {})
+    groups, _ = datamodule._tree_maps() if hasattr(datamodule, "_tree_maps") else ({}, {})
+    return {"lr_flip_prob": float(getattr(datamodule.sampling, "lr_flip_prob", 0.0)),
+            "trained_on": {"datasets": datasets,
+                           "phantom_only": bool(datasets) and all(d.startswith("phantom") for d in datasets)},
+            "concept_stats": concept_stats(dict(getattr(datamodule, "train", {}) or {}), groups)}

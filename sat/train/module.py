@@ -53,6 +53,8 @@ class SATModule(L.LightningModule):
         model: network configuration. text: text encoder spec for concept embeddings.
         optim: optimiser and schedule. loss: partial-label loss terms (:class:`LossConfig`).
         spacing: preprocessing spacing (stored for inference).
+        modality_spacing: preprocessing spacing per modality where it differs from ``spacing``
+            (stored for inference, see :class:`~sat.data.preprocess.PreprocessSpec`).
         tree_dir: knowledge tree folder (``None`` = default tree).
         concept_table: ``text`` (rows = ``text`` encoder embeddings of the concept names) or
             ``onehot`` (rows = one-hot vectors, :mod:`sat.text.onehot`; needs ``model.text_dim``
@@ -62,7 +64,8 @@ class SATModule(L.LightningModule):
     def __init__(self, model: ModelConfig | None = None, text: TextEncoderSpec | None = None,
                  optim: OptimConfig | None = None, loss: LossConfig | None = None,
                  spacing: tuple[float, float, float] = (4.0, 4.0, 4.0),
-                 tree_dir: str | None = None, concept_table: str = "text") -> None:
+                 tree_dir: str | None = None, concept_table: str = "text",
+                 modality_spacing: dict[str, tuple[float, float, float]] | None = None) -> None:
         super().__init__()
         from sat.knowledge.tree import load_tree
         from sat.text.cache import term_table
@@ -70,10 +73,12 @@ class SATModule(L.LightningModule):
         self.model_cfg, self.text_spec = model or ModelConfig(), text or TextEncoderSpec()
         self.optim_cfg, self.spacing, self.tree_dir = optim or OptimConfig(), tuple(spacing), tree_dir
         self.loss_cfg = loss or LossConfig()
+        self.modality_spacing = {str(k).upper(): tuple(float(x) for x in v) for k, v in (modality_spacing or {}).items()}
         self.save_hyperparameters({"model": self.model_cfg.to_dict(), "text": asdict(self.text_spec),
                                    "optim": asdict(self.optim_cfg),
                                    "loss": asdict(self.loss_cfg), "spacing": list(self.spacing),
-                                   "tree_dir": tree_dir, "concept_table": concept_table})
+                                   "tree_dir": tree_dir, "concept_table": concept_table,
+                                   "modality_spacing": {k: list(v) for k, v in self.modality_spacing.items()}})
         tree = load_tree(tree_dir)
         if concept_table == "text":
             ids, _, emb = term_table(tree, self.text_spec, kind="names")
@@ -85,7 +90,7 @@ class SATModule(L.LightningModule):
         else:
             raise ValueError(f"concept_table must be 'text' or 'onehot', got {concept_table!r}")
         self.tree_hash = tree.hash
-        self.net = build_model(self.model_cfg, ids, emb)
+        self.net = build_model(self.model_cfg, ids, emb, [tree.get(c).laterality for c in ids])
         self.ema = ModelEMA(self.net, self.optim_cfg.ema_decay) if self.optim_cfg.ema_decay > 0 else None
         self.loss_fn = PartialLabelLoss(self.loss_cfg)
         self.trained_concepts: set[str] = set()
@@ -177,7 +182,8 @@ class SATModule(L.LightningModule):
         meta = sample["meta"]
         concepts = [c for c in meta["annotated"] if c in self.net.index]
         image = torch.from_numpy(sample["image"])
-        patch = self.trainer.datamodule.sampling.patch_size
+        dm = self.trainer.datamodule
+        patch = (dm.sampling_for(meta["dataset"]) if hasattr(dm, "sampling_for") else dm.sampling).patch_size
         prob = predict_preprocessed(self.export_net(), image, concepts, meta["modality"], patch_size=patch)
         gts = [sample["masks"][meta["concepts"].index(cid)] for cid in concepts]
         for k, (cid, gt) in enumerate(zip(concepts, gts)):

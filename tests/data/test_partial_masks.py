@@ -108,3 +108,27 @@ def test_hold_out_is_a_fixed_hash_fraction_of_train():
     more = [CaseRef(f"case_{i:03d}", [Path("x")]) for i in range(800)]
     hold_out(more, 0.2)
     assert val == {r.case_id for r in more[:400] if r.split == "val"}  # new cases never move old ones
+
+
+def test_per_dataset_crops_batch_one_dataset_at_a_time(tmp_path):
+    from sat.data.datamodule import ShardDataModule
+    from sat.data.sampling import SamplingConfig
+
+    root = _dataset(tmp_path)
+    out = tmp_path / "shards"
+    for name in ("kbp", "kbp_small"):
+        build_shards(recipe_from_dict({**RECIPE, "name": name}), root, out, BuildOptions(split="val"),
+                     progress=False)
+    dm = ShardDataModule({"kbp": str(out / "kbp-val-*.tar"), "kbp_small": str(out / "kbp_small-val-*.tar")},
+                         sampling=SamplingConfig(patch_size=(16, 16, 16)), batch_size=2, num_workers=0,
+                         steps_per_epoch=12, shuffle_buffer=1, crops_per_case=2,
+                         dataset_sampling={"kbp_small": {"patch_size": [8, 8, 16]}})
+    seen = set()
+    for batch in dm.train_dataloader():
+        (name,) = set(batch["dataset"])  # one dataset per batch
+        assert tuple(batch["image"].shape[2:]) == dm.sampling_for(name).patch_size
+        assert batch["concepts"] == [["parotid_gland_right"]] * 2  # pt_4: only its contoured organ
+        seen.add(name)
+    assert seen == {"kbp", "kbp_small"}
+    with __import__("pytest").raises(ValueError, match="not training datasets"):
+        ShardDataModule({"kbp": "x"}, dataset_sampling={"other": {"patch_size": [8, 8, 8]}})

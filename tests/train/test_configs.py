@@ -24,9 +24,9 @@ def meta_models(monkeypatch, concept_table):
     """Build networks on the meta device: full-size variants instantiate without memory or time."""
     real = module_mod.build_model
 
-    def on_meta(cfg, ids, emb):
+    def on_meta(cfg, ids, emb, lateralities=None):
         with torch.device("meta"):
-            return real(cfg, ids, emb.to("meta"))
+            return real(cfg, ids, emb.to("meta"), lateralities)
 
     monkeypatch.setattr(module_mod, "build_model", on_meta)
 
