@@ -1,8 +1,14 @@
 """Tool bodies. Each takes the dispatcher and a validated input model and returns the output data
-(optionally with image paths for VLM clients). Paths are checked by the policy before any use."""
+(optionally with image paths for VLM clients). Paths are checked by the policy before any use;
+images are loaded before the model is taken (a slow or refused file never holds the model), and
+nothing is written by a call that was abandoned or failed (its output folder is removed)."""
 from __future__ import annotations
 
+import contextlib
+import shutil
+
 from sat.agent.measure import compare_masks, measure_mask, to_stats
+from sat.agent.safety import ensure_live
 from sat.agent.models import (CompareInput, ConceptInfo, GroundReportInput, ListConceptsInput, MeasureInput,
                               ResolvePromptInput, SegmentInput, Suggestion)
 from sat.errors import InputError
@@ -59,12 +65,14 @@ def segment(d, a: SegmentInput) -> tuple[dict, list[str]]:
     if len(a.prompts) > d.policy.max_prompts:
         raise InputError(f"{len(a.prompts)} prompts; at most {d.policy.max_prompts} per call")
     path = d.policy.resolve(a.image_path, what="image_path")
+    volume = d.volume(path)  # outside the model lock
     with d.model() as seg:
-        result = seg.segment(d.volume(path), a.prompts, a.modality)
+        result = seg.segment(volume, a.prompts, a.modality)
     if not result.structures:
         raise InputError(f"no prompt could be segmented: {_refusal_text(result.refused)}")
-    out = d.policy.call_dir("segment")
-    summary = result.save(out, preview=True)
+    ensure_live("segment")
+    with _output_dir(d, "segment") as out:
+        summary = result.save(out, preview=True)
     structures = [{"prompt": s.prompt, "concept": s.concept, "name": s.name, "used_concepts": s.used_concepts,
                    "laterality": s.laterality, "mask_path": summary["structures"][s.prompt]["mask"],
                    "stats": to_stats(s.stats)} for s in result.structures]
@@ -76,13 +84,23 @@ def segment(d, a: SegmentInput) -> tuple[dict, list[str]]:
     return data, [str(preview)] if preview.is_file() else []
 
 
+@contextlib.contextmanager
+def _output_dir(d, tool: str):
+    """A fresh per-call folder that is removed again if the body fails or the call was abandoned."""
+    out = d.policy.call_dir(tool, getattr(d, "call_tag", None))
+    try:
+        yield out
+        ensure_live(tool)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
 def _load(d, raw: str, what: str):
     from sat.infer.io import load_volume
 
     path = d.policy.resolve(raw, what=what, kind="file")
-    vol = load_volume(path)
-    if vol.array.size > d.policy.max_voxels:
-        raise InputError(f"{what}: {vol.array.size} voxels, more than the {d.policy.max_voxels} limit")
+    vol = load_volume(path, limits=d.policy.limits())  # voxel limit checked on the header, before decoding
     return path, vol
 
 
@@ -104,9 +122,9 @@ def ground_report(d, a: GroundReportInput) -> tuple[dict, list[str]]:
 
     d.policy.check_text(a.report_text, "report_text")
     path = d.policy.resolve(a.image_path, what="image_path")
-    out = d.policy.call_dir("ground_report")
-    with d.model() as seg:
-        result = ground(a.report_text, d.volume(path), segmenter=seg, outdir=out)
+    volume = d.volume(path)  # outside the model lock, before any folder is made
+    with _output_dir(d, "ground_report") as out, d.model() as seg:
+        result = ground(a.report_text, volume, segmenter=seg, outdir=out)
     images = [k.png_path for f in result.findings for k in f.key_slices if k.plane == "axial" and k.png_path]
     data = result.model_dump()
     data["image_path"] = str(path)

@@ -4,8 +4,9 @@
 
 Stdout carries nothing but protocol: logs go to stderr, stray output while the model loads is
 diverted to stderr at the file-descriptor level, and while serving the ``mcp`` stdio transport
-points fd 1 at stderr itself. A failing tool call returns an MCP tool error (``isError``) whose
-text says what was wrong; the server keeps serving.
+points fd 1 at stderr itself. A failing tool call returns an MCP tool error (``is_error``) whose
+text says what was wrong; the server keeps serving. Tools run in a child process that is killed
+when a call passes ``--timeout`` (:mod:`sat.agent.worker`); the threat model is in ``docs/agent.md``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 from sat.agent.safety import SafetyPolicy
 from sat.agent.schemas import input_schema
-from sat.agent.tools import TOOLS, Dispatcher, ToolFailure, ToolSpec
+from sat.agent.tools import TOOLS, ToolFailure, ToolSpec
 
 log = logging.getLogger("sat.agent.mcp")
 
@@ -38,7 +39,7 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _mcp_tool(spec: ToolSpec, dispatcher: Dispatcher):
+def _mcp_tool(spec: ToolSpec, dispatcher):
     """An ``mcp`` Tool whose input schema is exactly the spec's pydantic input model."""
     import anyio
     from mcp.server.mcpserver.exceptions import ToolError
@@ -68,7 +69,7 @@ def _mcp_tool(spec: ToolSpec, dispatcher: Dispatcher):
                                                            open_world_hint=False))
 
 
-def build_server(dispatcher: Dispatcher):
+def build_server(dispatcher):
     """An ``MCPServer`` serving every tool in :data:`sat.agent.tools.TOOLS` through ``dispatcher``."""
     from mcp.server.mcpserver import MCPServer
 
@@ -90,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per tool call")
     p.add_argument("--max-input-mb", type=int, default=2048, help="largest input file or folder")
+    p.add_argument("--max-voxels", type=int, default=400_000_000,
+                   help="most voxels an image may declare (checked on its header, before decoding)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -102,14 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0) and 2
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    from sat.agent.worker import IsolatedDispatcher
+
     policy = SafetyPolicy(allowed_roots=args.allow_root, output_root=args.output_root, timeout_s=args.timeout,
-                          max_input_bytes=args.max_input_mb * 2**20)
+                          max_input_bytes=args.max_input_mb * 2**20, max_voxels=args.max_voxels)
     with stdout_to_stderr():
-        dispatcher = Dispatcher.from_checkpoint(args.checkpoint, policy, device=args.device)
+        dispatcher = IsolatedDispatcher(args.checkpoint, policy, device=args.device)
         server = build_server(dispatcher)
     log.info("serving %d tools over stdio; allowed roots: %s", len(TOOLS), [str(r) for r in policy.roots])
     try:
-        server.run("stdio")
+        server.run("stdio")  # returns when the client closes stdin
     finally:
         dispatcher.close()
+    log.info("stdin closed; model worker stopped")
     return 0

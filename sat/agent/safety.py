@@ -7,22 +7,29 @@ Every path an agent passes is checked here before anything opens it:
 * relative paths are taken from the first allowed root; ``~`` is not expanded;
 * after following every symlink (``os.path.realpath``) it must lie inside an allowed root, whose
   own symlinks are resolved the same way, so a link inside a root that points outside is refused;
-* files and folders must exist and stay under a byte limit.
+* files and folders must exist, be regular files or folders (never a FIFO, socket or device) and
+  stay under a byte limit;
+* readers then open every file they touch through :mod:`sat.safe_open` with :meth:`SafetyPolicy.limits`:
+  a detached data file, each DICOM slice and each zip member is checked against the roots too, and
+  header-declared sizes against ``max_voxels`` before anything is decoded.
 
 Tool outputs go to a fresh per-call folder under the output root, which is itself inside an
 allowed root, so later calls can read them back. Nothing here ever runs a shell.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as _dt
 import os
+import shutil
+import stat
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from sat.errors import InputError
+from sat.safe_open import Limits
 
 MAX_PATH_CHARS = 4096
 
@@ -105,6 +112,9 @@ class SafetyPolicy:
             raise PathRefused(f"{what}: {raw!r} is outside the allowed roots [{shown}]{link}")
         if not real.exists():
             raise PathRefused(f"{what}: {raw!r} does not exist")
+        mode = real.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise PathRefused(f"{what}: {raw!r} is not a regular file or folder (FIFO, socket or device)")
         if kind == "file" and not real.is_file():
             raise PathRefused(f"{what}: {raw!r} is not a file")
         if kind == "dir" and not real.is_dir():
@@ -120,18 +130,46 @@ class SafetyPolicy:
             raise InputError(f"{what}: {len(text)} characters, more than the {self.max_text_chars} limit")
         return text
 
-    def call_dir(self, tool: str) -> Path:
-        """Create and return a fresh output folder for one call of ``tool``."""
+    def limits(self) -> Limits:
+        """The reader limits of this policy: its roots, voxel and byte limits; archives unpack
+        under the output root (inside the roots), never in the system temp folder."""
+        return Limits.from_env(roots=tuple(self.roots), max_voxels=self.max_voxels,
+                               max_file_bytes=self.max_input_bytes,
+                               max_unpacked_bytes=max(self.max_input_bytes, 2**30),
+                               tmp_dir=self.out_root / ".unpack")
+
+    def call_dir(self, tool: str, tag: str | None = None) -> Path:
+        """Create and return a fresh output folder for one call of ``tool``.
+
+        The output root is resolved and checked against the roots *before* anything is created,
+        so a root swapped for a link that leaves the roots never gets a folder made outside.
+        ``tag`` (default: random) ends the folder name, so a supervisor can find the folders of a
+        call it abandoned.
+        """
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = self.out_root / f"{stamp}_{tool}_{uuid.uuid4().hex[:8]}"
+        parent = Path(os.path.realpath(self.out_root))
+        if not self._inside(parent):  # the output root was swapped for a link after start-up
+            raise PathRefused(f"output root {str(self.out_root)!r} resolves outside the allowed roots")
         try:
-            out.mkdir(parents=True, exist_ok=False)
+            parent.mkdir(parents=True, exist_ok=True)
+            out = parent / f"{stamp}_{tool}_{tag or uuid.uuid4().hex[:8]}"
+            out.mkdir(exist_ok=False)
         except OSError as exc:
-            raise InputError(f"cannot create output folder {str(out)!r} ({type(exc).__name__})") from None
+            raise InputError(f"cannot create an output folder in {str(parent)!r} ({type(exc).__name__})") from None
         real = Path(os.path.realpath(out))
-        if not self._inside(real):  # the output root was swapped for a link after start-up
+        if not self._inside(real):  # swapped between the check and the mkdir
             raise PathRefused(f"output folder {str(out)!r} resolves outside the allowed roots")
         return real
+
+    def remove_call_dirs(self, tag: str) -> int:
+        """Delete the output folders of the call tagged ``tag`` (work that was abandoned)."""
+        parent = Path(os.path.realpath(self.out_root))
+        gone = 0
+        if parent.is_dir() and self._inside(parent):
+            for folder in parent.glob(f"*_{tag}"):
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+        return gone
 
 
 def _size(path: Path, limit: int) -> int:
@@ -150,24 +188,50 @@ def _size(path: Path, limit: int) -> int:
     return total
 
 
-class TimedRunner:
-    """Runs callables in worker threads with a wall-clock limit per call.
+_CALL = threading.local()
 
-    A thread cannot be killed, so a call that times out keeps its worker until it finishes; its
-    result is dropped. The caller gets :class:`ToolTimeout` at the limit and the server keeps
-    serving. Model access is serialised by the callers (one lock per model).
+
+def abandoned() -> bool:
+    """Whether the call running in this thread was given up by :class:`TimedRunner`."""
+    token = getattr(_CALL, "token", None)
+    return token is not None and token.is_set()
+
+
+def ensure_live(what: str = "call") -> None:
+    """Raise :class:`ToolTimeout` in abandoned work, before it writes anything."""
+    if abandoned():
+        raise ToolTimeout(f"{what}: abandoned after its time limit; nothing written")
+
+
+class TimedRunner:
+    """Runs callables in daemon threads with a wall-clock limit per call (in-process use).
+
+    A thread cannot be killed, so a call that times out is *abandoned*: its caller gets
+    :class:`ToolTimeout`, the thread's token is set so the tool writes no results
+    (:func:`ensure_live`), and the daemon thread never keeps the process from exiting. The MCP
+    server does better: it runs tools in a child process that it kills
+    (:class:`sat.agent.worker.IsolatedDispatcher`).
     """
 
-    def __init__(self, workers: int = 4) -> None:
-        self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sat-tool")
-
     def run(self, fn: Callable[[], Any], timeout_s: float, name: str) -> Any:
-        future = self._pool.submit(fn)
-        try:
-            return future.result(timeout=timeout_s)
-        except cf.TimeoutError:
-            future.cancel()
-            raise ToolTimeout(f"{name}: no result within {timeout_s:g} s (limit per call)") from None
+        token, box = threading.Event(), {}
+
+        def target() -> None:
+            _CALL.token = token
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"sat-tool-{name}", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            token.set()
+            raise ToolTimeout(f"{name}: no result within {timeout_s:g} s (limit per call)")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to release: abandoned threads are daemons."""

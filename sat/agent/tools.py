@@ -24,7 +24,7 @@ from sat.agent import handlers
 from sat.agent.models import (CompareInput, CompareOutput, GroundReportInput, GroundReportOutput, ListConceptsInput,
                               ListConceptsOutput, MeasureInput, MeasureOutput, ResolvePromptInput,
                               ResolvePromptOutput, SegmentInput, SegmentOutput)
-from sat.agent.safety import PathRefused, SafetyPolicy, TimedRunner, ToolTimeout
+from sat.agent.safety import SafetyPolicy, TimedRunner, ToolTimeout
 from sat.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -88,22 +88,27 @@ class Dispatcher:
         segmenter: a :class:`~sat.infer.segmenter.Segmenter`, or a zero-argument callable that
             builds one on first use.
         policy: allowed roots and limits.
+        threaded: run each call in a thread under the policy's time limit (in-process use); False
+            runs calls directly, for a worker process whose supervisor enforces the limit by
+            killing it (:class:`sat.agent.worker.IsolatedDispatcher`).
     """
 
-    def __init__(self, segmenter, policy: SafetyPolicy) -> None:
+    def __init__(self, segmenter, policy: SafetyPolicy, *, threaded: bool = True) -> None:
         self._segmenter = segmenter
         self.policy = policy
         self.model_lock = threading.Lock()  # the segmenter and its feature cache are not thread-safe
-        self._runner = TimedRunner()
+        self._runner = TimedRunner() if threaded else None
         self._volumes: OrderedDict[tuple, Any] = OrderedDict()
+        self.call_tag: str | None = None  # names the output folders of the current call
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, policy: SafetyPolicy, device: str = "auto") -> Dispatcher:
+    def from_checkpoint(cls, checkpoint: str | Path, policy: SafetyPolicy, device: str = "auto",
+                        *, threaded: bool = True) -> Dispatcher:
         from sat.infer.segmenter import Segmenter
 
         if not Path(checkpoint).is_file():
             raise InputError(f"checkpoint {str(checkpoint)!r} is not a file")
-        return cls(Segmenter.from_checkpoint(checkpoint, device=device), policy)
+        return cls(Segmenter.from_checkpoint(checkpoint, device=device), policy, threaded=threaded)
 
     @contextlib.contextmanager
     def model(self) -> Iterator[Any]:
@@ -129,11 +134,8 @@ class Dispatcher:
 
         st = path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size)
-        if key not in self._volumes:
-            vol = load_volume(path)
-            if vol.array.size > self.policy.max_voxels:
-                raise PathRefused(f"{path.name}: {vol.array.size} voxels, more than the {self.policy.max_voxels} limit")
-            self._volumes[key] = vol
+        if key not in self._volumes:  # roots, file kinds and sizes checked by the safe-open layer
+            self._volumes[key] = load_volume(path, limits=self.policy.limits())
         self._volumes.move_to_end(key)
         while len(self._volumes) > 2:
             self._volumes.popitem(last=False)
@@ -158,7 +160,8 @@ class Dispatcher:
             raise ToolFailure(_validation_message(name, exc)) from None
         fn = getattr(handlers, name)
         try:
-            out = self._runner.run(lambda: fn(self, args), self.policy.timeout_s, name)
+            out = self._runner.run(lambda: fn(self, args), self.policy.timeout_s, name) if self._runner \
+                else fn(self, args)
             data = spec.output_model.model_validate(out[0] if isinstance(out, tuple) else out)
         except InputError as exc:
             raise ToolFailure(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
@@ -177,4 +180,5 @@ class Dispatcher:
             return True, json.dumps({"error": str(exc)})
 
     def close(self) -> None:
-        self._runner.close()
+        if self._runner:
+            self._runner.close()

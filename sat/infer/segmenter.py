@@ -183,6 +183,8 @@ class Segmenter:
 
     def _segment(self, volume: Volume, prompts, modality, all_concepts: bool, probabilities: bool,
                  tta: bool) -> SegmentationResult:
+        if isinstance(prompts, str):  # one prompt, not its characters
+            prompts = [prompts]
         prompts = [str(p) for p in (prompts or [])]
         if all_concepts:
             prompts += [self.tree.get(c).name for c in sorted(self.trained)]

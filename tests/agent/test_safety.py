@@ -108,12 +108,24 @@ def test_call_dirs_are_fresh_and_inside_a_root(tree):
 
 
 def test_timed_runner_times_out_and_keeps_working():
-    runner = TimedRunner(workers=2)
-    release = threading.Event()
+    from sat.agent.safety import abandoned
+
+    runner = TimedRunner()
+    release, seen = threading.Event(), []
+
+    def slow():
+        release.wait(5)
+        seen.append(abandoned())  # the abandoned call learns it must not write results
+
     with pytest.raises(ToolTimeout, match="0.2 s"):
-        runner.run(lambda: release.wait(5), 0.2, "slow_tool")
+        runner.run(slow, 0.2, "slow_tool")
     assert runner.run(lambda: 41 + 1, 5, "fast_tool") == 42
     release.set()
+    for _ in range(50):
+        if seen:
+            break
+        threading.Event().wait(0.05)
+    assert seen == [True]
     runner.close()
 
 
