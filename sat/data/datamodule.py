@@ -128,6 +128,7 @@ class ShardDataModule(L.LightningDataModule):
         sampling: crop and query sampling. batch_size, num_workers: loader settings.
         steps_per_epoch: batches per epoch on every rank. shuffle_buffer: samples kept for shuffling.
         crops_per_case: crops drawn from each decoded case. seed: base seed.
+        pin_memory: page-locked batches, for asynchronous copies to a GPU (see docs/training.md).
         tree_dir: knowledge tree folder (groups and laterality mirrors); default tree if None.
         dataset_sampling: per-dataset overrides of ``sampling`` fields, e.g.
             ``{"msd_task04_hippocampus": {"patch_size": [48, 64, 48]}}``: datasets of very
@@ -139,7 +140,8 @@ class ShardDataModule(L.LightningDataModule):
                  val: dict[str, str] | None = None, sampling: SamplingConfig | None = None,
                  batch_size: int = 2, num_workers: int = 1, steps_per_epoch: int = 100,
                  shuffle_buffer: int = 8, crops_per_case: int = 2, seed: int = 0,
-                 tree_dir: str | None = None, dataset_sampling: dict[str, dict] | None = None) -> None:
+                 tree_dir: str | None = None, dataset_sampling: dict[str, dict] | None = None,
+                 pin_memory: bool = False) -> None:
         super().__init__()
         self.train, self.weights, self.val = train, weights or {}, val or {}
         self.sampling = sampling or SamplingConfig()
@@ -149,7 +151,7 @@ class ShardDataModule(L.LightningDataModule):
         self.dataset_sampling = {name: replace(self.sampling, **{k: tuple(v) if isinstance(v, list) else v
                                                                  for k, v in over.items()})
                                  for name, over in (dataset_sampling or {}).items()}
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.steps_per_epoch, self.shuffle_buffer = steps_per_epoch, shuffle_buffer
         self.crops_per_case, self.seed, self.tree_dir = crops_per_case, seed, tree_dir
 
@@ -186,7 +188,7 @@ class ShardDataModule(L.LightningDataModule):
         mix = sources[0] if len(sources) == 1 else wds.RandomMix(sources, probs)
         batched = wds.DataPipeline(lambda: iter(mix), *([] if per_source else batching))
         loader = wds.WebLoader(batched, batch_size=None, num_workers=self.num_workers,
-                               persistent_workers=self.num_workers > 0)
+                               persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory)
         return loader.with_epoch(self.steps_per_epoch)
 
     def val_dataloader(self):
