@@ -4,7 +4,8 @@
     sat segment -i scans/ -o out --all --num-parts 4 --part 0       # batch: a folder or a CSV
 
 Exit codes: 0 success; 1 some batch case failed (the others are written); 2 bad input or a refused
-prompt (answered prompts are still written).
+prompt (answered prompts are still written); 3 with ``--strict``, a mask failed a plausibility
+check (see :mod:`sat.infer.plausibility`; the masks are still written and flagged).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from sat.errors import InputError
@@ -23,11 +25,14 @@ DEFAULT_CHECKPOINT = Path("outputs") / "demo" / "model.ckpt"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line through the dispatcher, not usage + message
-        raise InputError(message)
+        from sat.cli_hints import parser_error
+
+        parser_error(self, message)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="sat segment", description="Segment structures named in free text.")
+    p = _Parser(prog="sat segment", description="Segment structures named in free text. "
+                "Other libraries' progress bars and warnings show only with --verbose.")
     p.add_argument("-i", "--input", required=True, help="image file, DICOM folder or zip; or a folder/CSV of cases")
     p.add_argument("-o", "--output", required=True, help="output folder (one sub-folder per case in batch mode)")
     p.add_argument("-p", "--prompt", action="extend", nargs="+", default=[], help="structures in free text")
@@ -43,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-preview", action="store_true", help="skip preview.png")
     p.add_argument("--num-parts", type=int, default=1, help="split a batch into this many parts")
     p.add_argument("--part", type=int, default=0, help="which part (0-based) this run processes")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 3 when a mask fails a plausibility check (default: a warning)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -106,10 +113,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (not the one seen at creation)."""
+    """Writes to the current ``sys.stderr`` (not the one seen at creation); while ``held`` is a
+    list (a batch with its progress bar) lines are kept there instead, to print after the bar."""
+
+    held: list[str] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"sat segment: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        line = f"sat segment: {record.levelname.lower()}: {record.getMessage()}"
+        if self.held is not None:
+            self.held.append(line)
+        else:
+            print(line, file=sys.stderr)
+
+
+def _handler() -> _StderrHandler:
+    return next(h for h in logging.getLogger("sat").handlers if isinstance(h, _StderrHandler))
 
 
 def _log_warnings_to_stderr() -> None:
@@ -151,10 +169,14 @@ def _single(args, ckpt, threads, source, out, options, save) -> int:
     except MemoryError:
         raise InputError(f"{source}: not enough memory to segment this volume") from None
     for s in result.structures:
-        print(f"{s.prompt!r:32} -> {s.name:28} {s.stats.get('volume_ml', 0):9.1f} ml")
+        mark = f"  IMPLAUSIBLE ({', '.join(f['check'] for f in s.flags)})" if s.flags else ""
+        print(f"{s.prompt!r:32} -> {s.name:28} {s.stats.get('volume_ml', 0):9.1f} ml{mark}")
     _report_refused(result.refused)
-    print(json.dumps({"output": str(out), "structures": len(summary["structures"]), "refused": len(result.refused)}))
-    return 2 if result.refused else 0
+    print(json.dumps({"output": str(out), "structures": len(summary["structures"]), "refused": len(result.refused),
+                      "implausible": len(result.flagged)}))
+    if result.refused:
+        return 2
+    return 3 if args.strict and result.flagged else 0
 
 
 def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
@@ -174,13 +196,24 @@ def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
                    "probabilities": options["probabilities"], "formats": list(save["formats"]),
                    "preview": save["preview"]}
 
+    flagged: list[str] = []
+
     def segment_case(case, folder):
         result = seg.segment(case.path if args.channel is None else _volume(case.path, args.channel), prompts,
                              modality=case.modality or args.modality, probabilities=options["probabilities"],
                              tta=options["tta"])
+        if result.flagged:
+            flagged.append(case.case_id)
         return result.save(folder, **save)
 
-    report = run_batch(cases, out, segment_case, fingerprint, progress=not args.quiet)
+    handler = _handler()
+    handler.held = [] if not args.quiet else None  # warnings wait until the progress bar is done
+    try:
+        report = run_batch(cases, out, segment_case, fingerprint, progress=not args.quiet)
+    finally:
+        held, handler.held = handler.held or [], None
+    for line, n in Counter(held).items():
+        print(line + (f" ({n} times)" if n > 1 else ""), file=sys.stderr)
     name = "batch_summary.json" if args.num_parts == 1 else f"batch_summary.part{args.part}of{args.num_parts}.json"
     (out / name).write_text(json.dumps({**report, "part": args.part, "num_parts": args.num_parts,
                                         "refused": refused}, indent=1))
@@ -189,7 +222,12 @@ def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
           f"{len(report['failed'])} failed{part}")
     for case_id, message in report["failed"].items():
         print(f"  FAILED {case_id}: {message}")
-    return 1 if report["failed"] else (2 if refused else 0)
+    if flagged:
+        print(f"sat segment: implausible masks in {len(flagged)} case(s): {', '.join(flagged[:10])}"
+              f"{' ...' if len(flagged) > 10 else ''} (see their statistics.json)", file=sys.stderr)
+    if report["failed"]:
+        return 1
+    return 2 if refused else (3 if args.strict and flagged else 0)
 
 
 def _volume(path, channel):

@@ -15,7 +15,9 @@ import torch
 from sat.data.preprocess import PreprocessSpec, preprocess_case
 from sat.errors import InputError
 from sat.infer.engine import FeatureCache, decode_tta, encode_image, flip_lr
+from sat.data.concept_stats import read_concept_stats
 from sat.infer.io import Volume, load_volume
+from sat.infer.plausibility import body_mask, check_mask, domain_note
 from sat.infer.prompts import PromptPlan, plan_prompt
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
@@ -57,7 +59,10 @@ class Segmenter:
         net: a :class:`UniversalSegmenter`. meta: checkpoint metadata. device: torch device.
         patch_size: sliding-window size (default: the training patch from the checkpoint).
         overlap: window overlap fraction.
-        tta: average with a left-right mirrored pass (lateral queries swapped) by default.
+        tta: average with a left-right mirrored pass (lateral queries swapped) by default; only a
+            model trained with left-right flips (``meta["extra"]["lr_flip_prob"] > 0``) gets the
+            mirrored pass, any other runs the plain pass with one warning (mirrored anatomy it never
+            saw made its masks worse, not better).
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
         threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
             with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
@@ -77,6 +82,10 @@ class Segmenter:
         self.overlap, self.tta = overlap, tta
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
         self.trained = (set(meta["trained_concepts"]) & set(net.concept_ids)) & set(self.tree.concepts)
+        extra = meta.get("extra") or {}
+        self.flip_trained = float(extra.get("lr_flip_prob") or 0.0) > 0.0
+        self.concept_stats = read_concept_stats(meta)
+        self._warned: set[str] = set()  # one-time warnings already given (domain, tta)
         self._resolver = resolver
         self._cache: dict = {}
 
@@ -140,18 +149,50 @@ class Segmenter:
         return decode_tta(self.net, features, concepts, mirror_of, device=self.device)
 
     def _modality(self, volume: Volume, given: str | None, plans: list[PromptPlan]) -> str:
-        """Argument, else DICOM metadata, else a prompt qualifier, else intensities (with a warning)."""
+        """Argument, else DICOM metadata, else a prompt qualifier, else intensities (with a warning).
+
+        One image has one modality: prompts naming different ones, or a prompt naming another than
+        the DICOM metadata (or than Hounsfield intensities, for MR), raise InputError naming both;
+        an explicit ``modality`` wins over prompt qualifiers with a warning.
+        """
+        asked = {}  # modality -> first prompt naming it
+        for p in plans:
+            m = normalize_modality(p.resolution.modality)
+            if m:
+                asked.setdefault(m, p.prompt)
         if given is not None:
             modality = normalize_modality(given)
             if modality is None:
                 raise InputError(f"unknown modality {given!r}; expected CT, MR, PET or US")
+            for m, prompt in asked.items():
+                if m != modality:
+                    log.warning("--modality %s overrides %s in prompt %r", modality, m, prompt)
             return modality
-        for candidate in (volume.modality, *(p.resolution.modality for p in plans)):
-            if normalize_modality(candidate):
-                return normalize_modality(candidate)
+        if len(asked) > 1:
+            (m1, p1), (m2, p2) = list(asked.items())[:2]
+            raise InputError(f"prompts name different modalities for one image: {p1!r} ({m1}) and {p2!r} ({m2}); "
+                             f"drop the qualifier or pass --modality")
+        image = normalize_modality(volume.modality)
+        prompt_mod, prompt = next(iter(asked.items()), (None, None))
+        if image and prompt_mod and image != prompt_mod:
+            raise InputError(f"prompt {prompt!r} names {prompt_mod} but the image's DICOM metadata says {image}; "
+                             f"drop the qualifier or pass --modality")
+        if image:
+            return image
+        if prompt_mod:
+            if prompt_mod != "CT" and infer_modality(volume) == "CT":
+                raise InputError(f"prompt {prompt!r} names {prompt_mod} but the image has CT intensities "
+                                 f"(air near -1000 HU); drop the qualifier or pass --modality")
+            return prompt_mod
         modality = infer_modality(volume)
-        log.warning("modality not given; inferred %s from intensities (pass modality= to override)", modality)
+        log.warning("modality not given; inferred %s from intensities (set it with --modality, "
+                    "or modality= in Python)", modality)
         return modality
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
 
     def segment(self, image, prompts: list[str] | None = None, modality: str | None = None, *,
                 affine=None, all_concepts: bool = False, probabilities: bool = False,
@@ -195,6 +236,13 @@ class Segmenter:
         modality = self._modality(volume, modality, plans)
         answered = [p for p in plans if p.concepts]
         structures: list[Structure] = []
+        note = domain_note(self.meta)
+        if note and answered:
+            self._warn_once("domain", note)
+        if tta and not self.flip_trained:
+            self._warn_once("tta", "--tta skipped: this model was not trained with left-right flips "
+                                   "(lr_flip_prob 0 or not recorded), so a mirrored pass would make masks worse")
+            tta = False
         if answered:
             features, pre = self._prepare(volume, modality, tta)
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
@@ -206,9 +254,17 @@ class Segmenter:
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             restored = restore_prompts(per_prompt, pre["affine"], volume, [c.laterality for c in concepts],
                                        keep_probabilities=probabilities, workers=workers)
-            for p, c, r in zip(answered, concepts, restored):
+            image = pre["image"][0]  # (x, y, z) normalised, model grid
+            body = body_mask(image)
+            for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):
+                check = check_mask(c.id, c.laterality, float(r.stats.get("volume_ml") or 0.0),
+                                   (per_prompt[k] > 0.5).numpy(), image, body, pre["affine"], modality,
+                                   self.concept_stats)
+                for flag in check["flags"]:
+                    log.warning("%r (%s) looks implausible: %s", p.prompt, c.name, flag["message"])
                 structures.append(Structure(prompt=p.prompt, concept=c.id, name=c.name, used_concepts=p.concepts,
-                                            mask=r.mask, prob=r.prob, laterality=c.laterality, stats=r.stats))
+                                            mask=r.mask, prob=r.prob, laterality=c.laterality,
+                                            stats={**r.stats, "plausibility": check}))
         refused = [{"prompt": p.prompt, "reason": p.refused, "suggestions": p.suggestions}
                    for p in plans if not p.concepts]
         return SegmentationResult(volume=volume, modality=modality, structures=structures, refused=refused)

@@ -112,7 +112,11 @@ def test_array_input_all_concepts_and_tta(segmenter, phantom_ct):
         segmenter.segment(vol.array, ["liver"])
     res = segmenter.segment(vol.array, None, "CT", affine=vol.affine, all_concepts=True)
     assert {s.concept for s in res.structures} == segmenter.trained and not res.refused
-    tta = segmenter.segment(vol, ["left kidney", "liver"], "CT", tta=True)
+    segmenter.flip_trained = True  # as if trained with lr_flip_prob > 0: the mirrored pass runs
+    try:
+        tta = segmenter.segment(vol, ["left kidney", "liver"], "CT", tta=True)
+    finally:
+        segmenter.flip_trained = False
     assert len(segmenter._cache["features"]) == 2
     assert all(s.mask.shape == vol.shape and s.mask.dtype == bool for s in tta.structures)
     with pytest.raises(InputError, match="no prompts"):
@@ -123,13 +127,29 @@ def test_modality_order(segmenter, phantom_ct, caplog):
     vol = load_volume(phantom_ct)
     assert segmenter.segment(vol, ["liver"], "mri").modality == "MR"  # the argument wins
     dicom_like = Volume(vol.array, vol.affine, "PT", "scan")
-    assert segmenter.segment(dicom_like, ["liver on MR"]).modality == "PET"  # then DICOM metadata
-    assert segmenter.segment(vol, ["liver on MR"]).modality == "MR"  # then a prompt qualifier
+    assert segmenter.segment(dicom_like, ["liver"]).modality == "PET"  # then DICOM metadata
+    mr_like = Volume(vol.array + 1024.0, vol.affine, None, "scan")  # no air at -1000: not known as CT
+    assert segmenter.segment(mr_like, ["liver on MR"]).modality == "MR"  # then a prompt qualifier
     with caplog.at_level(logging.WARNING, logger="sat.infer.segmenter"):
         assert segmenter.segment(vol, ["liver"]).modality == "CT"  # then intensities, with a warning
     assert "inferred CT" in caplog.text
     with pytest.raises(InputError, match="unknown modality"):
         segmenter.segment(vol, ["liver"], "XR")
+
+
+def test_conflicting_modalities_are_errors_naming_both(segmenter, phantom_ct, caplog):
+    """Issue 19 item 6: one prompt's modality word used to switch the whole image silently."""
+    vol = load_volume(phantom_ct)
+    with pytest.raises(InputError, match=r"'liver on MR' \(MR\) and 'spleen \(CT\)' \(CT\)"):
+        segmenter.segment(vol, ["liver on MR", "spleen (CT)"])
+    with pytest.raises(InputError, match="'liver on MR' names MR but the image has CT intensities"):
+        segmenter.segment(vol, ["liver on MR"])
+    with pytest.raises(InputError, match="names MR but the image's DICOM metadata says CT"):
+        segmenter.segment(Volume(vol.array, vol.affine, "CT", "scan"), ["liver on MR"])
+    with caplog.at_level(logging.WARNING, logger="sat.infer.segmenter"):
+        res = segmenter.segment(vol, ["liver on MR", "spleen (CT)"], "CT")  # the flag wins, with a warning
+    assert res.modality == "CT" and "--modality CT overrides MR in prompt 'liver on MR'" in caplog.text
+    assert segmenter.segment(vol, ["liver (CT)", "spleen on CT"]).modality == "CT"  # agreeing prompts are fine
 
 
 def test_checkpoint_errors(tmp_path, tiny_checkpoint):
