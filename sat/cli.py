@@ -1,12 +1,16 @@
 """The ``sat`` command: a thin dispatcher to each stage's own entry point.
 
 Every subcommand module exposes ``main(argv) -> int``. User errors (:class:`sat.errors.InputError`)
-become one line on stderr and exit code 2, never a traceback.
+and command-line mistakes become one line on stderr and exit code 2, never a traceback or a page of
+usage; a mistyped command or option gets a "did you mean" (:mod:`sat.cli_hints`). ``sat`` alone
+prints the command list and exits 2. Other libraries' progress bars and warnings stay hidden
+unless ``--verbose`` is given (anywhere on the command line).
 """
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 COMMANDS = {
     "phantoms": ("sat.data.phantoms.generate", "generate the built-in phantom datasets"),
@@ -29,25 +33,55 @@ COMMANDS = {
 
 
 def _usage() -> str:
-    lines = ["usage: sat COMMAND [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines = ["usage: sat COMMAND [options]   (sat COMMAND --help for a command's options)", "", "commands:"]
+    lines += [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "  --verbose     show other libraries' progress bars and warnings"]
     return "\n".join(lines)
+
+
+def _check_config_files(rest: list[str]) -> None:
+    """``sat fit --config FILE``: a missing FILE is one line, not LightningCLI's page of usage."""
+    from sat.errors import InputError
+
+    for i, arg in enumerate(rest):
+        flag, _, value = arg.partition("=")
+        if flag not in ("--config", "--trainer", "-c") or (not value and i + 1 >= len(rest)):
+            continue
+        value = value or rest[i + 1]
+        if value.startswith("{") or value.startswith("-") or "\n" in value or ":" in value.split("/")[0]:
+            continue  # inline YAML/JSON, or a missing value that LightningCLI reports itself
+        if not Path(value).expanduser().is_file():
+            raise InputError(f"{flag} file not found: {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    if argv and argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
+    if not argv:
+        print(_usage(), file=sys.stderr)
+        return 2
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
-        print(f"sat: unknown command {cmd!r}\n{_usage()}", file=sys.stderr)
+        from sat.cli_hints import closest
+
+        near = closest(cmd, COMMANDS)
+        hint = f"; did you mean 'sat {near}'?" if near else ""
+        print(f"sat: error: unknown command {cmd!r}{hint} (run 'sat --help' for the list)", file=sys.stderr)
         return 2
+    from sat.cli_hints import one_line_parser_errors, quiet_third_party
     from sat.errors import InputError
 
+    quiet_third_party(verbose)
     try:
+        if cmd in ("fit", "validate"):
+            _check_config_files(rest)
         module = importlib.import_module(COMMANDS[cmd][0])
-        return int(module.main([cmd, *rest] if cmd in ("fit", "validate") else rest) or 0)
+        with one_line_parser_errors():
+            return int(module.main([cmd, *rest] if cmd in ("fit", "validate") else rest) or 0)
     except InputError as exc:
         print(f"sat {cmd}: error: {exc}", file=sys.stderr)
         return 2
