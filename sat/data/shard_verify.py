@@ -4,6 +4,11 @@ Checks, in order: the manifest exists; every shard it lists exists with the reco
 sample count, and no tar is unlisted; every sample decodes; its metadata agrees with its arrays
 (shape, channel count, voxel counts, presence, boxes, axis-aligned affine at the stated spacing);
 its concepts exist in the knowledge tree; every case in the manifest is found exactly once.
+
+Shards may come from elsewhere, so reading them is bounded: a malformed manifest or sample is one
+error line, shard names must be plain ``.tar`` file names in the folder (regular files, never a
+FIFO), and a tar member larger than ``max_member_bytes`` (default :data:`MAX_MEMBER_BYTES`; a
+600 KB tar can declare a 20 GiB sparse member) is refused before a byte of it is read.
 """
 from __future__ import annotations
 
@@ -18,6 +23,10 @@ from sat.data.geometry import spacing_of
 from sat.data.label_codes import code_stats
 from sat.data.manifest import read_manifest, sha256_file
 from sat.data.shard_format import ShardCase, decode_case
+from sat.errors import InputError
+from sat.safe_open import Limits, check_file
+
+MAX_MEMBER_BYTES = 4 * 2**30  # one sample file (image, code map or JSON) inside a shard
 
 _META_FIELDS = ("case_id", "dataset", "modality", "spacing", "shape", "concepts", "annotated",
                 "voxels", "present", "bbox", "affine")
@@ -41,13 +50,29 @@ class VerifyReport:
                 "errors": len(self.errors), "preview": self.preview}
 
 
-def iter_tar_samples(path: Path):
-    """Raw WebDataset samples (``{"__key__", ext: bytes}``) of one local tar, in file order."""
-    with tarfile.open(path) as tf:
+class MemberTooLarge(ValueError):
+    """A tar member that declares more bytes than the limit (read nothing of it)."""
+
+
+def iter_tar_samples(source, max_member_bytes: int = MAX_MEMBER_BYTES):
+    """Raw WebDataset samples (``{"__key__", ext: bytes}``) of one tar, in file order.
+
+    Args:
+        source: a local tar path, or a binary stream (read sequentially).
+        max_member_bytes: largest member accepted (its declared, expanded size).
+
+    Raises:
+        MemberTooLarge: a member larger than the limit.
+    """
+    opened = tarfile.open(source) if isinstance(source, (str, Path)) else tarfile.open(fileobj=source, mode="r|*")
+    with opened as tf:
         current: dict = {}
         for member in tf:
             if not member.isfile():
                 continue
+            if member.size > max_member_bytes:
+                raise MemberTooLarge(f"member {member.name!r} declares {member.size} bytes, more than the "
+                                     f"{max_member_bytes} byte limit per member")
             key, _, ext = Path(member.name).name.partition(".")
             if current and key != current["__key__"]:
                 yield current
@@ -60,7 +85,16 @@ def iter_tar_samples(path: Path):
 
 def check_sample(s: ShardCase, tree, n_channels: int | None = None) -> list[str]:
     """Consistency problems of one decoded sample (empty when it is sound)."""
+    try:
+        return _check_sample(s, tree, n_channels)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:  # malformed metadata
+        return [f"{s.key}: malformed sample ({type(exc).__name__}: {str(exc)[:200]})"]
+
+
+def _check_sample(s: ShardCase, tree, n_channels: int | None = None) -> list[str]:
     m, key, errs = s.meta, s.key, []
+    if not isinstance(m, dict):
+        return [f"{key}: metadata is not a JSON object"]
     missing = [f for f in _META_FIELDS if f not in m]
     if missing:
         return [f"{key}: metadata lacks {missing}"]
@@ -127,8 +161,25 @@ def save_preview(tiles: list[tuple[np.ndarray, np.ndarray, str]], path: Path, co
     return path
 
 
+def _manifest_problem(manifest) -> str | None:
+    """Why a manifest cannot be verified against, or None when its shape is sound."""
+    if not isinstance(manifest, dict):
+        return f"manifest.json must be a JSON object, got {type(manifest).__name__}"
+    shards, cases = manifest.get("shards"), manifest.get("cases")
+    if not isinstance(shards, dict) or not isinstance(cases, dict):
+        return "manifest.json needs a 'shards' object and a 'cases' object"
+    for name, info in shards.items():
+        if Path(name).name != name or not name.endswith(".tar") or name.startswith("."):
+            return f"manifest.json lists shard {name[:80]!r}, not a plain .tar file name in the folder"
+        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+            return f"manifest.json entry of {name!r} lacks its sha256"
+    if not isinstance(manifest.get("datasets", {}), dict):
+        return "manifest.json 'datasets' must be an object"
+    return None
+
+
 def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = None,
-                  n_preview: int = 8, seed: int = 0) -> VerifyReport:
+                  n_preview: int = 8, seed: int = 0, max_member_bytes: int = MAX_MEMBER_BYTES) -> VerifyReport:
     """Verify a shard folder against its ``manifest.json``.
 
     Args:
@@ -144,6 +195,11 @@ def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = No
         manifest = read_manifest(folder)
     except FileNotFoundError as exc:
         return VerifyReport(errors=[str(exc)])
+    except (OSError, ValueError) as exc:
+        return VerifyReport(errors=[f"manifest.json: unreadable ({type(exc).__name__}: {str(exc)[:200]})"])
+    problem = _manifest_problem(manifest)
+    if problem:
+        return VerifyReport(errors=[problem])
     listed, on_disk = manifest["shards"], {p.name for p in folder.glob("*.tar")}
     rep.errors += [f"{n}: shard on disk but not in the manifest" for n in sorted(on_disk - set(listed))]
     keys = sorted(manifest["cases"])
@@ -151,18 +207,24 @@ def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = No
     chosen = set(rng.choice(keys, size=min(n_preview, len(keys)), replace=False).tolist()) if keys else set()
     seen: dict[str, str] = {}
     tiles = []
-    channels = {n: len(d["channels"]) for n, d in manifest.get("datasets", {}).items()}
+    channels = {n: len(d["channels"]) for n, d in manifest.get("datasets", {}).items()
+                if isinstance(d, dict) and isinstance(d.get("channels"), list)}
     for name, info in sorted(listed.items()):
         path = folder / name
         if not path.is_file():
             rep.errors.append(f"{name}: listed in the manifest but missing")
+            continue
+        try:
+            check_file(path, Limits())  # a regular file: never block on a FIFO
+        except InputError as exc:
+            rep.errors.append(str(exc))
             continue
         rep.shards += 1
         if sha256_file(path) != info["sha256"]:
             rep.errors.append(f"{name}: sha256 differs from the manifest (corrupt or rewritten)")
         n = 0
         try:
-            for raw in iter_tar_samples(path):
+            for raw in iter_tar_samples(path, max_member_bytes):
                 n += 1
                 try:
                     s = decode_case(raw)
@@ -176,6 +238,8 @@ def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = No
                 seen[s.key] = name
                 if s.key in chosen and not problems:
                     tiles.append(_preview_tile(s))
+        except MemberTooLarge as exc:
+            rep.errors.append(f"{name}: {exc}")
         except (tarfile.TarError, OSError, EOFError) as exc:
             rep.errors.append(f"{name}: unreadable tar ({type(exc).__name__}: {exc})")
         rep.samples += n
@@ -188,11 +252,12 @@ def verify_shards(folder: str | Path, tree=None, preview: str | Path | None = No
     return rep
 
 
-def verify_main(folder: str, preview: str | None, n_preview: int, seed: int) -> int:
+def verify_main(folder: str, preview: str | None, n_preview: int, seed: int,
+                max_member_bytes: int = MAX_MEMBER_BYTES) -> int:
     """CLI body: print a JSON summary (errors on stderr); 1 when any check fails."""
     import sys
 
-    rep = verify_shards(folder, preview=preview, n_preview=n_preview, seed=seed)
+    rep = verify_shards(folder, preview=preview, n_preview=n_preview, seed=seed, max_member_bytes=max_member_bytes)
     for err in rep.errors[:200]:
         print(f"error: {err}", file=sys.stderr)
     print(json.dumps(rep.to_dict()))

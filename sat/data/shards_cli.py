@@ -1,10 +1,18 @@
 """``sat shards build|verify|inspect|bench``: build WebDataset shards from a recipe, check them,
-look inside them, and time them against a NIfTI + MONAI pipeline."""
+look inside them, and time them against a NIfTI + MONAI pipeline.
+
+``pipe:`` URLs run shell commands, as in WebDataset, and so do its other schemes (``gs://`` runs
+``gsutil``, ``scp:``/``sftp:`` run ``curl``, ...); ``inspect`` refuses every URL other than a local
+path or ``http(s)://`` unless ``--allow-pipe`` is given.
+``verify`` and ``inspect`` refuse tar members larger than ``--max-member-mb`` (default 4096).
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tarfile
 from pathlib import Path
 
 from sat.errors import InputError
@@ -45,12 +53,27 @@ def _build(args) -> int:
     return 0
 
 
-def _urls(spec: str) -> list[str]:
-    """A shard folder, local glob / brace pattern, or http(s):// / pipe: URL pattern -> shard list."""
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_SHELL_CHARS = set("'\"`$;|&<>\\\n")
+
+
+def _urls(spec: str, allow_pipe: bool = False) -> list[str]:
+    """A shard folder, local glob / brace pattern, or http(s):// / pipe: URL pattern -> shard list.
+
+    Raises:
+        InputError: a command-running URL without ``allow_pipe``, shell characters in a URL, or
+            nothing matches.
+    """
     import glob
 
     import webdataset as wds
 
+    if _SCHEME.match(spec) and not spec.startswith(("http://", "https://")) and not allow_pipe:
+        raise InputError(f"{spec[:80]!r} runs a shell command to read shards (as in WebDataset); pass "
+                         "--allow-pipe if you trust it")
+    if spec.startswith(("http://", "https://")) and _SHELL_CHARS & set(spec):
+        raise InputError(f"{spec[:80]!r}: quotes or shell characters in a URL are refused (WebDataset hands "
+                         "http URLs to curl through a shell)")
     if Path(spec).is_dir():
         spec = str(Path(spec) / "*.tar")
     urls = list(wds.shardlists.expand_urls(spec))
@@ -61,23 +84,47 @@ def _urls(spec: str) -> list[str]:
     return urls
 
 
+def _samples(urls: list[str], max_member_bytes: int):
+    """Raw samples of every shard, member sizes bounded (local files checked as regular files)."""
+    from webdataset.gopen import gopen
+
+    from sat.data.shard_verify import MemberTooLarge, iter_tar_samples
+    from sat.safe_open import Limits, check_file
+
+    for url in urls:
+        local = "://" not in url and not url.startswith("pipe:")
+        try:
+            if local:
+                yield from iter_tar_samples(check_file(url, Limits()), max_member_bytes)
+            else:
+                with gopen(url, "rb") as stream:
+                    yield from iter_tar_samples(stream, max_member_bytes)
+        except MemberTooLarge as exc:
+            raise InputError(f"{url}: {exc} (--max-member-mb)") from None
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise InputError(f"{url}: unreadable tar ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
 def _inspect(args) -> int:
     import numpy as np
-    import webdataset as wds
 
     from sat.data.shard_format import decode_case
     from sat.knowledge.tree import load_tree
 
     tree = load_tree()
     names = {cid: c.name for cid, c in tree.concepts.items()}
-    for raw in wds.WebDataset(_urls(args.dir), shardshuffle=False, empty_check=False):
-        case = decode_case(raw)  # metadata only: no mask is expanded
-        m = case.meta
-        vox_ml = float(np.prod(m["spacing"])) / 1000.0
-        print(json.dumps({"key": case.key, "dataset": m["dataset"], "modality": m["modality"],
-                          "spacing": m["spacing"], "shape": m["shape"],
-                          "concepts": {names.get(c, c): round(n * vox_ml, 3)
-                                       for c, n in zip(m["concepts"], m["voxels"])}}), flush=True)
+    for raw in _samples(_urls(args.dir, args.allow_pipe), int(args.max_member_mb * 2**20)):
+        try:
+            case = decode_case(raw)  # metadata only: no mask is expanded
+            m = case.meta
+            vox_ml = float(np.prod(m["spacing"])) / 1000.0
+            line = {"key": case.key, "dataset": m["dataset"], "modality": m["modality"],
+                    "spacing": m["spacing"], "shape": m["shape"],
+                    "concepts": {names.get(c, c): round(n * vox_ml, 3) for c, n in zip(m["concepts"], m["voxels"])}}
+        except Exception as exc:  # noqa: BLE001 - a malformed sample is one line, not a traceback
+            raise InputError(f"sample {raw.get('__key__')!r}: malformed ({type(exc).__name__}: "
+                             f"{str(exc)[:200]})") from None
+        print(json.dumps(line), flush=True)
     return 0
 
 
@@ -86,7 +133,7 @@ def _verify(args) -> int:
 
     if not Path(args.dir).is_dir():
         raise InputError(f"shard folder not found: {args.dir}")
-    return verify_main(args.dir, args.preview, args.n_preview, args.seed)
+    return verify_main(args.dir, args.preview, args.n_preview, args.seed, int(args.max_member_mb * 2**20))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,9 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--preview", default=None, help="preview PNG path (default DIR/preview.png)")
     v.add_argument("--n-preview", type=int, default=8)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--max-member-mb", type=float, default=4096.0, help="largest tar member read (MiB)")
     i = sub.add_parser("inspect", help="one JSON line per sample (concept name -> ml)")
     i.add_argument("dir", help="shard folder, glob, brace pattern or URL")
     i.add_argument("--json", action="store_true", help="(default) JSON lines")
+    i.add_argument("--max-member-mb", type=float, default=4096.0, help="largest tar member read (MiB)")
+    i.add_argument("--allow-pipe", action="store_true",
+                   help="allow pipe:, gs:// and s3:// URLs, which run shell commands (as in WebDataset)")
     sub.add_parser("bench", help="benchmarks: `sat shards bench throughput|geometry --help`")
     args = p.parse_args(argv)
     return {"build": _build, "inspect": _inspect, "verify": _verify}[args.cmd](args)

@@ -183,14 +183,16 @@ def find_prediction(pred_root: Path, case: GTCase, tree: KnowledgeTree) -> PredC
         files, notes = resolve_files(_niftis(folder), tree, what)
         return PredCase(folder, files, notes)
     try:
-        structures = json.loads(sidecar.read_text()).get("structures", {})
+        structures = json.loads(sidecar.read_text(encoding="utf-8")).get("structures", {})
+        if not isinstance(structures, dict):
+            raise ValueError(f"'structures' is a {type(structures).__name__}, not an object")
     except (OSError, ValueError, AttributeError) as exc:
         return PredCase(folder, {}, [f"{what}: unreadable result.json ({_one_line(exc)}); "
                                      "every structure counts as missing"])
     out = PredCase(folder)
     for prompt, entry in structures.items():
-        cid, mask = entry.get("concept"), entry.get("mask")
-        if not cid or not mask:
+        cid, mask = (entry.get("concept"), entry.get("mask")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(cid, str) or not isinstance(mask, str) or not cid or not mask:
             out.notes.append(f"{what}: prompt {prompt!r} has no concept or no NIfTI mask in result.json; ignored")
         elif cid in out.files:
             out.notes.append(f"{what}: prompts {prompt!r} and another both gave {cid}; kept the first")
