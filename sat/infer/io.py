@@ -141,6 +141,8 @@ def _load_nifti(path: Path, channel: int | None, limits: Limits) -> Volume:
                 array, picked = np.asarray(img.dataobj[..., channel], dtype=np.float32), channel
             else:
                 array = img.get_fdata(dtype=np.float32)  # reads (and decompresses) inside the try
+    except InputError:
+        raise
     except _READ_ERRORS as exc:
         raise InputError(f"{path}: not a readable NIfTI image ({one_line(exc)})") from None
     for w in caught:
