@@ -1,4 +1,4 @@
-"""``sat concepts``: validate, resolve, show, list, eval, calibrate and bench.
+"""``sat concepts``: validate, resolve, show, list, eval, calibrate, consistency and bench.
 
 ``sat concepts resolve TEXT... [--file FILE] --json`` writes one JSON object per input:
 ``{"text", "concept", "name", "score", "modality", "suggestions", ...}``. Bad items (empty,
@@ -61,6 +61,10 @@ def _resolve(args) -> int:
         items += read_prompt_file(args.file)
     if not items:
         raise InputError("give prompts as arguments or with --file FILE")
+    if args.checkpoint:  # exactly what that checkpoint's `sat segment` would do
+        from sat.infer.concepts import resolve
+
+        return resolve(args, items)
     resolver = Resolver.from_spec(_tree(args), _spec(args), threshold=args.threshold)
     good = [t for t, err in items if err is None]
     answers = iter(resolver.resolve_many(good))
@@ -84,6 +88,10 @@ def _show(args) -> int:
         near = [c.id for c in tree.search(args.id, limit=5)]
         hint = f"; did you mean: {', '.join(near)}" if near else ""
         raise InputError(f"unknown concept id {args.id!r}{hint}")
+    if args.checkpoint:
+        from sat.infer.concepts import show
+
+        return show(args, tree)
     c = tree.get(args.id)
     info = {**asdict(c), "parents": tree.parents(c.id), "children": tree.children(c.id),
             "ancestors": tree.ancestors(c.id)}
@@ -100,6 +108,10 @@ def _list(args) -> int:
     for key, value, allowed in (("region", args.region, REGIONS), ("kind", args.kind, KINDS)):
         if value and value not in allowed:
             raise InputError(f"--{key} {value!r} is not one of {', '.join(allowed)}")
+    if args.checkpoint:  # what that checkpoint can segment, and through which trained concepts
+        from sat.infer.concepts import list_concepts
+
+        return list_concepts(args)
     rows = [c for c in tree.concepts.values()
             if (not args.region or c.region == args.region) and (not args.kind or c.kind == args.kind)]
     for c in rows:
@@ -168,6 +180,31 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _consistency(args) -> int:
+    from sat.knowledge.consistency import DEFAULT_PHRASINGS, measure
+    from sat.knowledge.resolver import Resolver
+
+    path = Path(args.file) if args.file else DEFAULT_PHRASINGS
+    if not path.is_file():
+        raise InputError(f"phrasing file not found: {path}")
+    resolver = Resolver.from_spec(_tree(args), _spec(args), threshold=args.threshold)
+    try:
+        result = measure(resolver, path)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        acc = f", accuracy {result['accuracy']:.4f}" if result["accuracy"] is not None else ""
+        print(f"{result['phrasings']} phrasings, {result['classes']} classes: consistency "
+              f"{result['consistency']:.4f}, classes all consistent {result['classes_consistent']:.4f}, "
+              f"refused {result['refused']:.4f}{acc}")
+        for bad in result["inconsistent"][:args.show]:
+            others = "; ".join(f"{o['text']!r} -> {o['got']}" for o in bad["others"])
+            print(f"  {bad['class']}: mostly {bad['modal']}; {others}")
+    return 0
+
+
 def _bench(args) -> int:
     from sat.text.bench import run_bench
 
@@ -194,13 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per prompt")
     p.add_argument("--finetuned", help="knowledge-pretrained encoder (.safetensors)")
     p.add_argument("--threshold", type=float, help="override the calibrated threshold")
+    p.add_argument("--checkpoint", help="answer as this model checkpoint's `sat segment` would")
     p = sub.add_parser("show", help="one concept with its relations")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--checkpoint", help="answer as this model checkpoint's `sat segment` would")
     p = sub.add_parser("list", help="concept ids and names")
     p.add_argument("--region", help=", ".join(REGIONS))
     p.add_argument("--kind", help=", ".join(KINDS))
     p.add_argument("--json", action="store_true")
+    p.add_argument("--checkpoint", help="answer as this model checkpoint's `sat segment` would")
     p = sub.add_parser("eval", help="held-out retrieval / laterality / refusal report")
     p.add_argument("--finetuned", action="append",
                    help="pretrained encoder, repeatable (default: outputs/text/knowledge_minilm.safetensors if present)")
@@ -211,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="recompute an encoder's threshold on the calib split")
     p.add_argument("--finetuned", help="pretrained encoder whose sidecar JSON is updated")
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
+    p = sub.add_parser("consistency", help="do all phrasings of a class resolve to one concept?")
+    p.add_argument("--file", help="JSON lines {class, text} (default tests/knowledge/data/phrasings.jsonl)")
+    p.add_argument("--finetuned", help="knowledge-pretrained encoder (.safetensors)")
+    p.add_argument("--threshold", type=float, help="override the calibrated threshold")
+    p.add_argument("--show", type=int, default=10, help="inconsistent classes to list")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("bench", help="resolver prompts/s on CPU")
     p.add_argument("--n", type=int, default=1000, help="prompts per workload")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per workload (median reported)")
@@ -219,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _HANDLERS = {"validate": _validate, "resolve": _resolve, "show": _show, "list": _list,
-             "eval": _eval, "calibrate": _calibrate, "bench": _bench}
+             "eval": _eval, "calibrate": _calibrate, "bench": _bench, "consistency": _consistency}
 
 
 def main(argv: list[str] | None = None) -> int:

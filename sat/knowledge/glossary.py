@@ -100,6 +100,16 @@ _ORGAN_ADJECTIVES = {
     "dental": "tooth", "labial": "lip", "tracheal": "trachea", "laryngeal": "larynx",
     "pharyngeal": "pharynx", "thymic": "thymus", "biliary": "bile", "bronchial": "bronchus",
     "aortic": "aorta", "pleural": "pleura", "pericardial": "pericardium", "peritoneal": "peritoneum",
+    "atrial": "atrium", "ventricular": "ventricle", "osseous": "bone", "bony": "bone",
+    "lienal": "spleen", "nephric": "kidney", "cerebellar": "cerebellum", "hippocampal": "hippocampus",
+    "thyroidal": "thyroid", "adrenal": "adrenal gland", "suprarenal": "adrenal gland",
+    "mandibular": "mandible", "femoral": "femur", "humeral": "humerus", "tibial": "tibia",
+    "fibular": "fibula", "sacral": "sacrum", "coccygeal": "coccyx", "cholecystic": "gallbladder",
+    "appendiceal": "appendix", "cecal": "cecum", "caecal": "caecum", "sigmoidal": "sigmoid colon",
+    "esophagogastric": "gastroesophageal junction", "myocardial": "myocardium", "splenial": "spleen",
+    "glandular": "gland", "muscular": "muscle", "vascular": "vessel", "venous": "vein",
+    "arterial": "artery", "skeletal": "skeleton", "hypophyseal": "pituitary gland",
+    "pituitary": "pituitary gland", "parotid": "parotid gland", "testicular": "testis",
 }
 _LATIN = {**_LATIN_NOUNS, **_LATIN_ADJECTIVES}
 # Latin forms that are also English words: they never decide that a phrase is Latin.

@@ -1,21 +1,31 @@
 """Resolve free text to a knowledge-tree concept, or refuse it with suggestions.
 
-Order: (1) lexical match of the normalised prompt, then of its anatomy part, against every id,
-name and synonym, then the same words in any order with side abbreviations, roman numerals and
-ordinals normalised ("Lt kidney", "Couinaud segment VII") or with spaces dropped ("ribcage"),
-then the same for the anatomy read in plain English (Latin and structure-name abbreviations
-rewritten by :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R") and with
-organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b"), then
-abbreviations whose initials point to one concept ("LAA": left atrial appendage; "GDA":
-gastroduodenal artery), then a side word with a term of the bilateral concept ("left peroneal
-bone" = the left fibula), then rewrites through the thesaurus (:mod:`sat.knowledge.thesaurus`:
-WordNet synonyms and direction words, "left calf bone" = "left fibula") that match a term;
-(2) nearest term embedding of the anatomy and of its English reading
-(the better counts), accepted at or above a calibrated threshold; an abbreviation with
-several expansions, or thesaurus rewrites matching several concepts, competes only among those,
-and the best of them is taken; (3) refusal with up
-to five suggestions. Laterality written in the text always wins over similarity: "left kidney"
-can never resolve to the right kidney.
+Order:
+
+0. **Parse** (:func:`sat.knowledge.prompt.parse_prompt`): modality, sequence, contrast, phase,
+   scan references, task words ("segmentation of", "identified via ..."), report phrasing
+   ("CT showing X structures", "region characterized by X") and a trailing region setting
+   ("in the whole body region") are cut out as qualifiers; what is left is the anatomy.
+1. **Lexical stages** (:attr:`Resolver.LEXICAL_STAGES`, in order; the first that names one
+   concept decides):
+   ``terms``: the whole prompt, then its anatomy, against every id, name and synonym (exact,
+   abbreviation, Latin and related fields), exactly, in any word order with side abbreviations,
+   roman numerals and ordinals normalised ("Lt kidney", "Couinaud segment VII"), or with spaces
+   dropped ("ribcage"); ``english``: the anatomy read in plain English (Latin and structure-name
+   abbreviations, :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R");
+   ``organ``: organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b");
+   ``core``: a trailing generic noun dropped ("splenic tissue" = spleen, "osseous structures" =
+   bones); ``initials``: abbreviations whose initials point to one concept ("GDA":
+   gastroduodenal artery); ``sided``: a side word with a term of the bilateral concept ("left
+   peroneal bone" = the left fibula); ``thesaurus``: rewrites through
+   :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term.
+2. **Embedding**: nearest term embedding of the anatomy, its English reading and its core (the
+   best counts), accepted at or above a calibrated threshold; an abbreviation with several
+   expansions, or thesaurus rewrites matching several concepts, competes only among those.
+3. **Refusal** with up to five suggestions.
+
+Laterality written in the text always wins over similarity: "left kidney" can never resolve to
+the right kidney.
 """
 from __future__ import annotations
 
@@ -53,6 +63,19 @@ class _Query:
 
 
 @dataclass
+class _Lookup:
+    """What the lexical stages share about one prompt."""
+
+    raw: str
+    p: ParsedPrompt
+    words: list[str]
+    plain: str | None  # English reading of the anatomy, if it differs
+    key: str | None  # abbreviation key, if the anatomy is written as one
+    candidates: tuple[str, ...] = ()  # concepts whose initials are the key
+    rewrites: tuple[str, ...] = ()  # concepts named by thesaurus rewrites
+
+
+@dataclass
 class Resolution:
     """The answer for one prompt (``concept`` is ``None`` when refused)."""
 
@@ -65,6 +88,9 @@ class Resolution:
     method: str = "refused"  # exact | lexical | thesaurus | embedding | refused
     reason: str = ""
     suggestions: list[dict] = field(default_factory=list)
+    anatomy: str = ""  # what the parse took as anatomy
+    qualifiers: list[dict] = field(default_factory=list)  # {"stage", "text"} cut from the prompt
+    stage: str = ""  # the lexical stage that decided, or "" (embedding / refused)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -234,10 +260,12 @@ class Resolver:
         return out
 
     def _lexical(self, raw: str) -> tuple[Resolution, _Query | None]:
-        """Lexical lookup; returns (resolution, what to embed or ``None`` when decided)."""
+        """Lexical lookup through :attr:`LEXICAL_STAGES` in order; returns (resolution, what to
+        embed or ``None`` when decided)."""
         p: ParsedPrompt = parse_prompt(raw[:MAX_PROMPT_CHARS])
         res = Resolution(text=raw, concept=None, name=None, score=0.0, modality=p.modality,
-                         laterality=p.laterality)
+                         laterality=p.laterality, anatomy=p.anatomy,
+                         qualifiers=[{"stage": k, "text": t} for k, t in p.qualifiers])
         words = tokens(p.anatomy)
         if not raw.strip():
             res.reason = "empty prompt"
@@ -246,27 +274,66 @@ class Resolver:
         elif not words:
             res.reason = "prompt names no anatomy (no letters or digits)"
         else:
-            cid, method = self.lexicon.match(raw, p.anatomy)
-            if cid is not None:
-                return self._accept(res, cid, 1.0, method), None
-            plain = english_reading(p.anatomy)  # Latin / structure-name spelling in English
-            key = abbreviation_key(raw, p.anatomy)
-            candidates = self.lexicon.initials_candidates(key) if key else ()
-            organ = organ_reading(p.anatomy)
-            cid = (self.lexicon.match_bag(plain) if plain else None) or \
-                (self.lexicon.match_bag(organ) if organ else None) or \
-                (candidates[0] if len(candidates) == 1 else None)
-            cid = cid or self._sided(words, p.laterality)
-            if cid is not None:
-                return self._accept(res, cid, 1.0, "lexical"), None
-            readings = (p.anatomy, plain) if plain else (p.anatomy,)
-            method = "lexical"
-            if not candidates and self.thesaurus is not None:
-                candidates, method = self._rewritten(p.anatomy), "thesaurus"
-                if len(candidates) == 1:
-                    return self._accept(res, candidates[0], 1.0, method), None
+            q = _Lookup(raw, p, words, english_reading(p.anatomy), abbreviation_key(raw, p.anatomy))
+            q.candidates = self.lexicon.initials_candidates(q.key) if q.key else ()
+            for name in self.LEXICAL_STAGES:
+                found = getattr(self, f"_stage_{name}")(q)
+                if found is not None:
+                    res.stage = name
+                    return self._accept(res, found[0], 1.0, found[1]), None
+            readings = tuple(dict.fromkeys(r for r in (p.anatomy, q.plain, p.core) if r))
+            method, candidates = "lexical", q.candidates
+            if not candidates and q.rewrites:
+                candidates, method = q.rewrites, "thesaurus"
             return res, _Query(readings, tuple(self._index[c] for c in candidates), method)
         return res, None
+
+    # The lexical stages, in order; each returns ``(concept id, method)`` or ``None``.
+    LEXICAL_STAGES = ("terms", "english", "organ", "core", "initials", "sided", "thesaurus")
+
+    def _stage_terms(self, q: _Lookup):
+        """A term of the tree: the whole prompt, then its anatomy (exact, order-free, compact)."""
+        cid, method = self.lexicon.match(q.raw, q.p.anatomy)
+        return (cid, method) if cid else None
+
+    def _stage_english(self, q: _Lookup):
+        """The anatomy read in plain English (Latin, structure-name abbreviations)."""
+        cid = self.lexicon.match_bag(q.plain) if q.plain else None
+        return (cid, "lexical") if cid else None
+
+    def _stage_organ(self, q: _Lookup):
+        """Organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b")."""
+        organ = organ_reading(q.p.anatomy)
+        cid = self.lexicon.match_bag(organ) if organ else None
+        return (cid, "lexical") if cid else None
+
+    def _stage_core(self, q: _Lookup):
+        """The anatomy without a trailing generic noun ("splenic tissue" = spleen), read as is,
+        in English and with organ adjectives as nouns."""
+        core = q.p.core
+        if not core:
+            return None
+        for text in (core, english_reading(core), organ_reading(core)):
+            cid = self.lexicon.match_bag(text) if text else None
+            if cid:
+                return cid, "lexical"
+        return None
+
+    def _stage_initials(self, q: _Lookup):
+        """An abbreviation whose initials point to exactly one concept ("GDA")."""
+        return (q.candidates[0], "lexical") if len(q.candidates) == 1 else None
+
+    def _stage_sided(self, q: _Lookup):
+        cid = self._sided(q.words, q.p.laterality)
+        return (cid, "lexical") if cid else None
+
+    def _stage_thesaurus(self, q: _Lookup):
+        """Rewrites through the thesaurus that name exactly one concept; several narrow the
+        embedding stage."""
+        if q.candidates or self.thesaurus is None:
+            return None
+        q.rewrites = self._rewritten(q.p.anatomy)
+        return (q.rewrites[0], "thesaurus") if len(q.rewrites) == 1 else None
 
     def _sided(self, words: list[str], side: str | None) -> str | None:
         """The ``side`` concept named by a term of its bilateral or mirror concept plus the side

@@ -73,3 +73,24 @@ def test_usage_errors_exit_2(capsys, argv):
     with pytest.raises(SystemExit) as exc:
         _run(capsys, *argv)
     assert exc.value.code == 2
+
+
+def test_resolve_json_shows_the_parse(capsys):
+    rc, lines, _ = _run(capsys, "resolve", "segmentation of pancreas in the whole body region on CT", "--json")
+    row = json.loads(lines[0])
+    assert rc == 0 and row["concept"] == "pancreas" and row["anatomy"] == "pancreas"
+    stages = {q["stage"]: q["text"] for q in row["qualifiers"]}
+    assert stages["region"] == "in the whole body region" and stages["task"] == "segmentation of"
+    assert stages["modality"] == "ct" and row["stage"] == "terms"
+
+
+def test_consistency_subcommand_on_a_small_file(capsys, tmp_path):
+    rows = [{"class": "liver", "text": t} for t in ("liver in abdominal CT", "hepatic structure", "segmentation of the liver")]
+    rows += [{"class": "spleen", "text": t} for t in ("spleen", "splenic tissue in the abdomen")]
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rc, lines, _ = _run(capsys, "consistency", "--file", str(f), "--json")
+    out = json.loads(lines[0])
+    assert rc == 0 and (out["phrasings"], out["classes"]) == (5, 2)
+    assert out["consistency"] == out["accuracy"] == 1.0
+    assert _run(capsys, "consistency", "--file", str(tmp_path / "missing.jsonl"))[0] == 2

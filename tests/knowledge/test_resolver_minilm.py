@@ -39,9 +39,16 @@ def test_left_kidney_paraphrases_never_flip(resolver, text):
     assert res.concept is None or resolver.tree.get(res.concept).laterality != "right", res
 
 
-@pytest.mark.parametrize("text, gold", [("the right kidney organ", "kidney_right"),
+@pytest.mark.parametrize("text, gold", [("the whole right kidney organ", "kidney_right"),
                                         ("kidney of the right side", "kidney_right"),
-                                        ("spleen organ", "spleen"), ("hepatic tissue", "liver")])
+                                        ("the entire spleen organ", "spleen")])
 def test_embedding_path_finds_close_paraphrases(resolver, text, gold):
     res = resolver.resolve(text)
     assert (res.concept, res.method) == (gold, "embedding")
+
+
+@pytest.mark.parametrize("text, gold", [("the right kidney organ", "kidney_right"), ("spleen organ", "spleen"),
+                                        ("hepatic tissue", "liver"), ("splenic tissue", "spleen")])
+def test_generic_noun_after_an_organ_word_is_dropped_lexically(resolver, text, gold):
+    res = resolver.resolve(text)
+    assert (res.concept, res.method, res.stage) == (gold, "lexical", "core")
