@@ -139,6 +139,12 @@ def _default_export() -> list[str]:
     return [DEFAULT_EXPORT] if Path(DEFAULT_EXPORT).is_file() else []
 
 
+def _default_phrasings():
+    from sat.knowledge.consistency import DEFAULT_PHRASINGS
+
+    return DEFAULT_PHRASINGS if DEFAULT_PHRASINGS.is_file() else None
+
+
 def _eval(args) -> int:
     from sat.text.encoder import TextEncoderSpec
     from sat.text.eval import run_eval
@@ -157,7 +163,8 @@ def _eval(args) -> int:
                 f" ({meta['fit_seconds'] / 60:.1f} min CPU fit)" if meta.get("fit_seconds") else "")
         specs.append((label, TextEncoderSpec(finetuned=path)))
     command = "sat concepts eval" + "".join(f" --finetuned {p}" for p in paths)
-    reports = run_eval(_tree(args), specs, args.out, SplitConfig(seed=args.seed), command)
+    phrasings = None if args.no_phrasings else (args.phrasings or _default_phrasings())
+    reports = run_eval(_tree(args), specs, args.out, SplitConfig(seed=args.seed), command, phrasings)
     for r in reports:
         print(json.dumps({k: r[k] for k in ("label", "threshold", "metrics", "per_category")})
               if args.json else f"{r['label']}: {r['metrics']} (threshold {r['threshold']})")
@@ -247,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-only", action="store_true", help="evaluate raw MiniLM only")
     p.add_argument("--out", default="docs/results/concepts_eval.md", help="Markdown report ('' for none)")
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
+    p.add_argument("--phrasings", help="phrasing set for the consistency table (default tests/knowledge/data/phrasings.jsonl)")
+    p.add_argument("--no-phrasings", action="store_true", help="skip the phrasing consistency table")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("calibrate", help="recompute an encoder's threshold on the calib split")
     p.add_argument("--finetuned", help="pretrained encoder whose sidecar JSON is updated")

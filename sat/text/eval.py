@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from sat.knowledge.consistency import measure
 from sat.knowledge.resolver import Resolver
 from sat.knowledge.tree import KnowledgeTree
 from sat.text.calibrate import accepted, calibrate
@@ -31,7 +32,8 @@ def _mean(xs) -> float:
     return round(sum(xs) / len(xs), 4) if xs else float("nan")
 
 
-def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig | None = None) -> dict:
+def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig | None = None,
+                     phrasing_file: str | Path | None = None) -> dict:
     """All figures for one encoder.
 
     Args:
@@ -39,9 +41,12 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
         spec: :class:`sat.text.encoder.TextEncoderSpec` of the encoder.
         label: row name in the report.
         split: the held-out split (must match the one pretraining used).
+        phrasing_file: a phrasing set (:mod:`sat.knowledge.consistency`) to measure with the
+            full tree's resolver, or ``None``.
 
     Returns:
-        ``{"label", "spec", "threshold", "calibration", "metrics", "per_category", "misses", "seconds"}``.
+        ``{"label", "spec", "threshold", "calibration", "metrics", "per_category", "misses",
+        "phrasings", "seconds"}``.
     """
     start = time.perf_counter()
     split = split or SplitConfig()
@@ -89,8 +94,12 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
                     for c in CATEGORIES if (ix := by_cat.get(c))}
     misses = [{"text": q.text, "gold": q.gold, "got": full_pred[i]} for i, q in enumerate(queries)
               if full_pred[i] != q.gold][:12]
+    phrasings = None
+    if phrasing_file:  # the product's resolver: the full tree's index at the calibrated threshold
+        phrasings = measure(Resolver.from_spec(tree, spec, threshold=t), phrasing_file)
+        metrics["phrasing_consistency"] = phrasings["consistency"]
     return {"label": label, "spec": asdict(spec), "threshold": t, "calibration": cal,
-            "metrics": metrics, "per_category": per_category, "misses": misses,
+            "metrics": metrics, "per_category": per_category, "misses": misses, "phrasings": phrasings,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -103,10 +112,13 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
         f"{m0['n_queries']} held-out anatomical queries ({m0['n_lateral']} lateral), "
         f"{m0['n_negatives']} non-anatomical texts. Pretraining never sees the eval or calib split; "
         "the resolver index excludes held-out synonyms. Thresholds are calibrated on the calib split.",
-        "", "The full resolver parses the prompt, tries exact, order-free, compact, plain-English "
-        "(Latin, structure-name abbreviations) and initials matches against the index, then a side "
-        "word with a term of the bilateral concept, then rewrites through the thesaurus (WordNet 3.0 body and condition synonyms, direction words) "
-        "that match a term, then the nearest term embedding of the anatomy and of its English reading, accepted at the "
+        "", "The full resolver parses the prompt (modality, sequence, contrast, phase, scan references, task "
+        "words, report phrasing and region settings become qualifiers), then runs its lexical stages in order "
+        "(terms: exact, order-free and compact matches of the prompt and its anatomy against every synonym field; "
+        "english: Latin and structure-name abbreviations in English; organ: organ adjectives as nouns; core: a "
+        "trailing generic noun dropped; initials; sided: a side word with a term of the bilateral concept; "
+        "thesaurus: WordNet 3.0 body and condition synonyms and direction words that match a term), then the "
+        "nearest term embedding of the anatomy, its English reading and its core, accepted at the "
         "threshold; laterality in the text is enforced. The embedding columns score the whole "
         "query text against the index with no lexical stage. The thesaurus is outside knowledge "
         "(WordNet) and is not filtered against the held-out split, so the column without it is the "
@@ -123,7 +135,19 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
                      f"{m['emb_lr_confusion']:.2%} | "
                      f"{m['resolver_lr_confusion']:.2%} | {m['non_anatomy_refusal']:.3f} | "
                      f"{m['anatomy_acceptance']:.3f} | {r['threshold']:.3f} |")
-    lines += ["", "Encoders:", ""]
+    if reports[0].get("phrasings"):
+        ph = reports[0]["phrasings"]
+        lines += ["", f"Phrasing consistency (`sat concepts consistency`; `{Path(ph['file']).name}`: "
+                  f"{ph['phrasings']} challenge-style phrasings of {ph['classes']} classes, written before tuning; "
+                  "full tree index, calibrated threshold). Consistency: share of phrasings resolving to their "
+                  "class's most frequent concept (a refusal never agrees); accuracy: share resolving to the "
+                  "class's own concept.", "",
+                  "| encoder | consistency | classes all consistent | accuracy | refused |", "|---|---|---|---|---|"]
+        for r in reports:
+            x = r["phrasings"]
+            lines.append(f"| {r['label']} | {x['consistency']:.4f} | {x['classes_consistent']:.4f} | "
+                         f"{x['accuracy']:.4f} | {x['refused']:.4f} |")
+    lines += ["", _size_table(tree), "", "Encoders:", ""]
     for r in reports:
         weights = r["spec"].get("finetuned")
         meta = read_sidecar(weights)
@@ -143,11 +167,33 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
     return "\n".join(lines) + "\n"
 
 
+def _size_table(tree: KnowledgeTree) -> str:
+    """Concepts by region (rows) and kind (columns), with UBERON / SNOMED CT coverage."""
+    from collections import Counter
+
+    from sat.knowledge.tree import KINDS, REGIONS
+
+    cells = Counter((c.region, c.kind) for c in tree.concepts.values())
+    kinds = [k for k in KINDS if any(cells[(r, k)] for r in REGIONS)]
+    rows = ["Tree size by region and kind "
+            f"({sum(bool(c.uberon) for c in tree.concepts.values())} concepts with a UBERON id, "
+            f"{sum(bool(c.snomed) for c in tree.concepts.values())} with a SNOMED CT code, "
+            f"{sum(len(c.terms) for c in tree.concepts.values())} terms):", "",
+            "| region | " + " | ".join(kinds) + " | all |", "|---|" + "---|" * (len(kinds) + 1)]
+    for r in REGIONS:
+        rows.append(f"| {r} | " + " | ".join(str(cells[(r, k)]) for k in kinds)
+                    + f" | {sum(cells[(r, k)] for k in kinds)} |")
+    rows.append("| all | " + " | ".join(str(sum(cells[(r, k)] for r in REGIONS)) for k in kinds)
+                + f" | {len(tree)} |")
+    return "\n".join(rows)
+
+
 def run_eval(tree: KnowledgeTree, specs: list[tuple[str, object]], out: str | Path | None,
-             split: SplitConfig | None = None, command: str = "sat concepts eval") -> list[dict]:
+             split: SplitConfig | None = None, command: str = "sat concepts eval",
+             phrasing_file: str | Path | None = None) -> list[dict]:
     """Evaluate each ``(label, spec)`` and write the Markdown report to ``out`` (if given)."""
     split = split or SplitConfig()
-    reports = [evaluate_encoder(tree, spec, label, split) for label, spec in specs]
+    reports = [evaluate_encoder(tree, spec, label, split, phrasing_file) for label, spec in specs]
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(render_markdown(reports, tree, split, command), encoding="utf-8")

@@ -56,6 +56,26 @@ def test_evaluate_encoder_on_subtree_and_markdown(monkeypatch):
     assert "| raw MiniLM |" in md and "top-1 (resolver)" in md
 
 
+def test_evaluate_encoder_adds_phrasing_consistency_and_tree_size(monkeypatch, tmp_path):
+    import json
+
+    import sat.text.encoder
+
+    monkeypatch.setattr(sat.text.encoder, "build_text_encoder", lambda spec=None: TrigramEncoder())
+    tree = _subtree()
+    rows = [("liver", "segmentation of the liver in abdominal CT"), ("liver", "hepatic structure"),
+            ("spleen", "spleen in the whole body region"), ("spleen", "splenic tissue (the abdomen)")]
+    f = tmp_path / "phrasings.jsonl"
+    f.write_text("".join(json.dumps({"class": c, "text": t}) + "\n" for c, t in rows), encoding="utf-8")
+    split = SplitConfig(seed=0, eval_frac=0.3, calib_frac=0.3)
+    report = evaluate_encoder(tree, TextEncoderSpec(), "raw MiniLM", split, phrasing_file=f)
+    assert report["phrasings"]["phrasings"] == 4 and report["phrasings"]["accuracy"] == 1.0
+    assert report["metrics"]["phrasing_consistency"] == 1.0
+    md = render_markdown([report], tree, split, "sat concepts eval")
+    assert "Phrasing consistency" in md and "| raw MiniLM | 1.0000 |" in md
+    assert "| all |" in md and f" {len(tree)} |" in md  # tree size by region and kind
+
+
 def test_throughput_reports_rates():
     tree = knowledge.default_tree()
     ids = list(tree.concepts)
