@@ -71,6 +71,7 @@ class Rules:
     """The rules above, resolved against one UBERON release."""
 
     def __init__(self, terms: dict[str, Term]) -> None:
+        self.terms, self._lineage = terms, {}
         ids = label_ids(terms)
         self.kind = [(ids[lab], kind) for lab, kind in KIND_RULES if lab in ids]
         self.region = [(ids[lab], region) for lab, region in REGION_RULES if lab in ids]
@@ -78,8 +79,22 @@ class Rules:
         self.kept = {ids[lab] for lab in KEPT_UNDER if lab in ids}
 
     def lineage(self, t: Term) -> set[str]:
-        """The class and every ancestor id (JSON closure plus OBO direct parents)."""
-        return {t.id, *t.ancestors, *t.is_a, *t.part_of}
+        """The class and every ancestor id: the JSON release's closure plus the OBO direct
+        parents, or, for a class the JSON release lacks, its OBO ``is_a`` / ``part_of`` parents
+        followed upwards (cached)."""
+        if t.id not in self._lineage:
+            if t.ancestors:
+                self._lineage[t.id] = frozenset({t.id, *t.ancestors, *t.is_a, *t.part_of})
+                return self._lineage[t.id]
+            seen, todo = {t.id}, [*t.is_a, *t.part_of]
+            while todo:
+                pid = todo.pop()
+                if pid not in seen:
+                    seen.add(pid)
+                    p = self.terms.get(pid)
+                    todo += [*p.is_a, *p.part_of] if p else []
+            self._lineage[t.id] = frozenset(seen)
+        return self._lineage[t.id]
 
     def eligible(self, t: Term) -> bool:
         """Human, macroscopic, non-embryonic anatomy with a label."""
