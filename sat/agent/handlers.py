@@ -22,8 +22,10 @@ def _suggestions(raw: list[dict]) -> list[Suggestion]:
 
 
 def _answering(tree, trained: set[str], cid: str) -> list[str]:
-    """Trained concepts that answer ``cid``: itself, or its trained descendants."""
-    return [cid] if cid in trained else [d for d in tree.descendants(cid) if d in trained]
+    """Trained concepts that answer ``cid``: the same rule as ``segment`` (:func:`sat.infer.prompts.answering`)."""
+    from sat.infer.prompts import answering
+
+    return answering(tree, trained, cid)
 
 
 def list_concepts(d, a: ListConceptsInput) -> dict:

@@ -18,7 +18,7 @@ from sat.infer.engine import FeatureCache, decode_tta, encode_image, flip_lr
 from sat.data.concept_stats import read_concept_stats
 from sat.infer.io import Volume, load_volume
 from sat.infer.plausibility import body_mask, check_mask, domain_note
-from sat.infer.prompts import PromptPlan, plan_prompt
+from sat.infer.prompts import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
@@ -119,8 +119,17 @@ class Segmenter:
         self._resolver = value
 
     def plan(self, prompts: list[str]) -> list[PromptPlan]:
-        """Resolve prompts and decide which trained concepts answer each."""
-        return [plan_prompt(r, self.tree, self.trained) for r in self.resolver.resolve_many(list(prompts))]
+        """Resolve prompts and decide which trained concepts answer each.
+
+        A prompt naming both sides of one structure is refused before the resolver sees it.
+        """
+        from sat.knowledge.resolver import Resolution
+
+        prompts = list(prompts)
+        asked = [p for p in prompts if not contradicting_sides(p)]
+        answers = iter(self.resolver.resolve_many(asked) if asked else [])
+        return [plan_prompt(Resolution(text=p, concept=None, name=None, score=0.0) if contradicting_sides(p)
+                            else next(answers), self.tree, self.trained) for p in prompts]
 
     def clear_cache(self) -> None:
         """Drop the cached features of the last image."""
