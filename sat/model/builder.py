@@ -82,8 +82,13 @@ def build_model(cfg: ModelConfig, concept_ids: list[str], concept_embeddings: to
                              else [0] * len(concept_ids), dtype=torch.long)
         if len(sides) != len(concept_ids):
             raise ValueError(f"{len(sides)} lateralities for {len(concept_ids)} concepts")
+    from sat.model.runtime import apply_runtime
+
     backbone = build_backbone(cfg)
-    return UniversalSegmenter(backbone, build_head(cfg, backbone), concept_ids, concept_embeddings, sides)
+    net = UniversalSegmenter(backbone, build_head(cfg, backbone), concept_ids, concept_embeddings, sides)
+    return apply_runtime(net, channels_last=cfg.channels_last, compile=cfg.compile,
+                         checkpointing=cfg.backbone.checkpointing,
+                         checkpoint_min_patch=cfg.backbone.checkpoint_min_patch)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -25,6 +25,8 @@ class BackboneConfig:
         out_channels: full-resolution feature width (unet only; dynunet and swinunetr use
             ``channels[0]``).
         checkpointing: gradient checkpointing (recompute blocks in backward to save memory).
+        checkpoint_min_patch: with ``checkpointing``, recompute only for inputs of at least this
+            many voxels per side (0: always; unet and dynunet; see :mod:`sat.model.runtime`).
         res_block: dynunet residual blocks.
         depths, num_heads, window_size: swinunetr transformer stages.
     """
@@ -33,6 +35,7 @@ class BackboneConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128, 192)
     out_channels: int = 32
     checkpointing: bool = False
+    checkpoint_min_patch: int = 0
     res_block: bool = True
     depths: tuple[int, ...] = (2, 2, 2, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
@@ -84,6 +87,8 @@ class ModelConfig:
         side_conditioning: add a learned left / right / none embedding to each query's text
             embedding, from the knowledge tree's laterality of the concept
             (:class:`~sat.model.universal.UniversalSegmenter`).
+        channels_last: on CUDA, backbone weights and inputs in ``channels_last_3d`` layout.
+        compile: on CUDA, ``torch.compile`` the backbone in training (:mod:`sat.model.runtime`).
     """
 
     in_channels: int = 1
@@ -91,6 +96,8 @@ class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     side_conditioning: bool = False
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         # jsonargparse and YAML may hand over plain dicts and lists
@@ -108,13 +115,15 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         """Inverse of :meth:`to_dict`; missing fields take their defaults."""
         d = dict(d)
-        unknown = sorted(set(d) - {"in_channels", "text_dim", "backbone", "head", "side_conditioning"})
+        unknown = sorted(set(d) - {"in_channels", "text_dim", "backbone", "head", "side_conditioning",
+                                   "channels_last", "compile"})
         if unknown:
             raise ValueError(f"unknown model field(s) {unknown}")
         return cls(in_channels=d.get("in_channels", 1), text_dim=d.get("text_dim", 384),
                    backbone=_from_dict(BackboneConfig, dict(d.get("backbone", {})), "backbone"),
                    head=_from_dict(HeadConfig, dict(d.get("head", {})), "head"),
-                   side_conditioning=bool(d.get("side_conditioning", False)))
+                   side_conditioning=bool(d.get("side_conditioning", False)),
+                   channels_last=bool(d.get("channels_last", False)), compile=bool(d.get("compile", False)))
 
 
 def model_config_dir() -> Path:
