@@ -25,6 +25,7 @@ COMMANDS = {
     "concepts": ("sat.knowledge.cli", "list, show, resolve, validate and evaluate concepts"),
     "text-fit": ("sat.text.pretrain", "knowledge-pretrain the text encoder (sat text-fit --config ...)"),
     "evaluate": ("sat.eval.evaluate", "score predictions against ground truth by concept"),
+    "reference": ("sat.eval.reference_layout", "write sat evaluate's ground-truth layout from a label map + class map"),
     "benchmark": ("sat.eval.benchmark.cli", "phantom benchmark (universal vs specialists) and speed benchmark"),
     "demo": ("sat.demo", "run the end-to-end phantom demo"),
     "mcp": ("sat.agent.mcp_server", "serve the agent tools over MCP (stdio)"),

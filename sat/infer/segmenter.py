@@ -269,8 +269,9 @@ class Segmenter:
                 check = check_mask(c.id, c.laterality, float(r.stats.get("volume_ml") or 0.0),
                                    (per_prompt[k] > 0.5).numpy(), image, body, pre["affine"], modality,
                                    self.concept_stats)
-                for flag in check["flags"]:
-                    log.warning("%r (%s) looks implausible: %s", p.prompt, c.name, flag["message"])
+                if check["flags"]:  # one line per structure, every failed check on it
+                    log.warning("%r (%s) looks implausible: %s", p.prompt, c.name,
+                                "; ".join(f["message"] for f in check["flags"]))
                 structures.append(Structure(prompt=p.prompt, concept=c.id, name=c.name, used_concepts=p.concepts,
                                             mask=r.mask, prob=r.prob, laterality=c.laterality,
                                             stats={**r.stats, "plausibility": check}))
