@@ -64,13 +64,14 @@ class GpuProfile:
     data_batch: int = 2
     data_patch: int = 128
     data_steps: int = 10
-    data_cases: int = 4
-    data_phantom_scale: float = 0.5
+    data_cases: int = 2
+    data_phantom_scale: float = 1.0
     data_spacing: tuple[float, float, float] = (1.5, 1.5, 1.5)
     options_variant: str = "base"
     checkpoint_variant: str = "pro"
     checkpoint_patch: int = 160
     compile: bool = True
+    budget_s: float = 270.0  # optional trials (compile, checkpointing, pinned memory) start only before this
 
 
 PROFILES = {
@@ -129,8 +130,9 @@ def overhead_section(p: GpuProfile, device: torch.device, bf16: bool) -> list[di
     return rows
 
 
-def options_section(p: GpuProfile, device: torch.device, bf16: bool) -> list[dict]:
-    """Each GPU-path switch against the default, at batch 1 (see ``docs/training.md``)."""
+def options_section(p: GpuProfile, device: torch.device, bf16: bool, in_budget=lambda: True) -> list[dict]:
+    """Each GPU-path switch against the default, at batch 1 (see ``docs/training.md``); trials
+    that would start after the time budget are reported as skipped."""
     from sat.eval.benchmark.gpu_steps import measure_config, variant_config
 
     cfg = variant_config(p.options_variant)
@@ -142,6 +144,9 @@ def options_section(p: GpuProfile, device: torch.device, bf16: bool) -> list[dic
     rows = []
     for name, c, extra in trials:
         t0 = time.perf_counter()
+        if not in_budget():
+            rows.append({"option": name, "variant": p.options_variant, "error": "skipped: time budget"})
+            continue
         try:
             r = measure_config(c, **{**kw, **extra})
         except Exception as exc:  # noqa: BLE001 -- a switch that fails here is reported, not fatal
@@ -149,7 +154,11 @@ def options_section(p: GpuProfile, device: torch.device, bf16: bool) -> list[dic
         rows.append({"option": name, "variant": p.options_variant, **r, "wall_s": time.perf_counter() - t0})
     ck = variant_config(p.checkpoint_variant)
     for on in (False, True):
-        c = replace(ck, backbone=replace(ck.backbone, checkpointing=on))
+        c = replace(ck, backbone=replace(ck.backbone, checkpointing=on, checkpoint_min_patch=0))
+        if not in_budget():
+            rows.append({"option": f"checkpointing={on}", "variant": p.checkpoint_variant,
+                         "error": "skipped: time budget"})
+            continue
         try:
             r = measure_config(c, **{**kw, "patch": p.checkpoint_patch})
         except RuntimeError as exc:
@@ -182,9 +191,23 @@ def run_gpu_benchmark(p: GpuProfile, device: torch.device, *, bf16: bool = True,
     data = dict(patch=p.data_patch, batch=p.data_batch, workers=p.data_workers, steps=p.data_steps,
                 cases=p.data_cases, phantom_scale=p.data_phantom_scale, spacing=p.data_spacing, device=device,
                 bf16=bf16)
-    section("data", lambda: [shard_streaming(variant_config(p.data_variant), pin_memory=pin, **data)
-                             for pin in ((False, True) if device.type == "cuda" else (False,))])
-    section("options", options_section, p, device, bf16)
+    def data_rows() -> list[dict]:
+        rows = []
+        for pin in (False, True) if device.type == "cuda" else (False,):
+            if rows and not in_budget():
+                break
+            try:
+                rows.append(shard_streaming(variant_config(p.data_variant), pin_memory=pin, **data))
+            except ImportError as exc:  # e.g. webdataset or nibabel missing on a bare GPU machine
+                rows.append({"pin_memory": pin, "error": f"ImportError: {exc}"})
+                break
+        return rows
+
+    def in_budget() -> bool:
+        return time.perf_counter() - t_start < p.budget_s
+
+    section("data", data_rows)
+    section("options", options_section, p, device, bf16, in_budget)
     out["total_s"] = round(time.perf_counter() - t_start, 1)
     return out
 

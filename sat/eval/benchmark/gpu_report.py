@@ -42,6 +42,9 @@ def _data(rows: list[dict]) -> list[str]:
     out = ["| workers | batch | patch | pinned memory | samples/s | waiting for data | step (s) |",
            "|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
+        if "error" in r:
+            out.append(f"| | | | {'yes' if r['pin_memory'] else 'no'} | {r['error']} | | |")
+            continue
         out.append(f"| {r['workers']} | {r['batch']} | {r['patch']}³ | {'yes' if r['pin_memory'] else 'no'} "
                    f"| {_f(r['samples_per_s'], '{:.2f}')} | {_f(r['wait_share'], '{:.0%}')} | {_f(r['step_s'])} |")
     return out
