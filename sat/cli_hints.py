@@ -30,6 +30,17 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return found[0] if found else None
 
 
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    """Option strings of ``parser`` and of its sub-commands (unknown options surface at the top)."""
+    out = []
+    for action in parser._actions:
+        out += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                out += _options(sub)
+    return list(dict.fromkeys(out))
+
+
 def with_hint(message: str, parser: argparse.ArgumentParser | None = None) -> str:
     """``message`` plus ``; did you mean X?`` for an invalid choice or an unknown option."""
     m = _CHOICE.search(message)
@@ -38,7 +49,7 @@ def with_hint(message: str, parser: argparse.ArgumentParser | None = None) -> st
         return f"{message}; did you mean {hit!r}?" if hit else message
     m = _UNKNOWN.search(message)
     if m and parser is not None:
-        options = [s for a in parser._actions for s in a.option_strings]
+        options = _options(parser)
         hints = [closest(w.split("=")[0], options) for w in m.group(1).split() if w.startswith("-")]
         hints = [h for h in hints if h]
         if hints:

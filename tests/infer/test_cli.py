@@ -193,3 +193,14 @@ def test_real_processes(tiny_checkpoint, tmp_path, bad_inputs):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "case/s" in r.stderr or "it/s" in r.stderr or "case]" in r.stderr  # the tqdm bar went to stderr
     assert "2 segmented, 0 already done, 1 failed" in r.stdout
+
+
+def test_batch_warnings_wait_for_the_progress_bar(capsys, tiny_checkpoint, tmp_path):
+    """Per-case warnings printed mid-bar broke the progress display; they now follow it, once each."""
+    src = _batch_folder(tmp_path / "in", n=2)
+    rc, out, err = _run(capsys, "-i", src, "-o", tmp_path / "out", "-p", "liver", "--checkpoint", tiny_checkpoint,
+                        "--no-preview")
+    assert rc == 1 and "2 segmented" in out
+    line = "sat segment: warning: modality not given; inferred CT from intensities"
+    assert err.count(line) == 1 and "(2 times)" in err.split(line)[1].splitlines()[0]
+    assert err.rindex(line) > err.rindex("case")  # after the bar's last update
