@@ -57,6 +57,14 @@ _MODALITY_PATTERNS = [
     ("CT", rf"\b{_PURPOSE}{_REGION}(?:(?:contrast[- ]enhanced|non[- ]contrast|low[- ]dose) )?"
            rf"(?:ct angiography|computed tomography|cat scan|ncct|cect|cta|ct)\b{_OF_REGION}"),
 ]
+_MODALITY_PATTERNS = [(name, re.compile(pattern)) for name, pattern in _MODALITY_PATTERNS]
+# Cheap guards: a stage whose trigger words are absent is skipped (most prompts are bare names).
+_ANY_MODALITY = re.compile(r"\b(?:ct\w*|cta|cect|ncct|mri?|mra|pet|fdg|ultrasound|\w*sonography|echography|"
+                           r"computed|magnetic|positron|cat|t1\w*|t2\w*|flair|dwi|adc|dixon|swi)\b")
+_TASK_WORDS = re.compile(r"\b(?:identified|visuali[sz]ed|seen|depicted|shown|imaged|detected|captured|displayed|"
+                         r"demonstrated|delineated|segmented|outlined|observed|appearing|visible|found|located)\b")
+_REPORT_WORDS = re.compile(r"\b(?:showing|depicting|demonstrating|displaying|revealing|with visible|containing|"
+                           r"including|characteri[sz]ed|consistent with|representing|corresponding)\b")
 _CONTRAST = re.compile(r"\b(?:(?:post|pre)[- ]?contrast|(?:contrast|gadolinium|gd|iv contrast)[- ]enhanced|"
                        r"non[- ]?contrast|unenhanced|non[- ]?enhanced|with(?:out)? (?:iv )?contrast)\b")
 _PHASE = re.compile(r"\b(?:(?:portal[- ])?venous|arterial|delayed|non[- ]contrast|late|early|"
@@ -79,6 +87,7 @@ _REPORT_SHOWING = re.compile(r"^(.*?)\s*\b(?:showing|depicting|demonstrating|dis
 _GENERIC_HEAD = re.compile(r"^(?:(?:the|a|an)\s+)?(?:region|regions|area|areas|zone|structure|structures|"
                            r"tissue|part|portion|voxels?|pixels?)\s+(?:characteri[sz]ed by|consistent "
                            r"with|representing|corresponding to|of|containing)\s+(.+)$")
+_GENERIC_HEAD_WORD = re.compile(r"\s*(?:(?:the|a|an)\s+)?(?:region|area|zone|structure|tissue|part|portion|voxel|pixel)")
 _CHARACTERIZED = re.compile(r"\s+(?:characteri[sz]ed by|consistent with)\s+.*$")
 _REGION_PHRASE = re.compile(
     r"\s+(?:in|on|within|across|throughout|inside|from|at)\s+(?:the\s+|a\s+|an\s+|his\s+|her\s+)?"
@@ -155,20 +164,24 @@ class _State:
 
 
 def _modality(s: _State) -> None:
-    if re.search(r"\bUS\b", s.text):
+    if "US" in s.text and re.search(r"\bUS\b", s.text):
         s.modality = "US"
         s.cut(r"\bus\b", "modality")
+    if not _ANY_MODALITY.search(s.low):
+        return
     for name, pattern in _MODALITY_PATTERNS:
         if s.cut(pattern, "modality"):
             s.modality = s.modality or name
 
 
 def _contrast(s: _State) -> None:
-    s.cut(_CONTRAST, "contrast")
+    if "contrast" in s.low or "enhanced" in s.low:
+        s.cut(_CONTRAST, "contrast")
 
 
 def _phase(s: _State) -> None:
-    s.cut(_PHASE, "phase")
+    if "phase" in s.low:
+        s.cut(_PHASE, "phase")
 
 
 def _scan(s: _State) -> None:
@@ -176,18 +189,20 @@ def _scan(s: _State) -> None:
 
 
 def _brackets(s: _State) -> None:
-    s.cut(_BRACKETED_REGION, "region")
-    s.low = re.sub(r"[()\[\]]", " ", s.low)
+    if "(" in s.low or "[" in s.low:
+        s.cut(_BRACKETED_REGION, "region")
+        s.low = re.sub(r"[()\[\]]", " ", s.low)
 
 
 def _task(s: _State) -> None:
     if s.short():
         s.cut(_TASK_HEAD, "task")
-        s.cut(_TASK_TAIL, "task")
+        if _TASK_WORDS.search(s.low):
+            s.cut(_TASK_TAIL, "task")
 
 
 def _report(s: _State) -> None:
-    if not s.short():
+    if not s.short() or not _REPORT_WORDS.search(s.low) and not _GENERIC_HEAD_WORD.match(s.low):
         return
     low = " ".join(s.low.split())
     m = _REPORT_SHOWING.match(low)
