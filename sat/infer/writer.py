@@ -50,6 +50,9 @@ def save_result(result, outdir, *, formats=("nifti",), probabilities=False, prev
     vol = result.volume
     stems = unique_filenames([s.prompt for s in result.structures])
     summary = {"input": str(vol.source), "modality": result.modality, "structures": {}, "refused": result.refused}
+    slices = vol.header_meta.get("slices")  # DICOM: the slice spacing checked on load (sat.infer.dicom_series)
+    if slices:
+        summary["input_slices"] = slices
     for s in result.structures:
         entry = {"concept": s.concept, "name": s.name, "used_concepts": s.used_concepts,
                  "plausibility_flags": [f["check"] for f in s.flags]}
@@ -66,7 +69,8 @@ def save_result(result, outdir, *, formats=("nifti",), probabilities=False, prev
         written = write_dicom_seg(result, out / "segmentation.dcm")
         summary["dicom_seg"] = None if written is None else str(written)
     if statistics:
-        stats = {s.prompt: {"concept": s.concept, "name": s.name, **s.stats} for s in result.structures}
+        stats = {s.prompt: {"concept": s.concept, "name": s.name, **s.stats,
+                            **({"input_slices": slices} if slices else {})} for s in result.structures}
         (out / "statistics.json").write_text(json.dumps(stats, indent=1, default=_jsonable))
         summary["statistics"] = str(out / "statistics.json")
     if preview and result.structures:

@@ -154,6 +154,17 @@ def test_row09_dicom_slice_gaps_duplicates_and_fifos(h, tmp_path):
     _refused(fifo, None, "FIFO")
 
 
+def test_row09_slice_geometry_is_reported_in_result_and_statistics(h, segmenter, tmp_path):
+    import json
+
+    vol = load_volume(h.write_dicom_series(tmp_path / "series", n=12))
+    summary = segmenter.segment(vol, ["liver"]).save(tmp_path / "out", preview=False)
+    stats = json.loads((tmp_path / "out" / "statistics.json").read_text())
+    assert summary["input_slices"]["spacing_mm"] == pytest.approx(3.0) and summary["input_slices"]["uniform"]
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["input_slices"] == summary["input_slices"]
+    assert all(s["input_slices"]["n_slices"] == 12 for s in stats.values()) and stats
+
+
 def _zip_with_flags(path: Path, *, flags: int = 0, method: int | None = None) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("slice.dcm", b"x" * 100)
