@@ -70,3 +70,17 @@ def test_pipe_urls_are_refused_unless_allowed(tmp_path, capsys):
     assert sat_main(["shards", "inspect", f"pipe:touch {marker}"]) == 2
     assert not marker.exists() and "--allow-pipe" in capsys.readouterr().err
     assert sat_main(["shards", "inspect", "gs://bucket/x-{000..001}.tar"]) == 2
+
+
+def test_row12_malformed_sample_metadata_is_one_error_line():
+    import numpy as np
+
+    from sat.data.label_codes import CodedLabels
+    from sat.data.shard_format import ShardCase
+    from sat.data.shard_verify import check_sample
+
+    labels = CodedLabels(np.zeros((2, 2, 2), np.uint8), np.ones((1, 1), bool), ["liver"])
+    meta = {"case_id": "c", "dataset": "d", "modality": "CT", "spacing": "wide", "shape": 7, "concepts": ["liver"],
+            "annotated": ["liver"], "voxels": None, "present": [True], "bbox": [None], "affine": "eye"}
+    errors = check_sample(ShardCase("c", np.zeros((1, 2, 2, 2), np.float16), labels, meta), None)
+    assert len(errors) == 1 and "malformed sample" in errors[0], errors
