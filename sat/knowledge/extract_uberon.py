@@ -207,7 +207,7 @@ class Extraction:
         if t.snomed:
             out["snomed"] = t.snomed
         out.update(self.synonyms(t, cid))
-        out["definition"] = t.definition or (
+        out["definition"] = t.definition if len(t.definition.split()) >= 4 else (
             f"The {t.label}, a {kind.replace('substructure', 'structure')} of the "
             f"{region.replace('_', ' ')} (definition generated from its UBERON placement).")
         out["kind"] = kind
