@@ -7,6 +7,7 @@ input's exact grid one prompt at a time (:mod:`sat.infer.restore`), so memory st
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 
 import numpy as np
@@ -66,11 +67,14 @@ class Segmenter:
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
         threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
             with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
+        warm_text: load the resolver's text encoder and term table in a background thread now
+            (:meth:`start_text_warmup`), for long-lived sessions (a server, a notebook) whose first
+            free-text prompt should not wait for them.
     """
 
     def __init__(self, net, meta: dict, device: str | torch.device = "cpu", patch_size=None,
                  overlap: float = 0.25, *, tta: bool = False, resolver=None,
-                 threads: int | str | None = "auto") -> None:
+                 threads: int | str | None = "auto", warm_text: bool = False) -> None:
         from sat.knowledge.tree import load_tree
 
         self.net, self.meta, self.device = net, meta, resolve_device(device)
@@ -88,6 +92,9 @@ class Segmenter:
         self._warned: set[str] = set()  # one-time warnings already given (domain, tta)
         self._resolver = resolver
         self._cache: dict = {}
+        self._warmup: threading.Thread | None = None
+        if warm_text and resolver is None:
+            self.start_text_warmup()
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", **kw) -> Segmenter:
@@ -104,9 +111,34 @@ class Segmenter:
                              f"{str(exc).splitlines()[0][:200]})") from None
         return cls(net, meta, dev, **kw)
 
+    def start_text_warmup(self) -> threading.Thread:
+        """Build the resolver, its text encoder and its term table in a daemon thread.
+
+        Afterwards a free-text prompt costs only its own encoding; the first use of
+        :attr:`resolver` waits for a warm-up still running. A failed warm-up only logs: the
+        first free-text prompt then loads what is missing as usual.
+        """
+        def work() -> None:
+            try:
+                resolver = self.resolver
+                resolver.terms()
+                # a free-text prompt runs every stage once: thesaurus, glossary, encoder build and call
+                resolver.resolve_many(["structure seen on a scan"])
+                resolver.clear_cache()
+            except Exception as exc:  # noqa: BLE001 -- the main thread retries on first use
+                log.debug("text warm-up failed: %s", exc)
+
+        if self._warmup is None:
+            self._warmup = threading.Thread(target=work, name="sat-text-warmup", daemon=True)
+            self._warmup.start()
+        return self._warmup
+
     @property
     def resolver(self):
         """The prompt resolver; the text encoder loads only when a prompt is not an exact term."""
+        warmup = self._warmup
+        if warmup is not None and warmup is not threading.current_thread():
+            warmup.join()
         if self._resolver is None:
             from sat.knowledge.resolver import Resolver
             from sat.text.encoder import TextEncoderSpec
