@@ -22,6 +22,7 @@ COMMANDS = {
     "learning-check": ("sat.train.learning_check", "overfit the real CT sample by text prompts in a fixed time; Dice"),
     "segment": ("sat.infer.cli", "segment structures named in free text"),
     "segment-bench": ("sat.infer.bench", "measure inference speed and memory against the targets"),
+    "tta-check": ("sat.infer.tta_check", "held-out phantom Dice with and without left-right TTA"),
     "concepts": ("sat.knowledge.cli", "list, show, resolve, validate and evaluate concepts"),
     "text-fit": ("sat.text.pretrain", "knowledge-pretrain the text encoder (sat text-fit --config ...)"),
     "evaluate": ("sat.eval.evaluate", "score predictions against ground truth by concept"),

@@ -83,3 +83,15 @@ def tiny_shards(tiny_phantoms, tmp_path_factory):
     build_shards(load_recipe("phantom_totalseg"), tiny_phantoms / "phantom_totalseg", out,
                  BuildOptions(split=None, workers=0, spacing=(8.0, 8.0, 8.0)), progress=False)
     return out
+
+
+def test_tta_check_command_prints_the_table(tiny_checkpoint, tiny_phantoms, capsys):
+    from sat.cli import main
+
+    assert main(["tta-check", "--checkpoint", str(tiny_checkpoint), "--phantoms", str(tiny_phantoms),
+                 "--max-cases", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "trained with left-right flips: False" in out and "always mirrored" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("liver ", "spleen "))]
+    assert rows and all(float(r[-1]) >= float(r[2]) - 0.01 for r in rows)  # TTA now never below no TTA
+    assert "largest TTA-now loss against no TTA: 0.000" in out
