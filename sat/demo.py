@@ -74,7 +74,7 @@ def evaluate(out: Path, phantoms: Path, ckpt: Path) -> dict:
     from sat.infer.segmenter import Segmenter
 
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")
-    seg._warned.add("domain")  # phantoms are this model's own domain: no "only knows phantoms" note here
+    seg.warn_domain = False  # phantoms are this model's own domain: no "only knows phantoms" note here
     pred_dir = out / "predictions"
     pred_dir.mkdir(parents=True, exist_ok=True)
     rows = []

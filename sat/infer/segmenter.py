@@ -90,6 +90,7 @@ class Segmenter:
         self.flip_trained = float(extra.get("lr_flip_prob") or 0.0) > 0.0
         self.concept_stats = read_concept_stats(meta)
         self._warned: set[str] = set()  # one-time warnings already given (domain, tta)
+        self.warn_domain = True  # say once when a phantom-only model is used (False: the caller knows)
         self._resolver = resolver
         self._cache: dict = {}
         self._warmup: threading.Thread | None = None
@@ -278,7 +279,7 @@ class Segmenter:
         answered = [p for p in plans if p.concepts]
         structures: list[Structure] = []
         note = domain_note(self.meta)
-        if note and answered:
+        if note and answered and self.warn_domain:
             self._warn_once("domain", note)
         if tta and not self.flip_trained:
             self._warn_once("tta", "--tta skipped: this model was not trained with left-right flips "
