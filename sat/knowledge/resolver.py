@@ -20,8 +20,10 @@ Order:
    peroneal bone" = the left fibula); ``thesaurus``: rewrites through
    :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term.
 2. **Embedding**: nearest term embedding of the anatomy, its English reading and its core (the
-   best counts), accepted at or above a calibrated threshold; an abbreviation with several
-   expansions, or thesaurus rewrites matching several concepts, competes only among those.
+   best counts), accepted at or above a calibrated threshold; among the candidates above it,
+   the best one whose terms name every number of the prompt comes first ("C6 segment",
+   "3rd toe middle phalanx"); an abbreviation with several expansions, or thesaurus rewrites
+   matching several concepts, competes only among those.
 3. **Refusal** with up to five suggestions.
 
 Laterality written in the text always wins over similarity: "left kidney" can never resolve to
@@ -29,6 +31,7 @@ the right kidney.
 """
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -51,6 +54,15 @@ DEFAULT_THRESHOLD = 0.605
 _UNLOADED = object()
 
 
+_DIGITS = re.compile(r"\d+")
+
+
+def numbers_of(words: list[str]) -> frozenset[str]:
+    """Numbers named by normalised ``words``: digits, also inside codes ("c6", "l4"), roman
+    numerals and ordinals ("vi", "third")."""
+    return frozenset(n for w in words for n in _DIGITS.findall(canonical_token(w)))
+
+
 @dataclass(frozen=True)
 class _Query:
     """What the embedding stage gets for one prompt: the readings of its anatomy (the best one
@@ -60,6 +72,7 @@ class _Query:
     readings: tuple[str, ...]
     candidates: tuple[int, ...] = ()
     method: str = "lexical"
+    numbers: frozenset[str] = frozenset()  # numbers the anatomy names ("C6 segment": {"6"})
 
 
 @dataclass
@@ -127,6 +140,7 @@ class Resolver:
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
         self.lexicon = LexicalIndex.for_tree(tree)
+        self._numbers: dict[str, frozenset[str]] | None = None  # numbers named by each concept's terms
         self.thesaurus = thesaurus
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
@@ -250,7 +264,8 @@ class Resolver:
             vals, idx = scores.topk(k, dim=1)  # (P, k); scores: best reading of each prompt
             for n, ((i, q), v, j) in enumerate(zip(pending, vals.tolist(), idx.tolist())):
                 if not q.candidates:
-                    self._nearest(out[i], [(self._concepts[c], x) for x, c in zip(v, j)])
+                    self._nearest(out[i], self._numbered_first([(self._concepts[c], x) for x, c in zip(v, j)],
+                                                               q.numbers))
                     continue
                 # initials or rewrites already name these concepts: similarity only ranks them
                 allowed = torch.tensor(q.candidates)
@@ -285,7 +300,8 @@ class Resolver:
             method, candidates = "lexical", q.candidates
             if not candidates and q.rewrites:
                 candidates, method = q.rewrites, "thesaurus"
-            return res, _Query(readings, tuple(self._index[c] for c in candidates), method)
+            return res, _Query(readings, tuple(self._index[c] for c in candidates), method,
+                               numbers_of(q.words))
         return res, None
 
     # The lexical stages, in order; each returns ``(concept id, method)`` or ``None``.
@@ -357,6 +373,22 @@ class Resolver:
             if cid is not None:
                 found.add(cid)
         return tuple(sorted(found))
+
+    def _numbered_first(self, ranked: list[tuple[str, float]], numbers: frozenset[str]
+                        ) -> list[tuple[str, float]]:
+        """``ranked`` with the best candidate above the threshold whose terms name every number of
+        the prompt moved first ("C6 segment" is not the C5 segment, "IVD L4-L5" not L3-L4)."""
+        if not numbers:
+            return ranked
+        if self._numbers is None:
+            self._numbers = {c.id: frozenset().union(*(numbers_of(tokens(t)) for t in (c.id, *c.terms)))
+                             for c in self.tree.concepts.values()}
+        for k, (cid, score) in enumerate(ranked):
+            if score < self.threshold:
+                break
+            if numbers <= self._numbers[cid]:
+                return [ranked[k], *ranked[:k], *ranked[k + 1:]]
+        return ranked
 
     def _nearest(self, res: Resolution, ranked: list[tuple[str, float]]) -> None:
         best_id, best = ranked[0]

@@ -128,3 +128,23 @@ def test_side_word_plus_a_term_of_the_bilateral_concept():
     assert r.resolve("right peroneal bone on CT").concept == "fibula_right"
     # a concept without sides is not taken: "left pancreas" is left to the embedding
     assert r.resolve("left pancreas").method == "embedding"
+
+
+def test_embedding_candidates_must_name_the_prompts_numbers():
+    import torch
+
+    from sat.knowledge.resolver import Resolver, numbers_of
+    from sat.knowledge.tree import Concept, KnowledgeTree
+
+    assert numbers_of(["c6", "segment"]) == {"6"} and numbers_of(["third", "toe"]) == {"3"}
+    assert numbers_of(["ivd", "l4", "l5"]) == {"4", "5"} and numbers_of(["lamina", "vi"]) == {"6"}
+    tree = KnowledgeTree([Concept(f"seg_{n}", f"spinal segment {n}", "d", "spine", "substructure")
+                          for n in (5, 6)])
+    ids = list(tree.concepts)
+    emb = torch.eye(2)
+    # the prompt's embedding is closest to segment 5, but it names 6
+    r = Resolver(tree, ids, emb, lambda texts: torch.tensor([[0.9, 0.8]] * len(texts)), threshold=0.5,
+                 thesaurus=None)
+    assert r.resolve("cord piece C6").concept == "seg_6"
+    assert r.resolve("cord piece").concept == "seg_5"
+    assert r.resolve("cord piece C9").concept == "seg_5"  # no candidate names 9: similarity decides
