@@ -115,4 +115,7 @@ def test_old_groupnorm_checkpoint_loads_and_predicts_the_same(head, accelerator_
     with torch.no_grad():
         expected, got = old(x, q, torch.tensor([1])), net(x, q, torch.tensor([1]))
     assert expected.abs().max() > 0.1  # the comparison is not between two constant maps
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    if accelerator_path:
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    else:  # the CPU path is the same kernel: bit-identical logits, so CPU training and Dice are unchanged
+        assert torch.equal(got, expected)
