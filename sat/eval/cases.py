@@ -16,7 +16,9 @@ import numpy as np
 from sat.data.adapters import CaseRef, list_cases, load_case
 from sat.data.recipes import Recipe, load_recipe, recipe_dir
 from sat.errors import InputError
+from sat.infer.headers import open_nifti
 from sat.knowledge.tree import KnowledgeTree
+from sat.safe_open import Limits
 
 AFFINE_ATOL_MM = 1e-3  # prediction and ground-truth affines must agree this closely
 _SKIP_STEMS = ("multilabel",)  # writer outputs that are not one structure
@@ -155,7 +157,7 @@ def load_gt(case: GTCase) -> tuple[dict[str, np.ndarray], np.ndarray]:
             return dict(zip(data["concepts"], data["masks"])), np.asarray(data["affine"], dtype=np.float64)
         masks, affine, shape = {}, None, None
         for cid, path in case.files.items():
-            img = nib.load(str(path))
+            img, _ = open_nifti(Path(path), Limits.from_env(), str(path))  # regular file, sizes checked first
             if affine is None:
                 affine, shape = np.asarray(img.affine, dtype=np.float64), img.shape[:3]
             elif img.shape[:3] != shape or not np.allclose(img.affine, affine, atol=AFFINE_ATOL_MM):
@@ -208,7 +210,7 @@ def load_pred_mask(path: Path, shape: tuple[int, ...], affine: np.ndarray) -> np
         InputError: unreadable file, non-binary values, or a grid that differs from the ground truth.
     """
     try:
-        img = nib.load(str(path))
+        img, _ = open_nifti(Path(path), Limits.from_env(), path.name)  # regular file, sizes checked first
         data = np.asanyarray(img.dataobj)
     except (OSError, ValueError, EOFError, nib.filebasedimages.ImageFileError) as exc:
         raise InputError(f"{path.name}: cannot read prediction ({_one_line(exc)})") from None
