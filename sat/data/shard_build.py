@@ -44,6 +44,7 @@ class BuildOptions:
         shard_size_mb: target size of one tar shard.
         max_failures: exit non-zero when more cases than this fail.
         spacing: override the recipe's preprocessing spacing (mm), e.g. to mix datasets.
+        max_cases: build only the first this many cases of the split (0 = all), for smoke runs.
     """
 
     split: str | None = "train"
@@ -53,6 +54,7 @@ class BuildOptions:
     shard_size_mb: float = 256.0
     max_failures: int = 0
     spacing: tuple[float, float, float] | None = None
+    max_cases: int = 0
 
 
 def sample_key(dataset: str, case_id: str) -> str:
@@ -163,7 +165,8 @@ def build_shards(recipe: Recipe, input_dir: str | Path, output_dir: str | Path,
         return {**json.loads(done.read_text()), "skipped": True}
     for stale in out.glob(f"{stem}-*.tar"):  # left by an interrupted run of this part
         stale.unlink()
-    refs = list_cases(recipe, input_dir, opts.split)[opts.part::opts.num_parts]
+    refs = list_cases(recipe, input_dir, opts.split)
+    refs = (refs[:opts.max_cases] if opts.max_cases > 0 else refs)[opts.part::opts.num_parts]
     part = new_part(recipe, opts.split, opts.part, opts.num_parts, spacing)
     jobs = [(r, recipe, spacing) for r in refs]
     pool = (ProcessPoolExecutor(opts.workers, mp_context=multiprocessing.get_context("spawn"),

@@ -184,7 +184,7 @@ def profile_from_dict(cls, raw: dict, where: str):
     unknown = sorted(set(raw) - known)
     if unknown:
         raise InputError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(known)}")
-    kw = {k: (dict(v) if k == "fit_overrides" else _coerce(v)) for k, v in raw.items()}
+    kw = {k: (dict(v) if k in ("fit_overrides", "datasets", "paraphrases") else _coerce(v)) for k, v in raw.items()}
     return cls(**kw)
 
 
@@ -197,9 +197,11 @@ def load_profile(kind: str, name_or_path: str | Path):
     Raises:
         InputError: unknown profile, unreadable YAML or unknown fields.
     """
-    cls = {"phantom": PhantomProfile, "speed": SpeedProfile}.get(kind)
+    from sat.eval.benchmark.real_profile import RealProfile
+
+    cls = {"phantom": PhantomProfile, "speed": SpeedProfile, "real": RealProfile}.get(kind)
     if cls is None:
-        raise InputError(f"unknown benchmark {kind!r}; expected phantom or speed")
+        raise InputError(f"unknown benchmark {kind!r}; expected phantom, speed or real")
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = config_dir() / f"{kind}_{name_or_path}.yaml"

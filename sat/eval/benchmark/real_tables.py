@@ -1,0 +1,88 @@
+"""Summary tables of ``sat benchmark real`` from its per-case rows (pure functions)."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from statistics import mean
+
+
+def _mean(values) -> float:
+    vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    return mean(vals) if vals else float("nan")
+
+
+def per_structure(rows: list[dict]) -> list[dict]:
+    """Per dataset and structure: universal and specialist Dice / NSD / HD95 (means over cases),
+    then one mean row per dataset (the mean of its structures' means)."""
+    groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["style"] == "label":
+            groups[(r["dataset"], r["concept"])][r["model"]].append(r)
+    out = []
+    for dataset in dict.fromkeys(d for d, _ in groups):
+        block = []
+        for (d, concept), by_model in groups.items():
+            if d != dataset:
+                continue
+            row = {"dataset": d, "structure": concept, "cases": len(by_model.get("universal", []))}
+            for model in ("universal", "specialist"):
+                for m in ("dice", "nsd", "hd95"):
+                    row[f"{model}_{m}"] = _mean(r[m] for r in by_model.get(model, []))
+            row["difference"] = row["universal_dice"] - row["specialist_dice"]
+            block.append(row)
+        summary = {"dataset": dataset, "structure": "mean", "cases": max(r["cases"] for r in block)}
+        for key in block[0]:
+            if key not in summary:
+                summary[key] = _mean(r[key] for r in block)
+        out += block + [summary]
+    return out
+
+
+def robustness(rows: list[dict]) -> list[dict]:
+    """Per dataset and prompt style: mean Dice of the universal model, its loss against the
+    canonical names on the same (case, structure) pairs, and how often the prompt resolved to
+    the intended concept."""
+    canonical = {(r["dataset"], r["case"], r["concept"]): r["dice"]
+                 for r in rows if r["model"] == "universal" and r["style"] == "label"}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["model"] == "universal":
+            groups[(r["dataset"], "canonical" if r["style"] == "label" else r["style"])].append(r)
+    out = []
+    for (dataset, style), rs in groups.items():
+        out.append({"dataset": dataset, "style": style, "prompts": len({r["prompt"] for r in rs}), "pairs": len(rs),
+                    "mean_dice": _mean(r["dice"] for r in rs),
+                    "loss_vs_canonical": _mean(canonical[(r["dataset"], r["case"], r["concept"])] - r["dice"]
+                                               for r in rs),
+                    "resolved_correctly": _mean(float(r["resolved"] == r["concept"]) for r in rs)})
+    return sorted(out, key=lambda r: (r["dataset"], ["canonical", "synonym", "paraphrase"].index(r["style"])
+                                      if r["style"] in ("canonical", "synonym", "paraphrase") else 9))
+
+
+def laterality(rows: list[dict], max_dice: float) -> list[dict]:
+    """Per lateral structure: cases, the worst Dice against the mirror's reference, swapped cases
+    (more overlap with the mirror's reference than with its own) and whether the check passes."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["concept"], r["against"])].append(r)
+    return [{"dataset": d, "structure": c, "against": a, "cases": len(rs),
+             "mean_dice_own": _mean(r["dice_own"] for r in rs),
+             "max_dice_mirror": max(r["dice_mirror"] for r in rs),
+             "swapped": sum(r["dice_mirror"] > r["dice_own"] for r in rs),
+             "passes": all(r["dice_mirror"] <= max_dice for r in rs)}
+            for (d, c, a), rs in groups.items()]
+
+
+def case_means(rows: list[dict], dataset: str, model: str = "universal") -> dict[str, float]:
+    """Mean Dice per case of one dataset (the canonical prompts)."""
+    by_case: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["dataset"] == dataset and r["model"] == model and r["style"] == "label":
+            by_case[r["case"]].append(r["dice"])
+    return {c: mean(v) for c, v in by_case.items()}
+
+
+def median_case(rows: list[dict], dataset: str) -> str | None:
+    """The case whose mean Dice (universal) is the median of the dataset's cases."""
+    means = sorted(case_means(rows, dataset).items(), key=lambda kv: kv[1])
+    return means[len(means) // 2][0] if means else None
