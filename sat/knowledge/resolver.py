@@ -21,8 +21,8 @@ Order:
    :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term.
 2. **Embedding**: nearest term embedding of the anatomy, its English reading and its core (the
    best counts), accepted at or above a calibrated threshold; among the candidates above it,
-   the best one whose terms name every number of the prompt comes first ("C6 segment",
-   "3rd toe middle phalanx"); an abbreviation with several expansions, or thesaurus rewrites
+   the best one whose terms name every code, number and direction word of the prompt comes
+   first ("C6 segment", "3rd toe middle phalanx", "pectoralis minor muscle"); an abbreviation with several expansions, or thesaurus rewrites
    matching several concepts, competes only among those.
 3. **Refusal** with up to five suggestions.
 
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from sat.knowledge.glossary import english_reading, organ_reading
+from sat.knowledge.glossary import english, english_reading, organ_reading
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt import ParsedPrompt, parse_prompt
@@ -48,6 +48,8 @@ from sat.knowledge.tree import KnowledgeTree
 
 MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
+# Code / number / direction agreement applies to names, not to sentences describing a structure.
+MAX_AGREEMENT_WORDS = 8
 # Raw MiniLM threshold as calibrated on the calibration split, seed 0 (`sat concepts calibrate`);
 # a knowledge-pretrained encoder carries its own in its sidecar JSON.
 DEFAULT_THRESHOLD = 0.605
@@ -55,12 +57,38 @@ _UNLOADED = object()
 
 
 _DIGITS = re.compile(r"\d+")
+_CODE = re.compile(r"[a-z]{1,2}\d+[ab]?")
+# Direction and size words, Latin and lay forms folded to one English word.
+_DIRECTIONS = {
+    "lateral": "lateral", "lateralis": "lateral", "medial": "medial", "medialis": "medial",
+    "superior": "superior", "superius": "superior", "upper": "superior", "inferior": "inferior",
+    "inferius": "inferior", "lower": "inferior", "anterior": "anterior", "anterius": "anterior",
+    "front": "anterior", "ventral": "anterior", "posterior": "posterior", "posterius": "posterior",
+    "back": "posterior", "dorsal": "posterior", "proximal": "proximal", "distal": "distal",
+    "internal": "internal", "internus": "internal", "interna": "internal", "inner": "internal",
+    "external": "external", "externus": "external", "externa": "external", "outer": "external",
+    "greater": "greater", "major": "greater", "magnus": "greater", "lesser": "lesser",
+    "minor": "lesser", "deep": "deep", "profundus": "deep", "superficial": "superficial",
+    "superficialis": "superficial", "ascending": "ascending", "descending": "descending",
+}
 
 
 def numbers_of(words: list[str]) -> frozenset[str]:
     """Numbers named by normalised ``words``: digits, also inside codes ("c6", "l4"), roman
     numerals and ordinals ("vi", "third")."""
     return frozenset(n for w in words for n in _DIGITS.findall(canonical_token(w)))
+
+
+def agreement_keys(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """``(strict, loose)`` words a candidate must share with a prompt: codes ("c6"), numbers and
+    direction words ("lateralis" = "lateral", "upper" = "superior") strictly; numbers alone loosely."""
+    numbers = numbers_of(words)
+    codes = {w for w in words if _CODE.fullmatch(w)}
+    directions = {_DIRECTIONS[w] for w in words if w in _DIRECTIONS}
+    return frozenset(numbers | codes | directions), numbers
+
+
+_NO_KEYS: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
 
 
 @dataclass(frozen=True)
@@ -72,7 +100,7 @@ class _Query:
     readings: tuple[str, ...]
     candidates: tuple[int, ...] = ()
     method: str = "lexical"
-    numbers: frozenset[str] = frozenset()  # numbers the anatomy names ("C6 segment": {"6"})
+    keys: tuple[frozenset[str], frozenset[str]] = _NO_KEYS  # agreement_keys of the anatomy
 
 
 @dataclass
@@ -140,7 +168,7 @@ class Resolver:
         if term_emb is not None:
             self._set_terms(list(term_ids or []), term_emb)
         self.lexicon = LexicalIndex.for_tree(tree)
-        self._numbers: dict[str, frozenset[str]] | None = None  # numbers named by each concept's terms
+        self._keys: dict[str, frozenset[str]] | None = None  # agreement keys of each concept's terms
         self.thesaurus = thesaurus
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
@@ -264,8 +292,8 @@ class Resolver:
             vals, idx = scores.topk(k, dim=1)  # (P, k); scores: best reading of each prompt
             for n, ((i, q), v, j) in enumerate(zip(pending, vals.tolist(), idx.tolist())):
                 if not q.candidates:
-                    self._nearest(out[i], self._numbered_first([(self._concepts[c], x) for x, c in zip(v, j)],
-                                                               q.numbers))
+                    self._nearest(out[i], self._agreeing_first([(self._concepts[c], x) for x, c in zip(v, j)],
+                                                               q.keys))
                     continue
                 # initials or rewrites already name these concepts: similarity only ranks them
                 allowed = torch.tensor(q.candidates)
@@ -301,7 +329,8 @@ class Resolver:
             if not candidates and q.rewrites:
                 candidates, method = q.rewrites, "thesaurus"
             return res, _Query(readings, tuple(self._index[c] for c in candidates), method,
-                               numbers_of(q.words))
+                               agreement_keys([canonical_token(w) for w in tokens(english(p.anatomy))])
+                               if len(words) <= MAX_AGREEMENT_WORDS else _NO_KEYS)
         return res, None
 
     # The lexical stages, in order; each returns ``(concept id, method)`` or ``None``.
@@ -374,20 +403,22 @@ class Resolver:
                 found.add(cid)
         return tuple(sorted(found))
 
-    def _numbered_first(self, ranked: list[tuple[str, float]], numbers: frozenset[str]
+    def _agreeing_first(self, ranked: list[tuple[str, float]], keys: tuple[frozenset[str], frozenset[str]]
                         ) -> list[tuple[str, float]]:
-        """``ranked`` with the best candidate above the threshold whose terms name every number of
-        the prompt moved first ("C6 segment" is not the C5 segment, "IVD L4-L5" not L3-L4)."""
-        if not numbers:
+        """``ranked`` with the best candidate above the threshold whose terms name every code,
+        number and direction word of the prompt moved first ("C6 segment" is not the T6 segment,
+        "pectoralis minor muscle" not the chest wall muscles); failing that, every number."""
+        if not keys[0]:
             return ranked
-        if self._numbers is None:
-            self._numbers = {c.id: frozenset().union(*(numbers_of(tokens(t)) for t in (c.id, *c.terms)))
-                             for c in self.tree.concepts.values()}
-        for k, (cid, score) in enumerate(ranked):
-            if score < self.threshold:
-                break
-            if numbers <= self._numbers[cid]:
-                return [ranked[k], *ranked[:k], *ranked[k + 1:]]
+        if self._keys is None:
+            self._keys = {c.id: frozenset().union(*(agreement_keys(tokens(t))[0] for t in (c.id, *c.terms)))
+                          for c in self.tree.concepts.values()}
+        for need in dict.fromkeys(k for k in keys if k):
+            for k, (cid, score) in enumerate(ranked):
+                if score < self.threshold:
+                    break
+                if need <= self._keys[cid]:
+                    return [ranked[k], *ranked[:k], *ranked[k + 1:]]
         return ranked
 
     def _nearest(self, res: Resolution, ranked: list[tuple[str, float]]) -> None:

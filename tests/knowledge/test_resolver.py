@@ -148,3 +148,13 @@ def test_embedding_candidates_must_name_the_prompts_numbers():
     assert r.resolve("cord piece C6").concept == "seg_6"
     assert r.resolve("cord piece").concept == "seg_5"
     assert r.resolve("cord piece C9").concept == "seg_5"  # no candidate names 9: similarity decides
+
+
+def test_agreement_keys_fold_codes_numbers_and_directions():
+    from sat.knowledge.resolver import agreement_keys
+
+    assert agreement_keys(["c6", "segment"]) == ({"c6", "6"}, {"6"})
+    assert agreement_keys(["musculus", "pterygoideus", "lateralis"])[0] == {"lateral"}
+    assert agreement_keys(["upper", "end", "of", "radius"])[0] == {"superior"}
+    assert agreement_keys(["pectoralis", "minor"])[0] == {"lesser"}
+    assert agreement_keys(["liver"]) == (frozenset(), frozenset())
