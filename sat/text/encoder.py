@@ -231,10 +231,17 @@ def _few_tokens_one_thread(encoder: nn.Module, tokens: int):
     prompt: 36 ms on 1 thread vs 1.3 s on 2 at a load average of 10 on 2 cores)."""
     weight = next(encoder.parameters(), None)
     cpu = weight is None or weight.device.type == "cpu"
-    if encoder.training or not cpu or tokens > SMALL_CALL_TOKENS or torch.get_num_threads() == 1:
+    with _one_cpu_thread(cpu and not encoder.training and tokens <= SMALL_CALL_TOKENS):
+        yield
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(on: bool = True):
+    """torch on one CPU thread inside the block (when ``on``), then the previous count again."""
+    threads = torch.get_num_threads()
+    if not on or threads == 1:
         yield
         return
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         yield
@@ -286,7 +293,8 @@ def for_inference(encoder: nn.Module) -> nn.Module:
     model = getattr(encoder, "model", None)
     weight = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     if weight is not None and use_bf16(getattr(encoder, "precision", "fp32"), weight.device):
-        model.to(torch.bfloat16)
+        with _one_cpu_thread(weight.device.type == "cpu"):  # 30 ms vs 0.9 s on 2 busy cores
+            model.to(torch.bfloat16)
     if isinstance(encoder, HFTextEncoder) and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
     return encoder

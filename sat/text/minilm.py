@@ -51,7 +51,9 @@ class BertShape:
 class _Embeddings(nn.Module):
     def __init__(self, s: BertShape) -> None:
         super().__init__()
-        self.word_embeddings = nn.Embedding(s.vocab_size, s.hidden_size, padding_idx=0)
+        # uninitialised: the weights always come from a file (random init of 12 M values costs time)
+        self.word_embeddings = nn.Embedding(s.vocab_size, s.hidden_size, padding_idx=0,
+                                            _weight=torch.empty(s.vocab_size, s.hidden_size))
         self.position_embeddings = nn.Embedding(s.max_position_embeddings, s.hidden_size)
         self.token_type_embeddings = nn.Embedding(s.type_vocab_size, s.hidden_size)
         self.LayerNorm = nn.LayerNorm(s.hidden_size, eps=s.layer_norm_eps)
@@ -177,7 +179,7 @@ class BertEncoder(nn.Module):
         net = cls(BertShape.from_json(folder / "config.json"))
         state = {k.removeprefix("bert."): v for k, v in load_file(str(weights)).items()
                  if not k.endswith(("position_ids", "token_type_ids"))}  # buffers, not weights
-        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
         if missing or unexpected:
             raise ValueError(f"{weights} does not fit a BERT encoder: missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]}")
