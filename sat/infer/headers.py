@@ -57,10 +57,11 @@ def check_nifti_header(hdr, limits: Limits, source: str) -> int:
     """Check dims, voxel type and spacing; return the bytes the voxel data occupies."""
     dim = [int(d) for d in hdr["dim"]]
     if not 1 <= dim[0] <= 7:
-        raise InputError(f"{source}: NIfTI dim[0] = {dim[0]}; a valid header has 1..7 dimensions")
+        raise InputError(f"{source}: not a readable NIfTI image (dim[0] = {dim[0]}; a valid header has "
+                         "1..7 dimensions)")
     shape = dim[1:dim[0] + 1]
     if any(d < 1 for d in shape):
-        raise InputError(f"{source}: NIfTI dimensions {shape} must all be positive")
+        raise InputError(f"{source}: not a readable NIfTI image (dimensions {shape} must all be positive)")
     dtype = hdr.get_data_dtype()
     if dtype.kind == "c":
         raise InputError(f"{source}: complex-valued voxels ({dtype}); pass the magnitude or one real part")
@@ -92,7 +93,8 @@ def _gunzip_capped(fh, cap: int, source: str) -> bytes:
         try:
             piece = d.decompress(buf, cap + 1 - total)  # >= 1: total <= cap here
         except zlib.error as exc:
-            raise InputError(f"{source}: not a readable NIfTI image (corrupt gzip data: {exc}; the file is damaged)") from None
+            raise InputError(f"{source}: not a readable NIfTI image (corrupt gzip data: {exc}; "
+                             "the file is damaged)") from None
         total += len(piece)
         out.append(piece)
         if total > cap:

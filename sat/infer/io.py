@@ -26,8 +26,8 @@ from sat.infer.outputs import (check_writable_dir, one_line, safe_filename, save
                                unique_filenames)
 from sat.safe_open import Limits, check_file, check_spacing, check_tree, check_voxels
 
-__all__ = ["Limits", "Volume", "check_writable_dir", "find_dicom_series", "is_image_file", "load_volume", "safe_filename",
-           "save_mask", "save_probabilities", "unique_filenames"]
+__all__ = ["Limits", "Volume", "check_writable_dir", "find_dicom_series", "is_image_file", "load_volume",
+           "safe_filename", "save_mask", "save_probabilities", "unique_filenames"]
 
 log = logging.getLogger(__name__)
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")

@@ -156,7 +156,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
                          f"({type(exc).__name__})") from None
     meta = _check_meta(meta, where)
     if not isinstance(state, dict) or not isinstance(state.get("concept_embeddings"), torch.Tensor):
-        raise InputError(f"{where}: state_dict lacks the concept_embeddings tensor")
+        raise InputError(f"{where} does not load: its state_dict lacks the concept_embeddings tensor")
     try:
         cfg = ModelConfig.from_dict(meta["model"])
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # e.g. written by a newer version
@@ -171,5 +171,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         net.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc) else ""
-        raise InputError(f"{where}: weights do not fit its model config ({type(exc).__name__}: {first})") from None
+        raise InputError(f"{where} does not load: its weights do not fit its model config "
+                         f"({type(exc).__name__}: {first})") from None
     return net.to(device).eval(), meta

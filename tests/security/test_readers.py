@@ -39,7 +39,8 @@ def test_row01_detached_header_outside_root_is_refused(h, root, tmp_path):
     secret.write_bytes(bytes(range(1, 65)))
     limits = SafetyPolicy(allowed_roots=[root]).limits()
     for path in (h.mhd_pointing_at(root, str(secret)), h.mhd_pointing_at(root, "../outside/secret.raw", name="rel.mhd"),
-                 h.nhdr_pointing_at(root, str(secret)), h.nhdr_pointing_at(root, "../outside/secret.raw", name="rel.nhdr")):
+                 h.nhdr_pointing_at(root, str(secret)),
+                 h.nhdr_pointing_at(root, "../outside/secret.raw", name="rel.nhdr")):
         _refused(path, limits, "outside the allowed roots")
     _refused(h.mhd_pointing_at(root, "/proc/self/environ", name="proc.mhd"), limits, "system file")
     _refused(h.mhd_pointing_at(root, "LIST", name="list.mhd"), limits, "list or pattern")
@@ -171,7 +172,8 @@ def _zip_with_flags(path: Path, *, flags: int = 0, method: int | None = None) ->
     raw = bytearray(path.read_bytes())
     for sig, flag_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
         at = raw.index(sig)
-        raw[at + flag_at:at + flag_at + 2] = struct.pack("<H", struct.unpack("<H", raw[at + flag_at:at + flag_at + 2])[0] | flags)
+        old = struct.unpack("<H", raw[at + flag_at:at + flag_at + 2])[0]
+        raw[at + flag_at:at + flag_at + 2] = struct.pack("<H", old | flags)
         if method is not None:
             raw[at + method_at:at + method_at + 2] = struct.pack("<H", method)
     path.write_bytes(bytes(raw))
