@@ -70,6 +70,12 @@ _DIRECTIONS = {
     "greater": "greater", "major": "greater", "magnus": "greater", "lesser": "lesser",
     "minor": "lesser", "deep": "deep", "profundus": "deep", "superficial": "superficial",
     "superficialis": "superficial", "ascending": "ascending", "descending": "descending",
+    # sides, for concepts whose side is part of a name rather than a laterality ("left atrium" parts)
+    "left": "left", "right": "right",
+    # hand or foot, spine level
+    "hand": "hand", "manus": "hand", "manual": "hand", "finger": "hand", "thumb": "hand",
+    "foot": "foot", "pes": "foot", "pedal": "foot", "pedis": "foot", "toe": "foot", "hallux": "foot",
+    "cervical": "cervical", "thoracic": "thoracic", "lumbar": "lumbar", "sacral": "sacral",
 }
 
 
@@ -80,8 +86,9 @@ def numbers_of(words: list[str]) -> frozenset[str]:
 
 
 def agreement_keys(words: list[str]) -> tuple[frozenset[str], frozenset[str]]:
-    """``(strict, loose)`` words a candidate must share with a prompt: codes ("c6"), numbers and
-    direction words ("lateralis" = "lateral", "upper" = "superior") strictly; numbers alone loosely."""
+    """``(strict, loose)`` words a candidate must share with a prompt: codes ("c6"), numbers,
+    direction, side, hand/foot and spine-level words ("lateralis" = "lateral", "upper" = "superior",
+    "pedal" = "foot") strictly; numbers alone loosely."""
     numbers = numbers_of(words)
     codes = {w for w in words if _CODE.fullmatch(w)}
     directions = {_DIRECTIONS[w] for w in words if w in _DIRECTIONS}
