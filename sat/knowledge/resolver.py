@@ -76,6 +76,7 @@ _DIRECTIONS = {
     "hand": "hand", "manus": "hand", "manual": "hand", "finger": "hand", "thumb": "hand",
     "foot": "foot", "pes": "foot", "pedal": "foot", "pedis": "foot", "toe": "foot", "hallux": "foot",
     "cervical": "cervical", "thoracic": "thoracic", "lumbar": "lumbar", "sacral": "sacral",
+    "arm": "arm", "forelimb": "arm", "leg": "leg", "hindlimb": "leg",
 }
 
 
@@ -295,7 +296,7 @@ class Resolver:
             per_text = self.concept_scores(self.embed(variants))  # (V, C)
             starts = np.cumsum([0] + [len(q.readings) for _, q in pending[:-1]])
             scores = torch.from_numpy(np.maximum.reduceat(per_text.numpy(), starts, axis=0))  # (P, C)
-            k = min(8, scores.shape[1])
+            k = min(16, scores.shape[1])  # agreement may pick a lower-ranked candidate
             vals, idx = scores.topk(k, dim=1)  # (P, k); scores: best reading of each prompt
             for n, ((i, q), v, j) in enumerate(zip(pending, vals.tolist(), idx.tolist())):
                 if not q.candidates:
