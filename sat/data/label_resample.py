@@ -97,12 +97,23 @@ def _target_box(src_affine, start, stop, dst_affine) -> tuple[np.ndarray, np.nda
     return np.floor(idx.min(0)).astype(int), np.ceil(idx.max(0)).astype(int) + 1
 
 
+def _covered(src_affine, start, stop, dst_affine, shape) -> bool:
+    """True when the source voxel cubes of the box ``[start, stop)`` lie inside the target grid's."""
+    lo, hi = np.asarray(start, float) - 0.5, np.asarray(stop, float) - 0.5
+    corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    idx = (corners @ (np.linalg.inv(dst_affine) @ src_affine).T)[:, :3]
+    return bool(np.all(idx.min(0) >= -0.5 - 1e-6) and np.all(idx.max(0) <= np.asarray(shape) - 0.5 + 1e-6))
+
+
 def match_volumes(out: np.ndarray, codes: np.ndarray, src_affine: np.ndarray,
                   dst_affine: np.ndarray) -> np.ndarray:
     """Give every code its source volume back by trading boundary voxels with the background.
 
-    Structures touching the edge of either grid are left alone (their visible volume differs
-    by construction), as are structures with no background to grow into.
+    Structures that the target grid does not wholly cover are left alone (their visible volume
+    differs by construction), as are structures with no background to grow into. A structure
+    touching the source grid's edge is matched like any other when the target grid covers it
+    (the grids of :func:`sat.data.geometry.ras_grid` cover every source voxel whole): a spinal
+    cord that leaves a head-and-neck scan at its lower edge keeps its volume.
 
     Args:
         out: (X', Y', Z') resampled code map, modified in place. codes: the source code map.
@@ -116,12 +127,14 @@ def match_volumes(out: np.ndarray, codes: np.ndarray, src_affine: np.ndarray,
     have = np.bincount(codes.ravel(), minlength=n)
     got = np.bincount(out.ravel(), minlength=n)
     for c, box in enumerate(ndimage.find_objects(codes), start=1):
-        if box is None or any(s.start == 0 or s.stop == size for s, size in zip(box, codes.shape)):
+        if box is None:
             continue
+        start, stop = [s.start for s in box], [s.stop for s in box]
         diff = int(round(have[c] * ratio)) - int(got[c])
-        a, b = _target_box(src_affine, [s.start for s in box], [s.stop for s in box], dst_affine)
-        if diff == 0 or np.any(a < 0) or np.any(b > out.shape):
+        if diff == 0 or not _covered(src_affine, start, stop, dst_affine, out.shape):
             continue
+        a, b = _target_box(src_affine, start, stop, dst_affine)
+        a, b = np.maximum(a, 0), np.minimum(b, out.shape)
         onehot = torch.from_numpy(np.ascontiguousarray(codes[box] == c, dtype=np.float64))[None]
         occ = resample(onehot, crop_affine(src_affine, [s.start for s in box]), crop_affine(dst_affine, a),
                        tuple(int(v) for v in b - a), mode="bilinear")[0].numpy().ravel()

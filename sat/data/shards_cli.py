@@ -121,6 +121,8 @@ def _inspect(args) -> int:
             line = {"key": case.key, "dataset": m["dataset"], "modality": m["modality"],
                     "spacing": m["spacing"], "shape": m["shape"],
                     "concepts": {names.get(c, c): round(n * vox_ml, 3) for c, n in zip(m["concepts"], m["voxels"])}}
+            if "original_ml" in m:  # the same structures measured on the source files' own grid
+                line["source_ml"] = {names.get(c, c): ml for c, ml in zip(m["concepts"], m["original_ml"])}
         except Exception as exc:  # noqa: BLE001 - a malformed sample is one line, not a traceback
             raise InputError(f"sample {raw.get('__key__')!r}: malformed ({type(exc).__name__}: "
                              f"{str(exc)[:200]})") from None

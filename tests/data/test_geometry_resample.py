@@ -37,3 +37,18 @@ def test_ras_grid_covers_oblique_input_and_round_trips():
     inner = (slice(2, -2),) * 3
     # a linear function of world coordinates survives two trilinear resamplings exactly
     assert np.allclose(back[0][inner].numpy(), vol[0][inner].numpy(), atol=1e-3)
+
+
+def test_thin_structure_leaving_the_scan_keeps_its_volume():
+    """A spinal cord that runs out of a head-and-neck scan at its lower edge, 2 x 2 source voxels
+    thick, resampled from 3.906 x 3.906 x 2.5 mm (stored P, L, I) to 4 x 4 x 3 mm: point sampling
+    alone lost 18 % of such a cord on a real OpenKBP case; volume matching must give it back."""
+    from sat.data.label_resample import match_volumes, resample_codes
+
+    src = np.array([[0, -3.906, 0, 248.0], [-3.906, 0, 0, 248.0], [0, 0, -2.5, 158.75], [0, 0, 0, 1]])
+    codes = np.zeros((40, 40, 48), np.uint8)
+    codes[20:22, 19:21, 10:] = 1  # touches the last slice: the cord leaves the scan
+    dst, shape = ras_grid(src, codes.shape, (4.0, 4.0, 3.0))
+    out = match_volumes(resample_codes(codes, src, dst, shape), codes, src, dst)
+    ml = lambda c, a: float((c == 1).sum()) * abs(np.linalg.det(a[:3, :3])) / 1000  # noqa: E731
+    assert abs(ml(out, dst) - ml(codes, src)) / ml(codes, src) < 0.02

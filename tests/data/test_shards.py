@@ -67,7 +67,8 @@ def test_inspect_prints_concept_names_and_ml(msd_shards, capsys):
     assert sat_main(["shards", "inspect", str(msd_shards), "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3
-    assert set(lines[0]) == {"key", "dataset", "modality", "spacing", "shape", "concepts"}
+    assert set(lines[0]) == {"key", "dataset", "modality", "spacing", "shape", "concepts", "source_ml"}
+    assert set(lines[0]["source_ml"]) == set(lines[0]["concepts"])
     assert {"liver", "liver tumour", "spleen", "pancreas", "gallbladder", "stomach"} <= set(lines[0]["concepts"])
     assert lines[0]["modality"] == "CT" and all(v >= 0 for v in lines[0]["concepts"].values())
 
