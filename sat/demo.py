@@ -129,7 +129,8 @@ def summarize(rows: list[dict]) -> dict:
             "per_structure": per_structure, "rows": rows}
 
 
-def print_table(m: dict, file=sys.stdout) -> None:
+def print_table(m: dict, file=None) -> None:
+    file = file or sys.stdout  # the stream of the time of the call, not of the import
     print(f"{'structure':24} {'n':>3} {'Dice':>6} {'NSD':>6} {'Dice(syn)':>9}", file=file)
     for c, v in m["per_structure"].items():
         print(f"{c:24} {v['n']:>3} {v['dice']:6.3f} {v['nsd']:6.3f} {v['dice_synonym']:9.3f}", file=file)

@@ -67,8 +67,9 @@ def test_no_loading_weights_bar_unless_verbose():
             "from sat.text.encoder import TextEncoderSpec, build_text_encoder, minilm_dir; "
             "build_text_encoder(TextEncoderSpec(backend='hf', path=str(minilm_dir())))")
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS", "TRANSFORMERS_VERBOSITY")}
-    quiet = subprocess.run([sys.executable, "-c", code, "q"], capture_output=True, text=True, env=env, timeout=300)
-    loud = subprocess.run([sys.executable, "-c", code, "v"], capture_output=True, text=True, env=env, timeout=300)
+    run = dict(capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=300)
+    quiet = subprocess.run([sys.executable, "-c", code, "q"], **run)
+    loud = subprocess.run([sys.executable, "-c", code, "v"], **run)
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr[-500:]
     assert "Loading weights" in loud.stderr  # the bar this guards against exists ...
     assert "Loading weights" not in quiet.stderr and quiet.stderr.strip() == ""  # ... and is hidden by default

@@ -21,7 +21,6 @@ Flags go to ``statistics.json`` (``plausibility``), the preview legend and one w
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 VOLUME_FACTOR = 2.0  # flagged below lo / factor or above hi * factor
 INTENSITY_MARGIN = 0.5  # normalised units (image standard deviations) beyond the training range
@@ -29,18 +28,20 @@ OUTSIDE_BODY_FRACTION = 0.5
 SIDE_MARGIN_MM = 5.0
 
 
+def _between(fg: np.ndarray, axis: int) -> np.ndarray:
+    """Voxels with foreground on both sides along ``axis`` (or foreground themselves)."""
+    before = np.maximum.accumulate(fg, axis=axis)
+    after = np.flip(np.maximum.accumulate(np.flip(fg, axis), axis=axis), axis)
+    return before & after
+
+
 def body_mask(image: np.ndarray) -> np.ndarray:
-    """(X, Y, Z) bool body of a normalised RAS-grid image (X, Y, Z): above a low threshold, with
-    holes filled in every axial (Z) slice and only the largest connected part kept."""
+    """(X, Y, Z) bool body of a normalised RAS-grid image (X, Y, Z): voxels above a low threshold,
+    plus, in every axial slice, voxels enclosed by them along both the X and Y lines through them
+    (lungs and bowel gas count as inside; air beside the body does not)."""
     lo, hi = np.percentile(image[::2, ::2, ::2], [0.5, 99.0])
     fg = image > lo + 0.1 * (hi - lo)
-    labels, n = ndimage.label(fg)
-    if n > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        fg = labels == (int(np.argmax(sizes)) + 1)
-    for z in range(fg.shape[2]):
-        fg[:, :, z] = ndimage.binary_fill_holes(fg[:, :, z])
-    return fg
+    return fg | (_between(fg, 0) & _between(fg, 1))
 
 
 def training_range(stats: dict, concept: str, modality: str) -> tuple[dict | None, list | None]:

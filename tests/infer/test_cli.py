@@ -120,7 +120,8 @@ def test_single_runs(capsys, bad_inputs, tiny_checkpoint, tmp_path):
     names = {p.name for p in (tmp_path / "a").iterdir()}
     assert {"liver.nii.gz", "left_kidney.nii.gz", "spleen.nii.gz", "liver_prob.nii.gz", "multilabel.nii.gz",
             "multilabel.json", "statistics.json", "preview.png", "result.json"} <= names
-    assert json.loads(out.strip().splitlines()[-1]) == {"output": str(tmp_path / "a"), "structures": 3, "refused": 0}
+    assert json.loads(out.strip().splitlines()[-1]) == {"output": str(tmp_path / "a"), "structures": 3, "refused": 0,
+                                                         "implausible": 0}
     # a 4D image with a channel choice; a refused prompt gives exit 2 but the answered one is written
     rc, out, err = _run(capsys, "-i", bad_inputs / "four_d.nii.gz", "--channel", "1", "-o", tmp_path / "b",
                         "-p", "lumbar spine", "-p", "liver", "--checkpoint", tiny_checkpoint, "--no-preview")
@@ -201,6 +202,6 @@ def test_batch_warnings_wait_for_the_progress_bar(capsys, tiny_checkpoint, tmp_p
     rc, out, err = _run(capsys, "-i", src, "-o", tmp_path / "out", "-p", "liver", "--checkpoint", tiny_checkpoint,
                         "--no-preview")
     assert rc == 1 and "2 segmented" in out
-    line = "sat segment: warning: modality not given; inferred CT from intensities"
+    line = "sat segment: warning: modality not given; inferred"
     assert err.count(line) == 1 and "(2 times)" in err.split(line)[1].splitlines()[0]
     assert err.rindex(line) > err.rindex("case")  # after the bar's last update

@@ -23,10 +23,12 @@ def _affines():
     obl = np.eye(4)
     obl[:3, :3] = rot @ np.diag([2.5, 3.0, 4.5])
     obl[:3, 3] = [-40, 12, 7]
-    return {"RAS": ras, "LPS": lps, "oblique": obl}
+    # OpenKBP's storage: posterior-, left- and inferior-first (axis codes P, L, I), axes permuted
+    pli = np.array([[0, -3.906, 0, 248.0], [-3.906, 0, 0, 248.0], [0, 0, -2.5, 158.75], [0, 0, 0, 1]])
+    return {"RAS": ras, "LPS": lps, "oblique": obl, "PLI": pli}
 
 
-@pytest.mark.parametrize("name", ["RAS", "LPS", "oblique"])
+@pytest.mark.parametrize("name", ["RAS", "LPS", "oblique", "PLI"])
 def test_output_geometry_equals_input(segmenter, tmp_path, name):
     rng = np.random.default_rng(0)
     data = rng.normal(40, 30, size=(37, 30, 23)).astype(np.int16)
@@ -50,7 +52,9 @@ def test_prompts_synonyms_groups_and_refusal(segmenter, phantom_ct):
     assert set(by["kidneys"].used_concepts) <= {"kidneys", "kidney_left", "kidney_right"}
     refused = {r["prompt"]: r for r in res.refused}
     assert set(refused) == {"banana", "lumbar spine"}
-    assert "banana" not in by and 0 < len(refused["banana"]["suggestions"]) <= 5
+    assert "banana" not in by and len(refused["banana"]["suggestions"]) <= 5
+    for r in refused.values():  # suggestions are only concepts this model answers (issue 19)
+        assert all(segmenter.plan([s["name"]])[0].concepts for s in r["suggestions"])
     # the random-weight model is only 'trained' on phantom concepts: lumbar spine is known but refused
     assert "not trained" in refused["lumbar spine"]["reason"] and refused["lumbar spine"]["suggestions"]
 
