@@ -106,7 +106,7 @@ def test_row04_model_grid_is_capped_before_allocation(h):
 
 @pytest.mark.slow
 def test_row04_segmenter_on_huge_extent_refuses_in_bounded_memory(h, tmp_path, tiny_checkpoint):
-    path = h.write_nifti(tmp_path / "wide.nii.gz", np.zeros((512, 512, 8), np.int16), spacing=(40.0, 40.0, 40.0))
+    path = h.write_nifti(tmp_path / "wide.nii.gz", np.zeros((512, 512, 16), np.int16), spacing=(40.0, 40.0, 40.0))
     r = h.run_bounded(f"""
         seg = Segmenter.from_checkpoint({str(tiny_checkpoint)!r}, device="cpu")
         try:
