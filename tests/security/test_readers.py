@@ -29,7 +29,7 @@ def _no_model():
 
 def _refused(path, limits, pattern: str) -> str:
     with pytest.raises(InputError, match=pattern) as info:
-        load_volume(path, limits=limits)
+        load_volume(path, **({"limits": limits} if limits is not None else {}))
     assert "\n" not in str(info.value)
     return str(info.value)
 
@@ -37,6 +37,12 @@ def _refused(path, limits, pattern: str) -> str:
 def test_row01_detached_header_outside_root_is_refused(h, root, tmp_path):
     secret = tmp_path / "outside" / "secret.raw"
     secret.write_bytes(bytes(range(1, 65)))
+    h.mhd_pointing_at(root, str(secret))
+    # through the measure tool: intensity statistics of the outside file are never returned
+    h.write_nifti(root / "mask.nii.gz", np.ones((4, 4, 4), np.uint8))
+    d = Dispatcher(_no_model, SafetyPolicy(allowed_roots=[root]))
+    with pytest.raises(ToolFailure, match="outside the allowed roots"):
+        d.call("measure", {"mask_path": "mask.nii.gz", "image_path": "evil.mhd"})
     limits = SafetyPolicy(allowed_roots=[root]).limits()
     for path in (h.mhd_pointing_at(root, str(secret)), h.mhd_pointing_at(root, "../outside/secret.raw", name="rel.mhd"),
                  h.nhdr_pointing_at(root, str(secret)),
@@ -46,11 +52,6 @@ def test_row01_detached_header_outside_root_is_refused(h, root, tmp_path):
     _refused(h.mhd_pointing_at(root, "LIST", name="list.mhd"), limits, "list or pattern")
     (root / "ok.raw").write_bytes(bytes(64))  # a data file inside the root still loads
     assert load_volume(h.mhd_pointing_at(root, "ok.raw", name="ok.mhd"), limits=limits).shape == (4, 4, 4)
-    # through the measure tool: intensity statistics of the outside file are never returned
-    h.write_nifti(root / "mask.nii.gz", np.ones((4, 4, 4), np.uint8))
-    d = Dispatcher(_no_model, SafetyPolicy(allowed_roots=[root]))
-    with pytest.raises(ToolFailure, match="outside the allowed roots"):
-        d.call("measure", {"mask_path": "mask.nii.gz", "image_path": "evil.mhd"})
 
 
 def test_row02_symlinked_dicom_slices_are_refused(h, root, tmp_path):
@@ -59,11 +60,10 @@ def test_row02_symlinked_dicom_slices_are_refused(h, root, tmp_path):
     linked.mkdir()
     for f in sorted(series.iterdir()):
         (linked / f.name).symlink_to(f)
-    limits = SafetyPolicy(allowed_roots=[root]).limits()
-    _refused(linked, limits, "outside the allowed roots")
     d = Dispatcher(_no_model, SafetyPolicy(allowed_roots=[root]))
     with pytest.raises(ToolFailure, match="outside the allowed roots"):
         d.call("segment", {"image_path": "linked", "prompts": ["liver"]})
+    _refused(linked, SafetyPolicy(allowed_roots=[root]).limits(), "outside the allowed roots")
 
 
 def test_row03_fifo_is_refused_at_once(h, root):
