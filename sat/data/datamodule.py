@@ -23,9 +23,19 @@ from sat.data.shard_format import decode_case, decode_sample
 from sat.model.universal import modality_index
 
 
-def expand_urls(spec: str) -> list[str]:
-    """Local globs become sorted file lists; brace patterns, http(s):// and pipe: pass through."""
-    if spec.startswith(("http://", "https://", "pipe:", "gs://", "s3://")):
+COMMAND_SCHEMES = ("pipe:", "gs://", "s3://")  # WebDataset runs a shell command to open these
+
+
+def expand_urls(spec: str, allow_pipe: bool = False) -> list[str]:
+    """Local globs become sorted file lists; brace patterns and http(s):// pass through.
+
+    ``pipe:``, ``gs://`` and ``s3://`` URLs make WebDataset run a shell command (``pipe:cmd``,
+    ``gsutil``, ``aws``); they are refused unless ``allow_pipe`` (``data.allow_pipe``) is set.
+    """
+    if spec.startswith(COMMAND_SCHEMES) and not allow_pipe:
+        raise ValueError(f"shard URL {spec!r} runs a shell command (as in WebDataset); set data.allow_pipe: true "
+                         "to allow it")
+    if spec.startswith(("http://", "https://", *COMMAND_SCHEMES)):
         return list(wds.shardlists.expand_urls(spec))
     files = sorted(f for part in wds.shardlists.expand_urls(spec) for f in glob.glob(part))
     if not files:
@@ -134,6 +144,7 @@ class ShardDataModule(L.LightningDataModule):
             ``{"msd_task04_hippocampus": {"patch_size": [48, 64, 48]}}``: datasets of very
             different extent (a 35 mm hippocampus crop, a 450 mm head-and-neck CT) each get the
             crop that fits them. Every batch comes from one dataset, so crops in a batch match.
+        allow_pipe: accept ``pipe:``, ``gs://`` and ``s3://`` shard URLs, which run shell commands.
     """
 
     def __init__(self, train: dict[str, str], weights: dict[str, float] | None = None,
@@ -141,7 +152,7 @@ class ShardDataModule(L.LightningDataModule):
                  batch_size: int = 2, num_workers: int = 1, steps_per_epoch: int = 100,
                  shuffle_buffer: int = 8, crops_per_case: int = 2, seed: int = 0,
                  tree_dir: str | None = None, dataset_sampling: dict[str, dict] | None = None,
-                 pin_memory: bool = False) -> None:
+                 pin_memory: bool = False, allow_pipe: bool = False) -> None:
         super().__init__()
         self.train, self.weights, self.val = train, weights or {}, val or {}
         self.sampling = sampling or SamplingConfig()
@@ -154,6 +165,7 @@ class ShardDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.steps_per_epoch, self.shuffle_buffer = steps_per_epoch, shuffle_buffer
         self.crops_per_case, self.seed, self.tree_dir = crops_per_case, seed, tree_dir
+        self.allow_pipe = allow_pipe
 
     def _tree_maps(self) -> tuple[dict, dict]:
         from sat.knowledge.tree import load_tree
@@ -177,7 +189,7 @@ class ShardDataModule(L.LightningDataModule):
         for name, spec in sorted(self.train.items()):
             to_example = _ToExample(self.sampling_for(name), groups, mirrors, self.crops_per_case, self.seed)
             pipe = wds.DataPipeline(
-                wds.ResampledShards(expand_urls(spec), seed=self.seed, deterministic=True),
+                wds.ResampledShards(expand_urls(spec, self.allow_pipe), seed=self.seed, deterministic=True),
                 wds.tarfile_to_samples(handler=wds.warn_and_continue),
                 wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer),
                 to_example,
@@ -194,6 +206,6 @@ class ShardDataModule(L.LightningDataModule):
     def val_dataloader(self):
         if not self.val:
             return []
-        urls = [u for spec in self.val.values() for u in expand_urls(spec)]
+        urls = [u for spec in self.val.values() for u in expand_urls(spec, self.allow_pipe)]
         return torch.utils.data.DataLoader(ShardMapDataset(urls), batch_size=None,
                                            num_workers=0, collate_fn=lambda x: x)

@@ -132,3 +132,13 @@ def test_per_dataset_crops_batch_one_dataset_at_a_time(tmp_path):
     assert seen == {"kbp", "kbp_small"}
     with __import__("pytest").raises(ValueError, match="not training datasets"):
         ShardDataModule({"kbp": "x"}, dataset_sampling={"other": {"patch_size": [8, 8, 8]}})
+
+
+def test_training_refuses_command_urls_unless_allowed(tmp_path):
+    from sat.data.datamodule import expand_urls
+
+    marker = tmp_path / "ran"
+    with __import__("pytest").raises(ValueError, match="data.allow_pipe"):
+        expand_urls(f"pipe:touch {marker}")
+    assert expand_urls(f"pipe:touch {marker}", allow_pipe=True) == [f"pipe:touch {marker}"]
+    assert not marker.exists()  # expanding a URL never runs it
