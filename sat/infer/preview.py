@@ -132,12 +132,15 @@ def render_preview(image: np.ndarray, affine: np.ndarray, masks: dict[str, np.nd
             ax.text(x, y, letter, transform=ax.transAxes, ha=ha, va=va, color="yellow", fontsize=9)
         ax.axis("off")
     handles = [Patch(color=colours[s], label=s if ras[s].any() else f"{s} (empty)") for s in ras]
-    if handles:
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
-                   labelcolor="white", fontsize=9)
+    rows = 0
+    if handles:  # long labels (e.g. "[implausible: volume, intensity]") get fewer columns, more rows
+        longest = max(len(h.get_label()) for h in handles)
+        ncol = max(1, min(len(handles), 6, 150 // max(longest + 6, 1)))
+        rows = -(-len(handles) // ncol)
+        fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, labelcolor="white", fontsize=9)
     if title:
         fig.suptitle(title, color="white")
-    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.95 if title else 1))
+    fig.tight_layout(rect=(0, min(0.06 + 0.05 * rows, 0.4) if handles else 0, 1, 0.95 if title else 1))
     path = Path(path)
     try:
         fig.savefig(path, dpi=100, facecolor="black")
