@@ -24,7 +24,8 @@ def export_module(module, datamodule, path: str | Path, net=None) -> Path:
                            tree_hash=module.tree_hash, preprocess=PreprocessSpec(spacing=module.spacing,
                                                      modality_spacing=getattr(module, "modality_spacing", {})).to_dict(),
                            trained_concepts=sorted(module.trained_concepts),
-                           extra={"patch_size": patch, "ema": net is not module.net, **training_facts(datamodule)},
+                           extra={"patch_size": patch, "ema": net is not module.net,
+                                  "steps": int(getattr(module, "global_step", 0)), **training_facts(datamodule)},
                            text_delta=encoder_delta(module.text_spec))
 
 

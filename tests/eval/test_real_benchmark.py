@@ -56,3 +56,7 @@ def test_quick_profile_end_to_end(tmp_path):
     img = nib.load(str(ct))
     assert not mask or (mask[0].mask.shape == img.shape)
     assert np.allclose(load_volume(ct).affine, img.affine)
+    # an existing checkpoint is scored as it is: no shards, no training, no specialists
+    again = run_real(profile, tmp_path / "again", checkpoint=Path(profile.checkpoint), specialists=False)
+    assert {r["model"] for r in again["rows"]} == {"universal"} and again["shards"] == {}
+    assert again["universal"]["steps"] == result["universal"]["steps"]

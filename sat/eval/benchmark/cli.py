@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sat.eval.benchmark.config import load_profile, resolve_path
+from sat.errors import InputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     rl.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
     rl.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
     rl.add_argument("--work", type=Path, help="shards and runs (default: the profile's work_dir)")
+    rl.add_argument("--checkpoint", type=Path, help="score this universal checkpoint instead of training one")
+    rl.add_argument("--no-specialists", action="store_true", help="skip the per-dataset specialists")
+    rl.add_argument("--max-cases", type=int, help="cases per split and dataset (default: the profile's)")
     sp = sub.add_parser("speed", help="inference, training-step, data-pipeline and memory timings")
     sp.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
     sp.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
@@ -111,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         from sat.eval.benchmark.real import run_real
         from sat.eval.benchmark.real_report import write_real_report
 
+        if args.max_cases is not None:
+            profile = replace(profile, max_cases=args.max_cases)
+        if args.checkpoint is not None and not args.checkpoint.is_file():
+            raise InputError(f"checkpoint not found: {args.checkpoint}")
         work = args.work if args.work is not None else resolve_path(profile.work_dir) / profile.name
-        md = write_real_report(run_real(profile, work), out, command)
+        md = write_real_report(run_real(profile, work, args.checkpoint, not args.no_specialists), out, command)
     else:
         md = run_speed_command(profile, out, command)
     print(f"wrote {md}")

@@ -121,8 +121,24 @@ def _machine() -> dict:
             "load_average_1min": round(os.getloadavg()[0], 2), "cuda": torch.cuda.is_available()}
 
 
-def run_real(profile: RealProfile, work: Path) -> dict:
-    """Run the benchmark; returns the profile, timings, machine facts and every per-case row."""
+def trained_checkpoint(path: Path) -> dict:
+    """An already trained universal checkpoint, described like :func:`train_universal`'s result."""
+    from sat.model.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(path)
+    return {"checkpoint": str(path), "steps": meta.get("extra", {}).get("steps"), "train_s": None,
+            "given": True}
+
+
+def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, specialists: bool = True) -> dict:
+    """Run the benchmark; returns the profile, timings, machine facts and every per-case row.
+
+    Args:
+        checkpoint: score this universal checkpoint instead of training one (no shards are built
+            unless specialists are trained).
+        specialists: train and score the per-dataset specialists (their budget is the universal
+            run's wall time, or the profile's ``minutes`` when a checkpoint is given).
+    """
     from sat.eval.benchmark.real_eval import evaluate_all
 
     threads = torch.get_num_threads()
@@ -132,22 +148,25 @@ def run_real(profile: RealProfile, work: Path) -> dict:
         machine = _machine()
         work.mkdir(parents=True, exist_ok=True)
         shards = work / "shards"
-        built = build_real_shards(profile, shards)
+        built = build_real_shards(profile, shards) if checkpoint is None or specialists else {}
         data_s = time.perf_counter() - t_start
         base = yaml.safe_load(resolve_path(profile.base_config).read_text()) or {}
-        universal = train_universal(profile, shards, work / "universal")
-        specialists = train_specialists(profile, shards, base, universal["train_s"])
+        universal = (train_universal(profile, shards, work / "universal") if checkpoint is None
+                     else trained_checkpoint(Path(checkpoint)))
+        budget_s = universal["train_s"] if universal["train_s"] is not None else 60.0 * profile.minutes
+        trained = train_specialists(profile, shards, base, budget_s) if specialists else {}
         t0 = time.perf_counter()
-        rows, extras = evaluate_all(profile, Path(universal["checkpoint"]), specialists, work)
+        rows, extras = evaluate_all(profile, Path(universal["checkpoint"]), trained, work)
         eval_s = time.perf_counter() - t0
         ckpt = resolve_path(profile.checkpoint)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(universal["checkpoint"], ckpt)
+        if ckpt.resolve() != Path(universal["checkpoint"]).resolve():
+            shutil.copyfile(universal["checkpoint"], ckpt)
         machine["load_average_1min_end"] = round(os.getloadavg()[0], 2)
         return {"profile": asdict(profile), "machine": machine, "shards": built, "data_s": data_s,
                 "universal": universal, "checkpoint": str(profile.checkpoint),
                 "specialists": {n: {"steps": s.steps, "train_s": s.train_s, "concepts": s.concepts,
-                                    "filters": list(profile.specialist_filters)} for n, s in specialists.items()},
+                                    "filters": list(profile.specialist_filters)} for n, s in trained.items()},
                 "rows": rows, **extras, "eval_s": eval_s, "total_s": time.perf_counter() - t_start}
     finally:
         torch.set_num_threads(threads)

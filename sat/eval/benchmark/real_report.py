@@ -133,8 +133,11 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
     specs = result["specialists"]
     facts = bullet_list([
         f"command: `{command}` (profile `{prof['name']}`, seed {prof['seed']})",
-        f"universal model: {result['universal']['steps']} steps in {result['universal']['train_s']:.0f} s; "
-        f"checkpoint `{result['checkpoint']}`",
+        (f"universal model: {result['universal']['steps']} steps in {result['universal']['train_s']:.0f} s; "
+         if result["universal"].get("train_s") is not None else
+         f"universal model: the given checkpoint, trained for {result['universal']['steps']} steps; ")
+        + f"checkpoint `{result['checkpoint']}`",
+        *([] if specs else ["specialists: not run (`--no-specialists`)"]),
         *(f"specialist {n}: {s['steps']} steps in {s['train_s']:.0f} s (DynUNet {s['filters']})"
           for n, s in specs.items()),
         f"wall time: data {result['data_s']:.0f} s, evaluation {result['eval_s']:.0f} s, total {result['total_s']:.0f} s",
