@@ -421,11 +421,14 @@ class Resolver:
         if self._keys is None:
             self._keys = {c.id: frozenset().union(*(agreement_keys(tokens(t))[0] for t in (c.id, *c.terms)))
                           for c in self.tree.concepts.values()}
+        # never trade the side the similarity found for an agreeing word ("RML lateral segment"
+        # stays right: a side the text names is enforced later anyway)
+        opposite = {"left": "right", "right": "left"}.get(self.tree.get(ranked[0][0]).laterality)
         for need in dict.fromkeys(k for k in keys if k):
             for k, (cid, score) in enumerate(ranked):
                 if score < self.threshold:
                     break
-                if need <= self._keys[cid]:
+                if need <= self._keys[cid] and self.tree.get(cid).laterality != opposite:
                     return [ranked[k], *ranked[:k], *ranked[k + 1:]]
         return ranked
 

@@ -158,3 +158,19 @@ def test_agreement_keys_fold_codes_numbers_and_directions():
     assert agreement_keys(["upper", "end", "of", "radius"])[0] == {"superior"}
     assert agreement_keys(["pectoralis", "minor"])[0] == {"lesser"}
     assert agreement_keys(["liver"]) == (frozenset(), frozenset())
+
+
+def test_agreement_never_trades_the_side_similarity_found():
+    import torch
+
+    from sat.knowledge.resolver import Resolver
+    from sat.knowledge.tree import Concept, KnowledgeTree
+
+    tree = KnowledgeTree([
+        Concept("seg_r", "right anterior segment", "d", "thorax", "substructure", laterality="right", mirror="seg_l"),
+        Concept("seg_l", "left lateral segment", "d", "thorax", "substructure", laterality="left", mirror="seg_r"),
+        Concept("zone", "lateral zone", "d", "thorax", "substructure")])
+    ids = list(tree.concepts)
+    r = Resolver(tree, ids, torch.eye(3), lambda texts: torch.tensor([[0.9, 0.8, 0.0]] * len(texts)),
+                 threshold=0.5, thesaurus=None)
+    assert r.resolve("RML lateral piece").concept == "seg_r"  # "lateral" alone does not flip the side
