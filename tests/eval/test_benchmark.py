@@ -12,6 +12,7 @@ import torch
 
 from sat.errors import InputError
 from sat.eval.benchmark.config import PhantomProfile, SpeedProfile, config_dir, load_profile
+from sat.eval.benchmark.real_profile import RealProfile
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -21,10 +22,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_every_profile_instantiates(path):
     kind = path.stem.split("_", 1)[0]
     profile = load_profile(kind, path)
-    assert isinstance(profile, {"phantom": PhantomProfile, "speed": SpeedProfile}[kind])
+    assert isinstance(profile, {"phantom": PhantomProfile, "speed": SpeedProfile, "real": RealProfile}[kind])
     assert load_profile(kind, path.stem.split("_", 1)[1]) == profile  # by name as well
     if kind == "phantom":
         assert 3 * profile.specialist_steps <= profile.steps < 3 * profile.specialist_steps + 3
+    if kind in ("phantom", "real"):
         assert (config_dir().parents[1] / profile.base_config).is_file()
 
 

@@ -38,7 +38,7 @@ def test_quick_profile_on_cpu_writes_every_section(tmp_path, capsys):
     options = {r["option"]: r for r in res["options"]}
     assert {"default", "channels_last_3d", "checkpointing=False", "checkpointing=True"} <= set(options)
     assert not [r for r in res["options"] if "error" in r]
-    text = md.read_text()
+    text = md.read_text(encoding="utf-8")
     out = capsys.readouterr().out
     for heading in ("Training step per variant", "Text-query head vs a plain", "Sliding-window inference",
                     "Shard streaming", "GPU-path switches"):

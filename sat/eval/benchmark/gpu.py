@@ -218,10 +218,10 @@ def write_results(result: dict, md_path: Path | None, json_path: Path, command: 
 
     text = markdown(result, command)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(result, indent=1, default=str))
+    json_path.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     if md_path is not None:
         md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(text)
+        md_path.write_text(text, encoding="utf-8")
     return text
 
 

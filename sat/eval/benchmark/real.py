@@ -150,7 +150,7 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         shards = work / "shards"
         built = build_real_shards(profile, shards) if checkpoint is None or specialists else {}
         data_s = time.perf_counter() - t_start
-        base = yaml.safe_load(resolve_path(profile.base_config).read_text()) or {}
+        base = yaml.safe_load(resolve_path(profile.base_config).read_text(encoding="utf-8")) or {}
         universal = (train_universal(profile, shards, work / "universal") if checkpoint is None
                      else trained_checkpoint(Path(checkpoint)))
         budget_s = universal["train_s"] if universal["train_s"] is not None else 60.0 * profile.minutes

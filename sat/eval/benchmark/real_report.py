@@ -129,7 +129,7 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
         if case is not None:
             figures.append(overlay(resolve_path(result["universal"]["checkpoint"]), ds["recipe"],
                                    resolve_path(ds["root"]), case, folder / f"overlay_{name}.png"))
-    (folder / "rows.json").write_text(json.dumps({**result, "tables": tables}, indent=1, default=str))
+    (folder / "rows.json").write_text(json.dumps({**result, "tables": tables}, indent=1, default=str), encoding="utf-8")
     specs = result["specialists"]
     facts = bullet_list([
         f"command: `{command}` (profile `{prof['name']}`, seed {prof['seed']})",
@@ -164,5 +164,5 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
         section("Figures", "\n".join(f"![{p.stem}]({FOLDER}/{p.name})" for p in figures)),
     ])
     path = out / "real_benchmark.md"
-    path.write_text(md)
+    path.write_text(md, encoding="utf-8")
     return path
