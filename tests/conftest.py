@@ -1,6 +1,7 @@
 """Shared fixtures: tiny phantoms, a tiny random-weight checkpoint, the real CT sample path."""
 from __future__ import annotations
 
+import locale
 import os
 from pathlib import Path
 
@@ -21,6 +22,17 @@ def _hermetic_cache(tmp_path_factory):
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _keep_locale():
+    """Undo a locale switch made inside a test: SimpleITK's DICOM *writer* (GDCM), which tests use
+    to make series, sets LC_CTYPE to "C", and every later default-encoding read or write in the
+    process becomes ASCII. The project's own readers leave the locale alone (checked)."""
+    before = locale.setlocale(locale.LC_CTYPE)
+    yield
+    if locale.setlocale(locale.LC_CTYPE) != before:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
 @pytest.fixture(scope="session")
