@@ -16,6 +16,20 @@ from sat.knowledge.tree import REGIONS
 PANELS = (("dice", "Dice"), ("nsd", "NSD"))
 
 
+def finish_dice_figure(fig, ax, path: Path, title: str, ylabel: str = "Dice", dpi: int = 90) -> Path:
+    """Label, grid, legend, lay out and save a Dice chart as PNG, then close it; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def _values(rows: Sequence[Mapping[str, Any]], metric: str) -> list[float]:
     return [float(r[metric]) for r in rows if not math.isnan(float(r[metric]))]
 

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from sat.eval.benchmark.phantom_tables import all_tables, universal_table
+from sat.eval.plots import finish_dice_figure
 from sat.eval.report import bullet_list, markdown_table, section
 
 FOLDER = "phantom_benchmark"
@@ -42,14 +43,7 @@ def _bars(path: Path, groups: list[str], series: dict[str, list[float]], title: 
         ax.bar(xs, [0.0 if math.isnan(v) else v for v in values], width, label=name)
     ax.set_xticks(range(len(groups)), groups, rotation=40, ha="right", fontsize=8)
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("Dice")
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return finish_dice_figure(fig, ax, path, title)
 
 
 def write_plots(tables: dict[str, list[dict]], folder: Path) -> dict[str, Path]:

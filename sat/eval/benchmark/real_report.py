@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sat.eval.benchmark.real_tables import laterality, median_case, per_structure, robustness
+from sat.eval.plots import finish_dice_figure
 from sat.eval.report import bullet_list, markdown_table, section
 
 FOLDER = "real_benchmark"
@@ -53,14 +54,8 @@ def box_plot(rows: list[dict], dataset: str, path: Path) -> Path:
             ax.plot([], [], color=color, label=model, linewidth=6)
     ax.set_xticks(range(len(concepts)), concepts, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(-0.03, 1.03)
-    ax.set_ylabel("Dice per validation case")
-    ax.set_title(f"{dataset}: Dice per structure (triangle = mean)", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return finish_dice_figure(fig, ax, path, f"{dataset}: Dice per structure (triangle = mean)",
+                              "Dice per validation case")
 
 
 def overlay(checkpoint: Path, recipe_name: str, root: Path, case_id: str, path: Path) -> Path:
