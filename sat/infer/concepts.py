@@ -79,9 +79,7 @@ def show(args, tree) -> int:
     info = {**asdict(c), "parents": tree.parents(c.id), "children": tree.children(c.id),
             "ancestors": tree.ancestors(c.id), "segmentable": bool(via), "trained": c.id in seg.trained,
             "via": via}
-    if args.json:
-        print(json.dumps(info, ensure_ascii=False))
-    else:
-        for k, v in info.items():
-            print(f"{k:<12} {', '.join(v) if isinstance(v, (list, tuple)) else v}")
+    from sat.knowledge.cli import print_info
+
+    print_info(info, args.json)
     return 0

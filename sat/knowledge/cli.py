@@ -95,12 +95,17 @@ def _show(args) -> int:
     c = tree.get(args.id)
     info = {**asdict(c), "parents": tree.parents(c.id), "children": tree.children(c.id),
             "ancestors": tree.ancestors(c.id)}
-    if args.json:
+    print_info(info, args.json)
+    return 0
+
+
+def print_info(info: dict, as_json: bool) -> None:
+    """A concept's fields as one JSON line, or one ``field  value`` line each."""
+    if as_json:
         print(json.dumps(info, ensure_ascii=False))
     else:
         for k, v in info.items():
             print(f"{k:<12} {', '.join(v) if isinstance(v, (list, tuple)) else v}")
-    return 0
 
 
 def _list(args) -> int:
