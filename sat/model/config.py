@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from sat.resources import configs_dir
 from sat.yaml_io import read_yaml_mapping
 
 BACKBONES = ("unet", "dynunet", "swinunetr")
@@ -127,8 +128,8 @@ class ModelConfig:
 
 
 def model_config_dir() -> Path:
-    """``configs/model`` of this source tree."""
-    return Path(__file__).resolve().parents[2] / "configs" / "model"
+    """``configs/model``, packaged or of the checkout (:mod:`sat.resources`)."""
+    return configs_dir("model")
 
 
 def model_variants() -> list[str]:

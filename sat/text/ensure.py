@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from sat.errors import InputError
+from sat.resources import configs_dir
 
 
 def add_text_encoder_args(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +50,7 @@ def text_encoder(choice: str, minutes: float = 6.0) -> str | None:
         raise InputError(f"--text-minutes must be positive, got {minutes}")
     from sat.text.pretrain import main as text_fit
 
-    config = Path(__file__).resolve().parents[2] / "configs" / "text" / "knowledge.yaml"
+    config = configs_dir("text") / "knowledge.yaml"
     root = path.parent
     import torch
 
