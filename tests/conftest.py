@@ -75,7 +75,7 @@ def tiny_checkpoint(tmp_path_factory, concept_table) -> Path:
     """A random-weight tiny model checkpoint 'trained' on the phantom concepts (for geometry/API tests)."""
     import torch
 
-    from sat.data.preprocess import PreprocessSpec
+    from sat.volume.preprocess import PreprocessSpec
     from sat.knowledge.tree import load_tree
     from sat.model.builder import build_model
     from sat.model.checkpoint import save_checkpoint

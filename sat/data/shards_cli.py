@@ -141,7 +141,7 @@ def _verify(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
-        from sat.data.bench import main as bench_main
+        from sat.bench.data_pipeline import main as bench_main
 
         return bench_main(argv[1:])
     p = argparse.ArgumentParser(prog="sat shards")

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from sat.infer.batch import discover_cases
 
     cases = discover_cases(source)
-    from sat.infer.io import check_writable_dir
+    from sat.io.volume import check_writable_dir
 
     out = check_writable_dir(args.output)
     options = dict(prompts=prompts, all_concepts=args.all, probabilities=args.probabilities, tta=args.tta)
@@ -156,7 +156,7 @@ def _load(ckpt: Path, args, threads):
 
 
 def _single(args, ckpt, threads, source, out, options, save) -> int:
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     volume = load_volume(source, channel=args.channel)  # bad images fail before the model loads
     if "dicom_seg" in save["formats"] and volume.header_meta.get("format") != "dicom":
@@ -231,7 +231,7 @@ def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
 
 
 def _volume(path, channel):
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     return load_volume(path, channel=channel)
 

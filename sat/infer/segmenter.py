@@ -13,13 +13,13 @@ import weakref
 import numpy as np
 import torch
 
-from sat.data.preprocess import PreprocessSpec, preprocess_case
+from sat.volume.preprocess import PreprocessSpec, preprocess_case
 from sat.errors import InputError
-from sat.infer.engine import FeatureCache, decode_tta, encode_image, flip_lr
+from sat.model.sliding_window import FeatureCache, decode_tta, encode_image, flip_lr
 from sat.data.concept_stats import read_concept_stats
-from sat.infer.io import Volume, load_volume
+from sat.io.volume import Volume, load_volume
 from sat.infer.plausibility import body_mask, check_mask, domain_note
-from sat.infer.prompts import PromptPlan, contradicting_sides, plan_prompt
+from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads

@@ -2,7 +2,7 @@
 
 Order:
 
-0. **Parse** (:func:`sat.knowledge.prompt.parse_prompt`): modality, sequence, contrast, phase,
+0. **Parse** (:func:`sat.knowledge.prompt_parse.parse_prompt`): modality, sequence, contrast, phase,
    scan references, task words ("segmentation of", "identified via ..."), report phrasing
    ("CT showing X structures", "region characterized by X") and a trailing region setting
    ("in the whole body region") are cut out as qualifiers; what is left is the anatomy.
@@ -42,7 +42,7 @@ import torch
 from sat.knowledge.glossary import english, english_reading, organ_reading
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
 from sat.knowledge.normalize import tokens
-from sat.knowledge.prompt import ParsedPrompt, parse_prompt
+from sat.knowledge.prompt_parse import ParsedPrompt, parse_prompt
 from sat.knowledge.thesaurus import Thesaurus, load_thesaurus
 from sat.knowledge.tree import KnowledgeTree
 

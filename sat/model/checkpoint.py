@@ -106,7 +106,7 @@ def check_text_spec(text, where: str) -> dict:
 
 def _check_meta(meta, where: str) -> dict:
     """Refuse malformed metadata with one line (a list, missing or mistyped fields, bad preprocess)."""
-    from sat.data.preprocess import PreprocessSpec
+    from sat.volume.preprocess import PreprocessSpec
 
     if not isinstance(meta, dict):
         raise InputError(f"{where}: metadata must be a JSON object, got {type(meta).__name__}")

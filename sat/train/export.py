@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from sat.data.preprocess import PreprocessSpec
+from sat.volume.preprocess import PreprocessSpec
 from sat.model.checkpoint import save_checkpoint
 
 

@@ -54,7 +54,7 @@ class SATModule(L.LightningModule):
         optim: optimiser and schedule. loss: partial-label loss terms (:class:`LossConfig`).
         spacing: preprocessing spacing (stored for inference).
         modality_spacing: preprocessing spacing per modality where it differs from ``spacing``
-            (stored for inference, see :class:`~sat.data.preprocess.PreprocessSpec`).
+            (stored for inference, see :class:`~sat.volume.preprocess.PreprocessSpec`).
         tree_dir: knowledge tree folder (``None`` = default tree).
         concept_table: ``text`` (rows = ``text`` encoder embeddings of the concept names) or
             ``onehot`` (rows = one-hot vectors, :mod:`sat.text.onehot`; needs ``model.text_dim``
@@ -177,7 +177,7 @@ class SATModule(L.LightningModule):
 
     def validation_step(self, sample, batch_idx):
         """Sliding-window prediction of one whole case; returns arrays for the overlay callback."""
-        from sat.infer.engine import predict_preprocessed
+        from sat.model.sliding_window import predict_preprocessed
 
         meta = sample["meta"]
         concepts = [c for c in meta["annotated"] if c in self.net.index]

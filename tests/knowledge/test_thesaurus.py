@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sat import knowledge
-from sat.knowledge.prompt import parse_prompt
+from sat.knowledge.prompt_parse import parse_prompt
 from sat.knowledge.resolver import Resolver
 from sat.knowledge.thesaurus import (DIRECTIONS, Thesaurus, ThesaurusConfig, load_thesaurus,
                                      read_wordnet, wordnet_dir)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sat.data.preprocess import PreprocessSpec
+from sat.volume.preprocess import PreprocessSpec
 from sat.model.builder import build_model
 from sat.model.checkpoint import load_checkpoint, save_checkpoint
 from sat.model.config import BackboneConfig, HeadConfig, ModelConfig

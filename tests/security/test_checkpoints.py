@@ -131,7 +131,7 @@ def test_issue19_item2_nothing_written_and_unwritable_cache_falls_back(tiny_chec
                   delta=delta)
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")
     vol = np.full((16, 16, 16), 40, np.int16)
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     result = seg.segment(load_volume(vol, np.diag([4.0, 4.0, 4.0, 1.0])), ["liver"])  # exact: no encoder
     assert [s.prompt for s in result.structures] == ["liver"]
