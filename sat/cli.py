@@ -41,19 +41,31 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _check_config_files(rest: list[str]) -> None:
-    """``sat fit --config FILE``: a missing FILE is one line, not LightningCLI's page of usage."""
-    from sat.errors import InputError
+def _check_config_files(rest: list[str]) -> list[str]:
+    """``sat fit --config FILE``: a missing FILE is one line, not LightningCLI's page of usage.
 
+    Returns ``rest`` with ``configs/...`` paths that the working directory lacks pointing at the
+    copies shipped with the package (:func:`sat.resources.shipped_path`).
+    """
+    from sat.errors import InputError
+    from sat.resources import shipped_path
+
+    out = list(rest)
     for i, arg in enumerate(rest):
-        flag, _, value = arg.partition("=")
+        flag, eq, value = arg.partition("=")
         if flag not in ("--config", "--trainer", "-c") or (not value and i + 1 >= len(rest)):
             continue
         value = value or rest[i + 1]
         if value.startswith("{") or value.startswith("-") or "\n" in value or ":" in value.split("/")[0]:
             continue  # inline YAML/JSON, or a missing value that LightningCLI reports itself
-        if not Path(value).expanduser().is_file():
+        found = shipped_path(value)
+        if not Path(found).expanduser().is_file():
             raise InputError(f"{flag} file not found: {value}")
+        if eq:
+            out[i] = f"{flag}={found}"
+        else:
+            out[i + 1] = found
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party(verbose)
     try:
         if cmd in ("fit", "validate"):
-            _check_config_files(rest)
+            rest = _check_config_files(rest)
+            if argv == sys.argv[1:]:  # LightningCLI reads sys.argv (and warns when given other args)
+                sys.argv[1:] = [cmd, *rest]
         module = importlib.import_module(COMMANDS[cmd][0])
         with one_line_parser_errors():
             return int(module.main([cmd, *rest] if cmd in ("fit", "validate") else rest) or 0)

@@ -73,3 +73,18 @@ def test_no_loading_weights_bar_unless_verbose():
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr[-500:]
     assert "Loading weights" in loud.stderr  # the bar this guards against exists ...
     assert "Loading weights" not in quiet.stderr and quiet.stderr.strip() == ""  # ... and is hidden by default
+
+
+def test_fit_reads_shipped_configs_outside_a_checkout(tmp_path, monkeypatch):
+    """``sat fit --config configs/...`` from a folder without configs/ uses the package's copies."""
+    from sat.cli import _check_config_files
+    from sat.errors import InputError
+    from sat.resources import configs_dir
+
+    monkeypatch.chdir(tmp_path)
+    out = _check_config_files(["--config", "configs/trainer/cpu.yaml", "--trainer=configs/trainer/cpu.yaml",
+                               "--trainer.max_steps", "3"])
+    shipped = str(configs_dir("trainer") / "cpu.yaml")
+    assert out == ["--config", shipped, f"--trainer={shipped}", "--trainer.max_steps", "3"]
+    with pytest.raises(InputError, match="configs/experiment/nope.yaml"):
+        _check_config_files(["--config", "configs/experiment/nope.yaml"])
