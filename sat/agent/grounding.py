@@ -17,7 +17,8 @@ from sat.agent.crops import key_slice_crops
 from sat.agent.measure import to_stats
 from sat.agent.mentions import extract_mentions, is_generic_lesion, is_lesion
 from sat.agent.models import Finding, GroundReportOutput, Mention, Suggestion, Unmatched
-from sat.io.volume import Volume, check_writable_dir, load_volume, save_mask, unique_filenames
+from sat.io.volume import Volume, load_volume
+from sat.io.writers import check_writable_dir, save_mask, unique_filenames
 
 
 def _phrase_mention(phrase: str, index: int) -> Mention:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from sat.knowledge.consistency import measure
-from sat.knowledge.resolver import Resolver
+from sat.text.resolver_factory import build_resolver
 from sat.knowledge.tree import KnowledgeTree
 from sat.text.calibrate import accepted, calibrate
 from sat.text.negatives import EVAL_NEGATIVES
@@ -51,7 +51,7 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
     start = time.perf_counter()
     split = split or SplitConfig()
     parts = split_tree(tree, split)
-    resolver = Resolver.from_spec(train_view(tree, parts, split.seed), spec, threshold=-1.0)
+    resolver = build_resolver(train_view(tree, parts, split.seed), spec, threshold=-1.0)
     cal = calibrate(tree, spec, split, resolver)
     t = cal["threshold"]
     queries = held_out_queries(tree, parts, "eval", split)
@@ -96,7 +96,7 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
               if full_pred[i] != q.gold][:12]
     phrasings = None
     if phrasing_file:  # the product's resolver: the full tree's index at the calibrated threshold
-        phrasings = measure(Resolver.from_spec(tree, spec, threshold=t), phrasing_file)
+        phrasings = measure(build_resolver(tree, spec, threshold=t), phrasing_file)
         metrics["phrasing_consistency"] = phrasings["consistency"]
     return {"label": label, "spec": asdict(spec), "threshold": t, "calibration": cal,
             "metrics": metrics, "per_category": per_category, "misses": misses, "phrasings": phrasings,

@@ -70,7 +70,8 @@ def evaluate(out: Path, phantoms: Path, ckpt: Path) -> dict:
     from sat.data.adapters import list_cases, load_case
     from sat.data.recipes import load_recipe
     from sat.eval.metrics import dice, nsd
-    from sat.io.volume import load_volume, save_mask
+    from sat.io.volume import load_volume
+    from sat.io.writers import save_mask
     from sat.infer.segmenter import Segmenter
 
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from sat.knowledge.resolver import Resolver
+from sat.text.resolver_factory import build_resolver
 from sat.knowledge.tree import KnowledgeTree
 from sat.text.queries import held_out_queries
 from sat.text.splits import SplitConfig, split_tree
@@ -51,7 +52,7 @@ def run_bench(tree: KnowledgeTree, spec=None, n: int = 1000, repeats: int = 3) -
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    resolver = Resolver.from_spec(tree, spec)
+    resolver = build_resolver(tree, spec)
     resolver.terms()  # concept embeddings: from the cache, outside the timing
     # steady state: the encoder's kernels for each batch shape are built once, outside the timing,
     # on prompts of the timed lengths that are not themselves timed

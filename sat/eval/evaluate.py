@@ -185,7 +185,7 @@ def evaluate_folders(pred: str | Path, gt: str | Path, out: str | Path | None = 
 
 
 def _write(run: EvalRun, out: Path, plots: bool) -> None:
-    from sat.io.volume import check_writable_dir
+    from sat.io.writers import check_writable_dir
 
     out = check_writable_dir(out)
     run.paths = write_tables(run.rows, run.summary, out)

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from sat.infer.batch import discover_cases
 
     cases = discover_cases(source)
-    from sat.io.volume import check_writable_dir
+    from sat.io.writers import check_writable_dir
 
     out = check_writable_dir(args.output)
     options = dict(prompts=prompts, all_concepts=args.all, probabilities=args.probabilities, tta=args.tta)
@@ -235,8 +235,3 @@ def _volume(path, channel):
 
     return load_volume(path, channel=channel)
 
-
-if __name__ == "__main__":
-    from sat.cli import main as dispatch
-
-    sys.exit(dispatch(["segment", *sys.argv[1:]]))

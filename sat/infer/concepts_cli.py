@@ -54,7 +54,8 @@ def read_prompt_file(path: str | Path) -> list[tuple[str, str | None]]:
 
 
 def _resolve(args) -> int:
-    from sat.knowledge.resolver import Resolution, Resolver
+    from sat.knowledge.resolver import Resolution
+    from sat.text.resolver_factory import build_resolver
 
     items: list[tuple[str, str | None]] = [(t, None) for t in args.text]
     if args.file:
@@ -65,7 +66,7 @@ def _resolve(args) -> int:
         from sat.infer.concepts import resolve
 
         return resolve(args, items)
-    resolver = Resolver.from_spec(_tree(args), _spec(args), threshold=args.threshold)
+    resolver = build_resolver(_tree(args), _spec(args), threshold=args.threshold)
     good = [t for t, err in items if err is None]
     answers = iter(resolver.resolve_many(good))
     for text, err in items:
@@ -194,12 +195,12 @@ def _calibrate(args) -> int:
 
 def _consistency(args) -> int:
     from sat.knowledge.consistency import DEFAULT_PHRASINGS, measure
-    from sat.knowledge.resolver import Resolver
+    from sat.text.resolver_factory import build_resolver
 
     path = Path(args.file) if args.file else DEFAULT_PHRASINGS
     if not path.is_file():
         raise InputError(f"phrasing file not found: {path}")
-    resolver = Resolver.from_spec(_tree(args), _spec(args), threshold=args.threshold)
+    resolver = build_resolver(_tree(args), _spec(args), threshold=args.threshold)
     try:
         result = measure(resolver, path)
     except ValueError as exc:

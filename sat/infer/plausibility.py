@@ -20,12 +20,25 @@ Flags go to ``statistics.json`` (``plausibility``), the preview legend and one w
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 VOLUME_FACTOR = 2.0  # flagged below lo / factor or above hi * factor
 INTENSITY_MARGIN = 0.5  # normalised units (image standard deviations) beyond the training range
 OUTSIDE_BODY_FRACTION = 0.5
 SIDE_MARGIN_MM = 5.0
+
+
+def read_concept_stats(meta: dict) -> dict:
+    """The training ranges stored in checkpoint ``meta`` (``{}`` for a checkpoint without them)."""
+    stats = (meta.get("extra") or {}).get("concept_stats")
+    if isinstance(stats, str):
+        try:
+            stats = json.loads(stats)
+        except ValueError:
+            return {}
+    return stats if isinstance(stats, dict) else {}
 
 
 def _between(fg: np.ndarray, axis: int) -> np.ndarray:

@@ -13,16 +13,15 @@ import weakref
 import numpy as np
 import torch
 
-from sat.volume.preprocess import PreprocessSpec, preprocess_case
 from sat.errors import InputError
-from sat.model.sliding_window import FeatureCache, decode_tta, encode_image, flip_lr
-from sat.data.concept_stats import read_concept_stats
-from sat.io.volume import Volume, load_volume
-from sat.infer.plausibility import body_mask, check_mask, domain_note
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
+from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
+from sat.io.volume import Volume, load_volume
+from sat.model.sliding_window import FeatureCache, decode_tta, encode_image, flip_lr
+from sat.volume.preprocess import PreprocessSpec, preprocess_case
 
 __all__ = ["Segmenter", "SegmentationResult", "Structure", "infer_modality", "normalize_modality"]
 log = logging.getLogger(__name__)
@@ -141,10 +140,10 @@ class Segmenter:
         if warmup is not None and warmup is not threading.current_thread():
             warmup.join()
         if self._resolver is None:
-            from sat.knowledge.resolver import Resolver
             from sat.text.encoder import TextEncoderSpec
+            from sat.text.resolver_factory import build_resolver
 
-            self._resolver = Resolver.from_spec(self.tree, TextEncoderSpec(**self.meta["text"]))
+            self._resolver = build_resolver(self.tree, TextEncoderSpec(**self.meta["text"]))
         return self._resolver
 
     @resolver.setter

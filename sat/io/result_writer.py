@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sat.io.volume import check_writable_dir, save_mask, save_probabilities, unique_filenames
+from sat.io.writers import check_writable_dir, save_mask, save_probabilities, unique_filenames
 
 FORMATS = ("nifti", "multilabel", "dicom_seg")
 

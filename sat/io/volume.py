@@ -2,7 +2,8 @@
 
 Geometry convention (nibabel's): ``Volume.array`` is indexed ``(i, j, k)`` in the file's voxel
 order and ``Volume.affine`` maps ``(i, j, k, 1)`` to world RAS+ millimetres. Nothing is reoriented
-or resampled here, so a mask saved with ``save_mask(mask, volume.affine, ...)`` overlays the input.
+or resampled here, so a mask saved with :func:`sat.io.writers.save_mask` ``(mask, volume.affine, ...)``
+overlays the input.
 SimpleITK readers (NRRD, DICOM) are converted from LPS world coordinates and ``(z, y, x)`` arrays.
 Every bad input raises :class:`sat.errors.InputError` with a one-line message.
 """
@@ -22,12 +23,10 @@ import numpy as np
 from sat.errors import InputError
 from sat.io.dicom_series import check_series, series_files
 from sat.io.headers import check_sitk_header, open_nifti
-from sat.io.writers import (check_writable_dir, one_line, safe_filename, save_mask, save_probabilities,
-                               unique_filenames)
+from sat.io.writers import one_line
 from sat.safe_open import Limits, check_file, check_spacing, check_tree, check_voxels
 
-__all__ = ["Limits", "Volume", "check_writable_dir", "find_dicom_series", "is_image_file", "load_volume",
-           "safe_filename", "save_mask", "save_probabilities", "unique_filenames"]
+__all__ = ["Limits", "Volume", "find_dicom_series", "is_image_file", "load_volume"]
 
 log = logging.getLogger(__name__)
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")

@@ -181,44 +181,6 @@ class Resolver:
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._cache_size = cache_size
 
-    @classmethod
-    def from_spec(cls, tree: KnowledgeTree, spec=None, threshold: float | None = None,
-                  thesaurus: Thesaurus | Callable[[], Thesaurus | None] | None | str = "default"
-                  ) -> Resolver:
-        """Build with a text encoder spec (default MiniLM); term embeddings come from the cache.
-
-        ``thesaurus="default"`` uses :func:`sat.knowledge.thesaurus.load_thesaurus`.
-
-        The threshold is, in order: ``threshold``, the one calibrated beside ``spec.finetuned``
-        (:mod:`sat.text.sidecar`), :data:`DEFAULT_THRESHOLD`.
-        """
-        from sat.text.cache import term_table
-        from sat.text.encoder import TextEncoderSpec, build_text_encoder, encode_texts, for_inference
-        from sat.text.sidecar import calibrated_threshold
-
-        spec = spec or TextEncoderSpec()
-        encoder = None
-
-        def get_encoder():
-            nonlocal encoder
-            encoder = encoder or for_inference(build_text_encoder(spec))
-            return encoder
-
-        def load_terms():
-            ids, _, emb = term_table(tree, spec, get_encoder())
-            return ids, emb
-
-        if threshold is None:
-            threshold = calibrated_threshold(spec)
-        if isinstance(thesaurus, str):
-            if thesaurus != "default":
-                raise ValueError(f"thesaurus must be a Thesaurus, a loader, None or 'default', "
-                                 f"got {thesaurus!r}")
-            thesaurus = load_thesaurus  # read on the first prompt that needs it
-        return cls(tree, None, None, lambda texts: encode_texts(get_encoder(), texts),
-                   DEFAULT_THRESHOLD if threshold is None else threshold, load_terms=load_terms,
-                   thesaurus=thesaurus)
-
     @property
     def thesaurus(self) -> Thesaurus | None:
         """The thesaurus in use (loaded on first access), restricted to this tree's words."""

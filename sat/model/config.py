@@ -56,6 +56,8 @@ class HeadConfig:
         conv_channels, conv_layers: dynamic_conv per-class 1x1x1 conv stack, e.g. 8 and 3 give
             8 -> 8 -> 8 -> 1.
         text_norm: LayerNorm at the end of the text projection (unit-scale queries from step one).
+        interactive: clicks and boxes as extra query tokens (query_decoder only;
+            :mod:`sat.model.prompt_encoder`).
     """
 
     name: str = "query_decoder"
@@ -69,6 +71,7 @@ class HeadConfig:
     conv_channels: int = 8
     conv_layers: int = 3
     text_norm: bool = True
+    interactive: bool = False
 
 
 def _from_dict(cls, d: dict, where: str):

@@ -12,8 +12,8 @@ import pytest
 import SimpleITK as sitk
 
 from sat.errors import InputError
-from sat.io.volume import (Volume, check_writable_dir, load_volume, safe_filename, save_mask,
-                          save_probabilities, unique_filenames)
+from sat.io.volume import Volume, load_volume
+from sat.io.writers import check_writable_dir, safe_filename, save_mask, save_probabilities, unique_filenames
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "totalseg_ct" / "ct.nii.gz"
 SHAPE = (9, 7, 5)

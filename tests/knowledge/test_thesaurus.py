@@ -111,6 +111,8 @@ def test_one_named_side_wins_over_a_count(text, side):
     assert parse_prompt(text).laterality == side
 
 
-def test_from_spec_rejects_an_unknown_thesaurus_name():
+def test_build_resolver_rejects_an_unknown_thesaurus_name():
+    from sat.text.resolver_factory import build_resolver
+
     with pytest.raises(ValueError, match="'wordnet'"):
-        Resolver.from_spec(knowledge.default_tree(), thesaurus="wordnet")
+        build_resolver(knowledge.default_tree(), thesaurus="wordnet")
