@@ -1,6 +1,7 @@
 """sat.resources: one lookup for the knowledge tree, configs and recipes (env, package, checkout)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,10 @@ def test_shipped_config_paths(no_env, monkeypatch, tmp_path):
     (tmp_path / exp).write_text("trainer: {}\n")
     assert shipped_path(exp) == exp  # a file of the working directory comes first
 
+
+def test_no_module_finds_data_beside_its_own_file():
+    """Data folders are found through sat.resources only, never ``Path(__file__).parents[n]``."""
+    pattern = re.compile(r"Path\(__file__\)")
+    offenders = [str(p.relative_to(REPO)) for p in sorted((REPO / "sat").rglob("*.py"))
+                 if p.name != "resources.py" and pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sat.errors import InputError
+from sat.resources import checkout_root, configs_dir
 from sat.yaml_io import read_yaml_mapping
 
 TABLE_SOURCES = ("onehot", "minilm", "knowledge")
@@ -20,12 +21,13 @@ PRECISIONS = ("bf16-mixed", "32-true")
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    """The source checkout, else the working directory (where results and work folders go)."""
+    return checkout_root() or Path.cwd()
 
 
 def config_dir() -> Path:
-    """``configs/benchmark`` of this source tree."""
-    return repo_root() / "configs" / "benchmark"
+    """``configs/benchmark``, packaged or of the checkout (:mod:`sat.resources`)."""
+    return configs_dir("benchmark")
 
 
 def resolve_path(path: str | Path) -> Path:

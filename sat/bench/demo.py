@@ -14,14 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sat.resources import configs_dir
 from sat.text.ensure import add_text_encoder_args, text_encoder
 
 LESIONS = ("liver_tumor", "kidney_cyst")
 RECIPES = ("phantom_msd", "phantom_nnunet", "phantom_totalseg")
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 def synonym_for(concept) -> str:
@@ -151,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--spacing-scale", type=float, default=1.0, help="coarser phantoms (tests use 3)")
-    p.add_argument("--config", type=Path, default=repo_root() / "configs" / "experiment" / "phantom_demo.yaml")
+    p.add_argument("--config", type=Path, default=configs_dir("experiment") / "phantom_demo.yaml")
     add_text_encoder_args(p)
     p.add_argument("overrides", nargs="*", help="extra LightningCLI overrides, e.g. --trainer.max_steps=50")
     args, extra = p.parse_known_args(argv)

@@ -19,15 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from sat.errors import InputError
+from sat.resources import configs_dir, shared_dir
 from sat.text.ensure import add_text_encoder_args, hms, text_encoder
 
 
 def default_sample() -> Path:
-    return Path(__file__).resolve().parents[2].parent / "shared" / "samples" / "totalseg_ct"
+    return (shared_dir() or Path("../shared")) / "samples" / "totalseg_ct"
 
 
 def default_config() -> Path:
-    return Path(__file__).resolve().parents[2] / "configs" / "experiment" / "real_sample.yaml"
+    return configs_dir("experiment") / "real_sample.yaml"
 
 
 def build(sample: Path, out: Path) -> Path:

@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO.parent / "shared" / "samples" / "totalseg_ct" / "ct.nii.gz"
+from sat.resources import configs_dir, shared_dir
+
+SAMPLE = (shared_dir() or Path("../shared")) / "samples" / "totalseg_ct" / "ct.nii.gz"
 DEMO_CHECKPOINT = Path("outputs") / "demo" / "model.ckpt"
 
 
@@ -55,7 +56,7 @@ def build_random_checkpoint(path: Path, *, preset: str = "demo", extra_concepts:
     from sat.model.checkpoint import save_checkpoint
 
     if preset == "demo":
-        exp = yaml.safe_load((REPO / "configs" / "experiment" / "phantom_demo.yaml").read_text())
+        exp = yaml.safe_load((configs_dir("experiment") / "phantom_demo.yaml").read_text())
         cfg = ModelConfig.from_dict(exp["model"]["model"])
         spacing, patch = tuple(exp["model"]["spacing"]), exp["data"]["sampling"]["patch_size"]
     elif preset == "tiny":
