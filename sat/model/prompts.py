@@ -69,6 +69,11 @@ class Prompts:
     def to(self, device) -> Prompts:
         return Prompts(*(t.to(device) for t in (self.points, self.labels, self.boxes, self.box_kind, self.has_text)))
 
+    def append_clicks(self, points: torch.Tensor, labels: torch.Tensor) -> Prompts:
+        """A copy with one more click slot: points (B, Q, 3), labels (B, Q) (:data:`PAD` = none)."""
+        return replace(self, points=torch.cat([self.points, points[:, :, None].to(self.points.dtype)], dim=2),
+                       labels=torch.cat([self.labels, labels[:, :, None].to(self.labels.dtype)], dim=2))
+
     def with_click(self, b: int, q: int, point, label: int) -> Prompts:
         """A copy with one more click slot, filled for query (b, q) only."""
         pts = torch.cat([self.points, self.points.new_zeros(*self.points.shape[:2], 1, 3)], dim=2)
