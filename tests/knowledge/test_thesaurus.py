@@ -7,6 +7,7 @@ import torch
 from sat import knowledge
 from sat.knowledge.prompt_parse import parse_prompt
 from sat.knowledge.resolver import Resolver
+from sat.knowledge.resolver_stages import rewritten
 from sat.knowledge.thesaurus import (DIRECTIONS, Thesaurus, ThesaurusConfig, load_thesaurus,
                                      read_wordnet, wordnet_dir)
 from sat.text.negatives import CALIB_NEGATIVES, EVAL_NEGATIVES
@@ -97,7 +98,8 @@ def test_direction_words_and_no_thesaurus():
 
 def test_everyday_text_gets_no_rewrite_into_anatomy():
     r = _resolver(load_thesaurus())
-    hits = [t for t in (*CALIB_NEGATIVES, *EVAL_NEGATIVES) if r._rewritten(parse_prompt(t).anatomy)]
+    hits = [t for t in (*CALIB_NEGATIVES, *EVAL_NEGATIVES)
+            if rewritten(parse_prompt(t).anatomy, r.thesaurus, r.lexicon)]
     assert hits == []
 
 
