@@ -32,6 +32,13 @@ COMMANDS = {
     "mcp": ("sat.agent.mcp_server", "serve the agent tools over MCP (stdio)"),
     "agent": ("sat.agent.cli", "export tool schemas or chat with an OpenAI-compatible endpoint"),
 }
+# Harness subcommands of core commands (``sat concepts eval|bench``, ``sat shards bench``): the
+# dispatcher imports these sat.bench modules and hands them to the command's ``main(argv,
+# extensions)`` (see :func:`sat.cli_hints.add_extensions`); core modules never import sat.bench.
+EXTENSIONS = {
+    "concepts": ("sat.bench.concepts_commands",),
+    "shards": ("sat.bench.data_pipeline",),
+}
 
 
 def _usage() -> str:
@@ -97,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                 sys.argv[1:] = [cmd, *rest]
         module = importlib.import_module(COMMANDS[cmd][0])
         with one_line_parser_errors():
+            if cmd in EXTENSIONS:
+                extensions = [importlib.import_module(name) for name in EXTENSIONS[cmd]]
+                return int(module.main(rest, extensions=extensions) or 0)
             return int(module.main([cmd, *rest] if cmd in ("fit", "validate") else rest) or 0)
     except InputError as exc:
         print(f"sat {cmd}: error: {exc}", file=sys.stderr)

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 
 from sat.knowledge.consistency import measure
-from sat.text.resolver_factory import build_resolver
 from sat.knowledge.tree import KnowledgeTree
 from sat.text.calibrate import accepted, calibrate
 from sat.text.negatives import EVAL_NEGATIVES
 from sat.text.queries import CATEGORIES, held_out_queries
+from sat.text.resolver_factory import build_resolver
 from sat.text.sidecar import read_sidecar
 from sat.text.splits import SplitConfig, split_tree, train_view
 

@@ -138,9 +138,9 @@ def _throughput(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sat.bench.data_pipeline")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def add_arguments(p) -> None:
+    """The ``geometry`` and ``throughput`` benchmarks as subcommands of ``p``."""
+    sub = p.add_subparsers(dest="bench", required=True)
     g = sub.add_parser("geometry", help="volume / centroid preservation per structure")
     g.add_argument("--spacing", type=float, nargs=3, default=[1.5, 1.5, 3.0])
     g.add_argument("--recipe", default="totalseg_sample", help="recipe of --input")
@@ -155,8 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--patch", type=int, default=96)
     t.add_argument("--spacing", type=float, nargs=3, default=[1.5, 1.5, 3.0])
     t.add_argument("--phantom-scale", type=float, default=0.5, help="phantom spacing scale (0.5: ~1.2-1.5 mm)")
-    args = p.parse_args(argv)
-    return {"geometry": _geometry, "throughput": _throughput}[args.cmd](args)
+
+
+def run(args) -> int:
+    return {"geometry": _geometry, "throughput": _throughput}[args.bench](args)
+
+
+# ``sat shards bench``: handed to sat.data.shards_cli by the dispatcher (sat.cli.EXTENSIONS)
+SUBCOMMANDS = [("bench", "benchmarks: `sat shards bench throughput|geometry --help`", add_arguments, run)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sat.bench.data_pipeline")
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 
 from sat.knowledge.resolver import Resolver
-from sat.text.resolver_factory import build_resolver
 from sat.knowledge.tree import KnowledgeTree
 from sat.text.queries import held_out_queries
+from sat.text.resolver_factory import build_resolver
 from sat.text.splits import SplitConfig, split_tree
 
 

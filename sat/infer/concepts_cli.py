@@ -1,4 +1,4 @@
-"""``sat concepts``: validate, resolve, show, list, eval, calibrate, consistency and bench.
+"""``sat concepts``: validate, resolve, show, list, calibrate and consistency (eval and bench from the harness).
 
 ``sat concepts resolve TEXT... [--file FILE] --json`` writes one JSON object per input:
 ``{"text", "concept", "name", "score", "modality", "suggestions", ...}``. Bad items (empty,
@@ -11,21 +11,26 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 
+from sat.cli_hints import add_extensions
 from sat.errors import InputError
 from sat.knowledge.tree import KINDS, REGIONS, KnowledgeTree, load_tree
 
 
-def _tree(args) -> KnowledgeTree:
+def tree_from_args(args) -> KnowledgeTree:
+    """The tree of ``--tree`` (default: the shipped one); a bad tree is an :class:`InputError`."""
     try:
         return load_tree(args.tree)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(str(exc)) from None
 
 
-def _spec(args):
+def spec_from_args(args):
+    """The text encoder of ``--finetuned`` (default: raw MiniLM)."""
     from sat.text.encoder import TextEncoderSpec
 
     if args.finetuned and not Path(args.finetuned).is_file():
@@ -66,7 +71,7 @@ def _resolve(args) -> int:
         from sat.infer.concepts import resolve
 
         return resolve(args, items)
-    resolver = build_resolver(_tree(args), _spec(args), threshold=args.threshold)
+    resolver = build_resolver(tree_from_args(args), spec_from_args(args), threshold=args.threshold)
     good = [t for t, err in items if err is None]
     answers = iter(resolver.resolve_many(good))
     for text, err in items:
@@ -84,7 +89,7 @@ def _resolve(args) -> int:
 
 
 def _show(args) -> int:
-    tree = _tree(args)
+    tree = tree_from_args(args)
     if args.id not in tree:
         near = [c.id for c in tree.search(args.id, limit=5)]
         hint = f"; did you mean: {', '.join(near)}" if near else ""
@@ -110,7 +115,7 @@ def print_info(info: dict, as_json: bool) -> None:
 
 
 def _list(args) -> int:
-    tree = _tree(args)
+    tree = tree_from_args(args)
     for key, value, allowed in (("region", args.region, REGIONS), ("kind", args.kind, KINDS)):
         if value and value not in allowed:
             raise InputError(f"--{key} {value!r} is not one of {', '.join(allowed)}")
@@ -129,7 +134,7 @@ def _list(args) -> int:
 def _validate(args) -> int:
     from sat.knowledge.validate import validate_tree
 
-    tree = _tree(args)
+    tree = tree_from_args(args)
     errors = validate_tree(tree)
     for e in errors:
         print(e)
@@ -138,53 +143,12 @@ def _validate(args) -> int:
     return 1 if errors else 0
 
 
-def _default_export() -> list[str]:
-    """The default ``sat text-fit`` output, when it exists."""
-    from sat.text.pretrain import DEFAULT_EXPORT
-
-    return [DEFAULT_EXPORT] if Path(DEFAULT_EXPORT).is_file() else []
-
-
-def _default_phrasings():
-    from sat.knowledge.consistency import DEFAULT_PHRASINGS
-
-    return DEFAULT_PHRASINGS if DEFAULT_PHRASINGS.is_file() else None
-
-
-def _eval(args) -> int:
-    from sat.text.encoder import TextEncoderSpec
-    from sat.bench.concepts_eval import run_eval
-    from sat.text.sidecar import read_sidecar
-    from sat.text.splits import SplitConfig
-
-    paths = [] if args.raw_only else (args.finetuned or _default_export())
-    specs = [("raw MiniLM", TextEncoderSpec())]
-    for path in paths:
-        if not Path(path).is_file():
-            raise InputError(f"--finetuned file not found: {path}")
-        meta = read_sidecar(path)
-        label = f"knowledge-pretrained ({Path(path).name})"
-        if meta.get("steps"):
-            label = f"knowledge-pretrained, {meta['steps']} steps" + (
-                f" ({meta['fit_seconds'] / 60:.1f} min CPU fit)" if meta.get("fit_seconds") else "")
-        specs.append((label, TextEncoderSpec(finetuned=path)))
-    command = "sat concepts eval" + "".join(f" --finetuned {p}" for p in paths)
-    phrasings = None if args.no_phrasings else (args.phrasings or _default_phrasings())
-    reports = run_eval(_tree(args), specs, args.out, SplitConfig(seed=args.seed), command, phrasings)
-    for r in reports:
-        print(json.dumps({k: r[k] for k in ("label", "threshold", "metrics", "per_category")})
-              if args.json else f"{r['label']}: {r['metrics']} (threshold {r['threshold']})")
-    if args.out:
-        print(f"report written to {args.out}", file=sys.stderr)
-    return 0
-
-
 def _calibrate(args) -> int:
     from sat.text.calibrate import calibrate
     from sat.text.sidecar import write_sidecar
     from sat.text.splits import SplitConfig
 
-    tree, spec = _tree(args), _spec(args)
+    tree, spec = tree_from_args(args), spec_from_args(args)
     result = calibrate(tree, spec, SplitConfig(seed=args.seed))
     print(json.dumps(result))
     if args.finetuned:
@@ -200,7 +164,7 @@ def _consistency(args) -> int:
     path = Path(args.file) if args.file else DEFAULT_PHRASINGS
     if not path.is_file():
         raise InputError(f"phrasing file not found: {path}")
-    resolver = build_resolver(_tree(args), _spec(args), threshold=args.threshold)
+    resolver = build_resolver(tree_from_args(args), spec_from_args(args), threshold=args.threshold)
     try:
         result = measure(resolver, path)
     except ValueError as exc:
@@ -218,20 +182,8 @@ def _consistency(args) -> int:
     return 0
 
 
-def _bench(args) -> int:
-    from sat.bench.resolver_speed import run_bench
-
-    if args.n < 1 or args.repeats < 1:
-        raise InputError(f"--n and --repeats must be >= 1, got {args.n} and {args.repeats}")
-    for name, r in run_bench(_tree(args), _spec(args), args.n, args.repeats).items():
-        lo, hi = r["range"]
-        print(f"{name:<10} {r['prompts_per_s']:>9.1f} prompts/s  (median of {args.repeats}, "
-              f"range {lo:.0f}-{hi:.0f}; {r['prompts']} prompts, {r['encoded_share']:.0%} encoded, "
-              f"{r['seconds']:.2f} s)")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: Sequence[ModuleType] = ()) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser and the handlers of the subcommands that ``extensions`` add (see :func:`main`)."""
     ap = argparse.ArgumentParser(prog="sat concepts", description=__doc__.splitlines()[0].replace("``", ""))
     ap.add_argument("--tree", default=None, help="knowledge tree folder (default knowledge_tree/)")
     ap.add_argument("--threads", type=int, default=None,
@@ -254,15 +206,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", help=", ".join(KINDS))
     p.add_argument("--json", action="store_true")
     p.add_argument("--checkpoint", help="answer as this model checkpoint's `sat segment` would")
-    p = sub.add_parser("eval", help="held-out retrieval / laterality / refusal report")
-    p.add_argument("--finetuned", action="append",
-                   help="pretrained encoder, repeatable (default: outputs/text/knowledge_minilm.safetensors if present)")
-    p.add_argument("--raw-only", action="store_true", help="evaluate raw MiniLM only")
-    p.add_argument("--out", default="docs/results/concepts_eval.md", help="Markdown report ('' for none)")
-    p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
-    p.add_argument("--phrasings", help="phrasing set for the consistency table (default tests/knowledge/data/phrasings.jsonl)")
-    p.add_argument("--no-phrasings", action="store_true", help="skip the phrasing consistency table")
-    p.add_argument("--json", action="store_true")
     p = sub.add_parser("calibrate", help="recompute an encoder's threshold on the calib split")
     p.add_argument("--finetuned", help="pretrained encoder whose sidecar JSON is updated")
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
@@ -272,19 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="override the calibrated threshold")
     p.add_argument("--show", type=int, default=10, help="inconsistent classes to list")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("bench", help="resolver prompts/s on CPU")
-    p.add_argument("--n", type=int, default=1000, help="prompts per workload")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per workload (median reported)")
-    p.add_argument("--finetuned", help="pretrained encoder (default: raw MiniLM; same speed)")
-    return ap
+    return ap, add_extensions(sub, extensions)
 
 
 _HANDLERS = {"validate": _validate, "resolve": _resolve, "show": _show, "list": _list,
-             "eval": _eval, "calibrate": _calibrate, "bench": _bench, "consistency": _consistency}
+             "calibrate": _calibrate, "consistency": _consistency}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, extensions: Sequence[ModuleType] = ()) -> int:
+    """Run ``sat concepts``.
+
+    ``extensions``: modules that add subcommands (:func:`sat.cli_hints.add_extensions`); the
+    ``sat`` dispatcher hands in the harness's ``eval`` and ``bench``
+    (:mod:`sat.bench.concepts_commands`), so this core module never imports the harness.
+    """
+    parser, extra = build_parser(extensions)
+    handlers = {**_HANDLERS, **extra}
+    args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be >= 1, got {args.threads}")
@@ -292,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        return _HANDLERS[args.cmd](args)
+        return handlers[args.cmd](args)
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
