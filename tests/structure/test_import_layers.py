@@ -3,10 +3,10 @@
 Every ``import`` and ``from ... import`` in every module is read with :mod:`ast`, including those
 inside functions, methods and ``if`` blocks. A module may import its own package, a lower layer and
 the shared helpers at the top of ``sat`` (``errors``, ``safe_open``, ``yaml_io``, ``cli_hints``,
-``resources``); never a higher layer and never a sibling of its own layer (``train`` and ``infer``
-are siblings; ``data`` and ``infer`` never import each other). The harness (``sat.bench``) sits
-above every core package, and only the ``sat`` package itself (the dispatcher and the lazy
-``sat.Segmenter``) sits above the harness.
+``resources``, ``atomic``, ``lightning_args``: they import no layer); never a higher layer and never
+a sibling of its own layer (``train`` and ``infer`` are siblings; ``data`` and ``infer`` never
+import each other). The harness (``sat.bench``) sits above every core package, and only the ``sat``
+package itself (the dispatcher and the lazy ``sat.Segmenter``) sits above the harness.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 # Pairs that may not import each other although their layers are ordered.
 FORBIDDEN = {("infer", "data"), ("data", "infer")}
-SHARED = {"errors", "safe_open", "yaml_io", "cli_hints", "resources"}  # below every layer
+SHARED = {"errors", "safe_open", "yaml_io", "cli_hints", "resources", "atomic", "lightning_args"}  # below every layer
 TOP = {"", "cli"}  # ``sat/__init__.py`` and the ``sat`` dispatcher: above everything
 RANK = {name: i for i, row in enumerate(LAYERS) for name in row}
 
