@@ -23,7 +23,7 @@ import numpy as np
 
 def _geometry(args) -> int:
     from sat.data.adapters import list_cases, read_case
-    from sat.data.geometry_check import check_geometry, format_rows, synthetic_case
+    from sat.bench.geometry_check import check_geometry, format_rows, synthetic_case
     from sat.data.recipes import load_recipe
 
     spacing = tuple(args.spacing)

@@ -14,7 +14,7 @@ import torch
 
 from sat.data.adapters import list_cases, read_case
 from sat.volume.geometry import ras_grid, resample
-from sat.data.geometry_check import check_geometry, synthetic_case
+from sat.bench.geometry_check import check_geometry, synthetic_case
 from sat.volume.label_resample import resample_codes
 from sat.data.recipes import load_recipe
 from sat.data.shard_build import preprocess_labelled
