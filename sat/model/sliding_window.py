@@ -82,13 +82,23 @@ def encode_image(net, image: torch.Tensor, modality: str | None, patch_size, *, 
     return cache
 
 
+def _query_text(net, q: torch.Tensor) -> torch.Tensor:
+    """(1, Q) indices -> (1, Q, E) the text the head was trained on (side vector included)."""
+    return net.query_text(q) if hasattr(net, "query_text") else net.concept_embeddings[q]
+
+
 @torch.no_grad()
-def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu") -> torch.Tensor:
+def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu", prompts=None) -> torch.Tensor:
     """Probabilities (Q, X, Y, Z) float16 on the cached image's grid for ``concepts`` (ids).
 
     Only the text-conditioned head runs here; the backbone features come from ``cache``.
+    ``prompts``: optional clicks and boxes (:class:`~sat.model.prompts.Prompts`, B = 1, Q queries)
+    in voxels of the cached (unpadded) grid; each window sees them shifted to its own origin.
     """
     q = net.query_indices(concepts).to(device)[None]  # (1, Q)
+    text = _query_text(net, q)
+    if prompts is not None:
+        prompts = prompts.to(device)
     mod = torch.tensor([cache.modality], device=device)
     full = tuple(max(p, n) for p, n in zip(cache.patch, cache.shape))
     small = len(concepts) * int(np.prod(full)) * 4 <= FLOAT32_BUFFER_BYTES
@@ -96,7 +106,11 @@ def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu
     norm = torch.zeros(full, dtype=torch.float32)
     w = gaussian_map(cache.patch)
     for (a, b, c), feats in cache.windows:
-        prob = torch.sigmoid(net.head(feats, net.concept_embeddings[q], mod, None).float())[0].cpu()
+        if prompts is None:
+            logits = net.head(feats, text, mod, None)
+        else:
+            logits = net.head(feats, text, mod, None, prompts.shifted((a, b, c)))
+        prob = torch.sigmoid(logits.float())[0].cpu()
         sl = (slice(a, a + cache.patch[0]), slice(b, b + cache.patch[1]), slice(c, c + cache.patch[2]))
         acc[(slice(None), *sl)] += (prob * w).to(acc.dtype)
         norm[sl] += w
