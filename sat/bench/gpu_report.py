@@ -6,59 +6,59 @@ def _f(v, fmt: str = "{:.3f}", blank: str = "") -> str:
     return blank if v is None else fmt.format(v)
 
 
-def _variants(rows: list[dict]) -> list[str]:
-    out = ["| variant | batch | step (s) | peak memory (GB) | GFLOP / sample | achieved TFLOP/s | MFU |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+def _table(head: str, align: str, rows: list[dict], cells, error_cells=None) -> list[str]:
+    """A Markdown table: ``head`` and ``align`` are its first two lines, one row per dict made by
+    ``cells(row)`` (or ``error_cells(row)`` for a row that failed), each a list of cell texts."""
+    out = [head, align]
     for r in rows:
-        if "error" in r:
-            out.append(f"| `{r['variant']}` | | {r['error']} | | | | |")
-            continue
-        batch = f"{r['batch']} (largest)" if r.get("largest") else str(r["batch"])
-        out.append(f"| `{r['variant']}` | {batch} | {_f(r['step_s'])} | {_f(r['peak_gb'], '{:.1f}')} "
-                   f"| {r['flops_per_sample'] / 1e9:.1f} | {_f(r['tflops'], '{:.2f}')} "
-                   f"| {_f(r.get('mfu'), '{:.1%}')} |")
+        if "error" in r and error_cells:  # the cells a failure leaves empty are one space wide
+            out.append("|" + "|".join(f" {c} " if c else " " for c in error_cells(r)) + "|")
+        else:
+            out.append("| " + " | ".join(cells(r)) + " |")
     return out
+
+
+def _variants(rows: list[dict]) -> list[str]:
+    def cells(r):
+        batch = f"{r['batch']} (largest)" if r.get("largest") else str(r["batch"])
+        return [f"`{r['variant']}`", batch, _f(r["step_s"]), _f(r["peak_gb"], "{:.1f}"),
+                f"{r['flops_per_sample'] / 1e9:.1f}", _f(r["tflops"], "{:.2f}"), _f(r.get("mfu"), "{:.1%}")]
+
+    return _table("| variant | batch | step (s) | peak memory (GB) | GFLOP / sample | achieved TFLOP/s | MFU |",
+                  "|---|---:|---:|---:|---:|---:|---:|", rows, cells,
+                  lambda r: [f"`{r['variant']}`", "", r["error"], "", "", "", ""])
 
 
 def _overhead(rows: list[dict]) -> list[str]:
-    out = ["| variant | prompts | text-query step (s) | plain 1x1x1 head step (s) | ratio | vs fewest prompts |",
-           "|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| `{r['variant']}` | {r['prompts']} | {_f(r['text_step_s'])} | {_f(r['plain_step_s'])} "
-                   f"| {r['ratio']:.2f}x | {r['vs_fewest_prompts']:.2f}x |")
-    return out
+    return _table("| variant | prompts | text-query step (s) | plain 1x1x1 head step (s) | ratio | vs fewest prompts |",
+                  "|---|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [f"`{r['variant']}`", str(r["prompts"]), _f(r["text_step_s"]), _f(r["plain_step_s"]),
+                             f"{r['ratio']:.2f}x", f"{r['vs_fewest_prompts']:.2f}x"])
 
 
 def _sliding(rows: list[dict]) -> list[str]:
-    out = ["| prompts | model grid | windows | encode (s) | decode (s) | total (s) | peak memory (GB) |",
-           "|---:|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['prompts']} | {' x '.join(map(str, r['grid']))} | {r['windows']} | {_f(r['encode_s'])} "
-                   f"| {_f(r['decode_s'])} | {_f(r['total_s'])} | {_f(r['peak_gb'], '{:.1f}')} |")
-    return out
+    return _table("| prompts | model grid | windows | encode (s) | decode (s) | total (s) | peak memory (GB) |",
+                  "|---:|---|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [str(r["prompts"]), " x ".join(map(str, r["grid"])), str(r["windows"]),
+                             _f(r["encode_s"]), _f(r["decode_s"]), _f(r["total_s"]), _f(r["peak_gb"], "{:.1f}")])
 
 
 def _data(rows: list[dict]) -> list[str]:
-    out = ["| workers | batch | patch | pinned memory | samples/s | waiting for data | step (s) |",
-           "|---:|---:|---:|---|---:|---:|---:|"]
-    for r in rows:
-        if "error" in r:
-            out.append(f"| | | | {'yes' if r['pin_memory'] else 'no'} | {r['error']} | | |")
-            continue
-        out.append(f"| {r['workers']} | {r['batch']} | {r['patch']}³ | {'yes' if r['pin_memory'] else 'no'} "
-                   f"| {_f(r['samples_per_s'], '{:.2f}')} | {_f(r['wait_share'], '{:.0%}')} | {_f(r['step_s'])} |")
-    return out
+    def pinned(r):
+        return "yes" if r["pin_memory"] else "no"
+
+    return _table("| workers | batch | patch | pinned memory | samples/s | waiting for data | step (s) |",
+                  "|---:|---:|---:|---|---:|---:|---:|", rows,
+                  lambda r: [str(r["workers"]), str(r["batch"]), f"{r['patch']}³", pinned(r),
+                             _f(r["samples_per_s"], "{:.2f}"), _f(r["wait_share"], "{:.0%}"), _f(r["step_s"])],
+                  lambda r: ["", "", "", pinned(r), r["error"], "", ""])
 
 
 def _options(rows: list[dict]) -> list[str]:
-    out = ["| option | variant | patch | step (s) | peak memory (GB) |", "|---|---|---:|---:|---:|"]
-    for r in rows:
-        if "error" in r:
-            out.append(f"| {r['option']} | `{r['variant']}` | | {r['error']} | |")
-        else:
-            out.append(f"| {r['option']} | `{r['variant']}` | {r['patch']}³ | {_f(r['step_s'])} "
-                       f"| {_f(r['peak_gb'], '{:.1f}')} |")
-    return out
+    return _table("| option | variant | patch | step (s) | peak memory (GB) |", "|---|---|---:|---:|---:|", rows,
+                  lambda r: [str(r["option"]), f"`{r['variant']}`", f"{r['patch']}³", _f(r["step_s"]),
+                             _f(r["peak_gb"], "{:.1f}")],
+                  lambda r: [str(r["option"]), f"`{r['variant']}`", "", r["error"], ""])
 
 
 def markdown(result: dict, command: str) -> str:
