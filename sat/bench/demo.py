@@ -16,6 +16,7 @@ import numpy as np
 
 from sat.resources import configs_dir
 from sat.text.ensure import add_text_encoder_args, text_encoder
+from sat.train.experiment import ExperimentConfig, fit
 
 LESIONS = ("liver_tumor", "kidney_cyst")
 RECIPES = ("phantom_msd", "phantom_nnunet", "phantom_totalseg")
@@ -48,18 +49,15 @@ def build_data(out: Path, cases: int, seed: int, workers: int, spacing_scale: fl
     return phantoms, shards
 
 
-def train(out: Path, shards: Path, config: Path, overrides: list[str]) -> Path:
-    from sat.train.cli import cli
-
-    ckpt = out / "model.ckpt"
+def experiment(out: Path, shards: Path, config: Path, overrides: dict | None = None,
+               cli_overrides: tuple[str, ...] = ()) -> ExperimentConfig:
+    """The demo's training run: ``config`` on the phantom shards, run folder ``out/run``,
+    checkpoint ``out/model.ckpt``; ``overrides`` (dotted keys) and then ``cli_overrides`` (as typed
+    by the user) on top."""
     train_urls = {n: str(shards / f"{n}-train-*.tar") for n in RECIPES}
-    args = ["fit", "--config", str(config), "--data.train", json.dumps(train_urls),
-            "--trainer.default_root_dir", str(out / "run"),
-            "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                             "init_args": {"save_dir": str(out / "run"), "name": "csv"}}]),
-            "--export", str(ckpt), *overrides]
-    cli(args)
-    return ckpt
+    return ExperimentConfig(configs=(config,), export=out / "model.ckpt", root=out / "run",
+                            overrides={"data.train": train_urls, **(overrides or {})},
+                            cli_overrides=tuple(cli_overrides))
 
 
 def evaluate(out: Path, phantoms: Path, ckpt: Path) -> dict:
@@ -160,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     t_text = time.perf_counter()
     encoder = text_encoder(args.text_encoder, args.text_minutes)
     t1 = time.perf_counter()
-    text = [f"--model.text.finetuned={encoder}"] if encoder else []
-    ckpt = train(out, shards, args.config, [*text, *args.overrides, *extra])
+    text = {"model.text.finetuned": encoder} if encoder else {}
+    ckpt = fit(experiment(out, shards, args.config, text, (*args.overrides, *extra)))
     t2 = time.perf_counter()
     metrics = evaluate(out, phantoms, ckpt)
     from sat.bench.intensity_baseline import intensity_baseline

@@ -20,7 +20,8 @@ import numpy as np
 
 from sat.errors import InputError
 from sat.resources import configs_dir, shared_dir
-from sat.text.ensure import add_text_encoder_args, hms, text_encoder
+from sat.text.ensure import add_text_encoder_args, text_encoder
+from sat.train.experiment import ExperimentConfig, fit, trained_steps
 
 
 def default_sample() -> Path:
@@ -44,18 +45,14 @@ def build(sample: Path, out: Path) -> Path:
     return shards
 
 
-def train(out: Path, shards: Path, config: Path, minutes: float, overrides: list[str]) -> Path:
-    from sat.train.cli import cli
-
-    ckpt = out / "model.ckpt"
-    cli(["fit", "--config", str(config),
-         "--data.train", json.dumps({"totalseg_sample": str(shards / "totalseg_sample-train-*.tar")}),
-         "--trainer.default_root_dir", str(out / "run"),
-         "--trainer.max_time", hms(minutes),
-         "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                          "init_args": {"save_dir": str(out / "run"), "name": "csv"}}]),
-         "--export", str(ckpt), *overrides])
-    return ckpt
+def experiment(out: Path, shards: Path, config: Path, minutes: float, overrides: dict | None = None,
+               cli_overrides: tuple[str, ...] = ()) -> ExperimentConfig:
+    """The check's training run: ``config`` on the sample's shards for ``minutes``, run folder
+    ``out/run``, checkpoint ``out/model.ckpt``."""
+    return ExperimentConfig(configs=(config,), export=out / "model.ckpt", root=out / "run", max_minutes=minutes,
+                            overrides={"data.train": {"totalseg_sample": str(shards / "totalseg_sample-train-*.tar")},
+                                       **(overrides or {})},
+                            cli_overrides=tuple(cli_overrides))
 
 
 def score(sample: Path, ckpt: Path) -> dict:
@@ -99,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     shards = build(args.sample, args.out)
     encoder = text_encoder(args.text_encoder, args.text_minutes)  # made from the tree, never the scan
     t1 = time.perf_counter()
-    text = [f"--model.text.finetuned={encoder}"] if encoder else []
-    ckpt = train(args.out, shards, args.config, args.minutes, [*text, *args.overrides, *extra])
+    text = {"model.text.finetuned": encoder} if encoder else {}
+    ckpt = fit(experiment(args.out, shards, args.config, args.minutes, text, (*args.overrides, *extra)))
     t2 = time.perf_counter()
     result = score(args.sample, ckpt)
     result["timing_s"] = {"shards_and_text": t1 - t0, "train": t2 - t1, "evaluate": time.perf_counter() - t2}
     result["text_encoder"] = encoder or "raw MiniLM"
-    steps = _steps(args.out / "run")
+    steps = trained_steps(ckpt)
     result["train_steps"] = steps
     (args.out / "learning_check.json").write_text(json.dumps(result, indent=1))
     for c, d in sorted(result["per_structure"].items(), key=lambda kv: kv[1]):
@@ -114,17 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mean Dice {result['mean_dice']:.3f} over {result['structures']} structures | "
           f"training {t['train']:.0f} s ({steps} steps) | segmentation {result['segment_s']:.1f} s")
     return 0
-
-
-def _steps(run: Path) -> int | None:
-    """Last logged optimiser step of the newest CSV log under ``run``."""
-    logs = sorted(run.glob("csv/version_*/metrics.csv"), key=lambda f: f.stat().st_mtime)
-    if not logs:
-        return None
-    import csv
-
-    steps = [int(r["step"]) for r in csv.DictReader(logs[-1].open()) if r.get("step")]
-    return max(steps) + 1 if steps else None
 
 
 if __name__ == "__main__":
