@@ -18,8 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from sat.errors import InputError
-
-FORMATS = ("nifti", "multilabel", "dicom_seg")
+from sat.io.formats import FORMATS, check_formats
 DEFAULT_CHECKPOINT = Path("outputs") / "demo" / "model.ckpt"
 
 
@@ -63,11 +62,10 @@ def _checkpoint(arg: str | None) -> Path:
 
 
 def _formats(text: str) -> tuple[str, ...]:
-    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise InputError(f"unknown --formats {text!r}; choose from {','.join(FORMATS)}")
-    return formats
+    try:
+        return check_formats(text.split(","))
+    except InputError:
+        raise InputError(f"unknown --formats {text!r}; choose from {','.join(FORMATS)}") from None
 
 
 def _report_refused(refused: list[dict]) -> None:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sat.io.formats import check_formats
 from sat.io.writers import check_writable_dir, save_mask, save_probabilities, unique_filenames
-
-FORMATS = ("nifti", "multilabel", "dicom_seg")
 
 
 def save_result(result, outdir, *, formats=("nifti",), probabilities=False, preview=True,
@@ -43,9 +42,7 @@ def save_result(result, outdir, *, formats=("nifti",), probabilities=False, prev
     Raises:
         ValueError: unknown format. InputError: unwritable folder, DICOM-SEG for a non-DICOM input.
     """
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ValueError(f"unknown output formats {bad}; choose from {FORMATS}")
+    formats = check_formats(formats)
     out = check_writable_dir(outdir)
     vol = result.volume
     stems = unique_filenames([s.prompt for s in result.structures])
