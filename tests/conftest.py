@@ -91,4 +91,4 @@ def tiny_checkpoint(tmp_path_factory, concept_table) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     return save_checkpoint(path, net, model_cfg=cfg, text_spec={"backend": "minilm"},
                            tree_hash=load_tree().hash, preprocess=PreprocessSpec(spacing=(8.0, 8.0, 8.0)).to_dict(),
-                           trained_concepts=PHANTOM_CONCEPTS, extra={"patch_size": [32, 32, 32]})
+                           trained_concepts=PHANTOM_CONCEPTS, extra={"patch_size": [32, 32, 32]}, tree=load_tree())

@@ -126,7 +126,7 @@ def trained_checkpoint(path: Path) -> dict:
     from sat.model.checkpoint import load_checkpoint
 
     _, meta = load_checkpoint(path)
-    return {"checkpoint": str(path), "steps": meta.get("extra", {}).get("steps"), "train_s": None,
+    return {"checkpoint": str(path), "steps": meta.extra.get("steps"), "train_s": None,
             "given": True}
 
 

@@ -78,7 +78,7 @@ def build_random_checkpoint(path: Path, *, preset: str = "demo", extra_concepts:
     torch.nn.init.constant_(net.head.bias, 0.0)
     return save_checkpoint(path, net, model_cfg=cfg, text_spec={"backend": "minilm"}, tree_hash=tree.hash,
                            preprocess=PreprocessSpec(spacing=spacing).to_dict(), trained_concepts=trained,
-                           extra={"patch_size": list(patch), "random_weights": True})
+                           extra={"patch_size": list(patch), "random_weights": True}, tree=tree)
 
 
 def synthetic_ct(shape=(512, 512, 400), spacing=(0.8, 0.8, 1.5)):

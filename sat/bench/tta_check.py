@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     seg = Segmenter.from_checkpoint(args.checkpoint, device="cpu")
     table = tta_dice(seg, root, args.max_cases)
     print(f"checkpoint {args.checkpoint}: trained with left-right flips: {seg.flip_trained} "
-          f"(lr_flip_prob {seg.meta.get('extra', {}).get('lr_flip_prob', 'not recorded')})")
+          f"(lr_flip_prob {seg.meta.extra.get('lr_flip_prob', 'not recorded')})")
     print(f"{'structure':<22} {'n':>3} {'no TTA':>8} {'always mirrored':>16} {'TTA now':>8}")
     for c, r in table.items():
         print(f"{c:<22} {r['n']:>3} {r['plain']:>8.3f} {r['always_mirrored']:>16.3f} {r['tta_now']:>8.3f}")

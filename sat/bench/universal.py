@@ -141,7 +141,7 @@ def evaluate_universal(model: TrainedModel, phantoms: Path, profile: PhantomProf
                   "note": "one-hot table: unseen text has no row"}
                  for case in held_out_cases(phantoms) for cid in case.concepts]
     else:
-        net = swap_rows(seg.net, synonyms, TextEncoderSpec(**seg.meta["text"]))
+        net = swap_rows(seg.net, synonyms, TextEncoderSpec(**seg.meta.text))
         swapped = Segmenter(net, seg.meta, "cpu", threads=profile.threads, resolver=seg.resolver)
         rows += evaluate_prompts(swapped, held_out_cases(phantoms), synonym_embedding_style(synonyms))
     for r in rows:

@@ -30,9 +30,9 @@ OUTSIDE_BODY_FRACTION = 0.5
 SIDE_MARGIN_MM = 5.0
 
 
-def read_concept_stats(meta: dict) -> dict:
-    """The training ranges stored in checkpoint ``meta`` (``{}`` for a checkpoint without them)."""
-    stats = (meta.get("extra") or {}).get("concept_stats")
+def read_concept_stats(extra: dict) -> dict:
+    """The training ranges in a checkpoint's ``extra`` figures (``{}`` for a checkpoint without them)."""
+    stats = (extra or {}).get("concept_stats")
     if isinstance(stats, str):
         try:
             stats = json.loads(stats)
@@ -111,9 +111,10 @@ def check_mask(concept: str, laterality: str, volume_ml: float, mask: np.ndarray
     return out
 
 
-def domain_note(meta: dict) -> str | None:
-    """A one-line warning for a model that only ever saw phantoms (``None`` otherwise)."""
-    trained_on = (meta.get("extra") or {}).get("trained_on") or {}
+def domain_note(extra: dict) -> str | None:
+    """A one-line warning for a model that only ever saw phantoms, from a checkpoint's ``extra``
+    figures (``None`` otherwise)."""
+    trained_on = (extra or {}).get("trained_on") or {}
     if not trained_on.get("phantom_only"):
         return None
     names = ", ".join(trained_on.get("datasets") or []) or "phantoms"

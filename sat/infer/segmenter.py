@@ -20,8 +20,11 @@ from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
 from sat.io.volume import Volume, load_volume
+from sat.knowledge.tree import KnowledgeTree, load_tree
+from sat.knowledge.vocabulary import overlay
+from sat.model.checkpoint_meta import CheckpointMeta
 from sat.model.sliding_window import FeatureCache, decode_tta, encode_image, flip_lr
-from sat.volume.preprocess import PreprocessSpec, preprocess_case
+from sat.volume.preprocess import preprocess_case
 
 __all__ = ["Segmenter", "SegmentationResult", "Structure", "infer_modality", "normalize_modality"]
 log = logging.getLogger(__name__)
@@ -37,6 +40,29 @@ def infer_modality(volume: Volume) -> str:
 def normalize_modality(name: str | None) -> str | None:
     """``"mri"`` -> ``"MR"``, ``"PT"`` -> ``"PET"``; ``None`` for names the model has no rule for."""
     return _MODALITY_ALIASES.get(str(name).strip().upper()) if name else None
+
+
+def checkpoint_tree(meta: CheckpointMeta, tree: KnowledgeTree | None = None) -> KnowledgeTree:
+    """The tree a checkpoint's prompts resolve with: ``tree`` (default: the current one) under the
+    checkpoint's vocabulary snapshot (:func:`sat.knowledge.vocabulary.overlay`).
+
+    A tree changed since training is a warning: the trained concepts keep the names, synonyms,
+    sides and mirrors they were trained with; a term only the new tree knows still resolves (and
+    is refused when it names a concept the model never learned). A checkpoint written before
+    snapshots resolves with the current tree, and the warning says so.
+    """
+    tree = tree if tree is not None else load_tree()
+    if tree.hash == meta.tree_hash:
+        return tree
+    if meta.vocabulary is None:
+        log.warning("knowledge tree changed since this checkpoint was trained (%s -> %s) and the checkpoint "
+                    "carries no vocabulary snapshot (format 1): prompts resolve with the current tree",
+                    meta.tree_hash, tree.hash)
+        return tree
+    log.warning("knowledge tree changed since this checkpoint was trained (%s -> %s): its %d trained "
+                "concepts answer with the vocabulary they were trained with", meta.tree_hash, tree.hash,
+                len(meta.trained_concepts))
+    return overlay(tree, meta.vocabulary)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -60,7 +86,7 @@ class Segmenter:
         patch_size: sliding-window size (default: the training patch from the checkpoint).
         overlap: window overlap fraction.
         tta: average with a left-right mirrored pass (lateral queries swapped) by default; only a
-            model trained with left-right flips (``meta["extra"]["lr_flip_prob"] > 0``) gets the
+            model trained with left-right flips (``meta.extra["lr_flip_prob"] > 0``) gets the
             mirrored pass, any other runs the plain pass with one warning (mirrored anatomy it never
             saw made its masks worse, not better).
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
@@ -71,23 +97,18 @@ class Segmenter:
             free-text prompt should not wait for them.
     """
 
-    def __init__(self, net, meta: dict, device: str | torch.device = "cpu", patch_size=None,
+    def __init__(self, net, meta: CheckpointMeta, device: str | torch.device = "cpu", patch_size=None,
                  overlap: float = 0.25, *, tta: bool = False, resolver=None,
                  threads: int | str | None = "auto", warm_text: bool = False) -> None:
-        from sat.knowledge.tree import load_tree
-
         self.net, self.meta, self.device = net, meta, resolve_device(device)
-        self.tree = load_tree()
-        if self.tree.hash != meta.get("tree_hash"):
-            log.info("knowledge tree changed since training (%s -> %s)", meta.get("tree_hash"), self.tree.hash)
-        self.spec = PreprocessSpec.from_dict(meta["preprocess"])
-        self.patch = tuple(patch_size or meta["extra"].get("patch_size", (48, 48, 48)))
+        self.tree = checkpoint_tree(meta)
+        self.spec = meta.preprocess
+        self.patch = tuple(patch_size or meta.extra.get("patch_size", (48, 48, 48)))
         self.overlap, self.tta = overlap, tta
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
-        self.trained = (set(meta["trained_concepts"]) & set(net.concept_ids)) & set(self.tree.concepts)
-        extra = meta.get("extra") or {}
-        self.flip_trained = float(extra.get("lr_flip_prob") or 0.0) > 0.0
-        self.concept_stats = read_concept_stats(meta)
+        self.trained = (set(meta.trained_concepts) & set(net.concept_ids)) & set(self.tree.concepts)
+        self.flip_trained = float(meta.extra.get("lr_flip_prob") or 0.0) > 0.0
+        self.concept_stats = read_concept_stats(meta.extra)
         self._warned: set[str] = set()  # one-time warnings already given (domain, tta)
         self.warn_domain = True  # say once when a phantom-only model is used (False: the caller knows)
         self._resolver = resolver
@@ -143,7 +164,7 @@ class Segmenter:
             from sat.text.encoder import TextEncoderSpec
             from sat.text.resolver_factory import build_resolver
 
-            self._resolver = build_resolver(self.tree, TextEncoderSpec(**self.meta["text"]))
+            self._resolver = build_resolver(self.tree, TextEncoderSpec(**self.meta.text))
         return self._resolver
 
     @resolver.setter
@@ -277,7 +298,7 @@ class Segmenter:
         modality = self._modality(volume, modality, plans)
         answered = [p for p in plans if p.concepts]
         structures: list[Structure] = []
-        note = domain_note(self.meta)
+        note = domain_note(self.meta.extra)
         if note and answered and self.warn_domain:
             self._warn_once("domain", note)
         if tta and not self.flip_trained:

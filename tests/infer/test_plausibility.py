@@ -72,10 +72,10 @@ def test_wrong_side_uses_world_coordinates():
 
 
 def test_domain_note_only_for_phantom_models():
-    assert "only on synthetic phantoms" in domain_note({"extra": {"trained_on": {
-        "datasets": ["phantom_msd"], "phantom_only": True}}})
-    assert domain_note({"extra": {"trained_on": {"datasets": ["totalseg"], "phantom_only": False}}}) is None
-    assert domain_note({"extra": {}}) is None
+    assert "only on synthetic phantoms" in domain_note({"trained_on": {
+        "datasets": ["phantom_msd"], "phantom_only": True}})
+    assert domain_note({"trained_on": {"datasets": ["totalseg"], "phantom_only": False}}) is None
+    assert domain_note({}) is None
 
 
 def test_reference_masks_of_the_real_ct_pass_the_geometric_checks(sample_dir):

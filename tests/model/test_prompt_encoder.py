@@ -94,7 +94,7 @@ def test_interactive_checkpoint_round_trips_strictly(tmp_path):
     path = save_checkpoint(tmp_path / "m.ckpt", net, model_cfg=_cfg(), text_spec={}, tree_hash="x",
                            preprocess=PreprocessSpec().to_dict(), trained_concepts=IDS)
     back, meta = load_checkpoint(path)
-    assert meta["model"]["head"]["interactive"] is True
+    assert meta.model.head.interactive is True
     x, q = torch.randn(1, 1, 16, 16, 16), torch.tensor([[0]])
     p = Prompts.empty(1, 1).with_click(0, 0, (3, 4, 5), POSITIVE)
     with torch.no_grad():

@@ -61,7 +61,7 @@ def test_interactive_fit_then_frozen_base_fine_tune(tmp_path, tiny_fit_args):
     first = tmp_path / "joint.ckpt"
     cli(tiny_fit_args(tmp_path / "a", max_steps=3) + common + [f"--export={first}"])
     net, meta = load_checkpoint(first)
-    assert meta["model"]["head"]["interactive"] is True and net.head.prompt is not None
+    assert meta.model.head.interactive is True and net.head.prompt is not None
 
     # start again from that checkpoint, training only the prompt encoder
     second = tmp_path / "frozen.ckpt"
