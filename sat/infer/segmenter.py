@@ -188,6 +188,34 @@ class Segmenter:
         """Drop the cached features of the last image."""
         self._cache = {}
 
+    def refine(self, result_or_volume, prompt: str | None = None, points=(), box=None, *,
+               modality: str | None = None, space: str = "world", probabilities: bool = False
+               ) -> SegmentationResult:
+        """Correct one structure with clicks and a box, reusing the image's cached features.
+
+        Args:
+            result_or_volume: a :class:`SegmentationResult` from this Segmenter (its volume, its
+                modality and the cached backbone features are reused), a Volume or an image path.
+            prompt: the structure's text; ``None``: the clicks and the box alone define it.
+            points: every click so far, as ``"x,y,z[,+|-]"`` or ``(x, y, z[, positive])``.
+            box: two opposite corners ``((x0, y0, z0), (x1, y1, z1))`` or ``"x0,y0,z0,x1,y1,z1"``; a
+                box flat along one axis is a 2D box drawn on that slice.
+            space: ``"world"`` (RAS+ mm, the frame of ``Volume.affine``) or ``"voxel"`` (input indices).
+            probabilities: keep the float16 probability map.
+
+        Returns:
+            A result with one structure (see :mod:`sat.infer.refine`).
+
+        Raises:
+            InputError: a point or box outside the image, a box without extent, nothing to segment.
+        """
+        from sat.infer.refine import refine
+
+        threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
+        with cpu_threads(threads):
+            return refine(self, result_or_volume, prompt, points, box, modality=modality, space=space,
+                          probabilities=probabilities)
+
     def _prepare(self, volume: Volume, modality: str, tta: bool) -> tuple[list[FeatureCache], dict]:
         """Preprocess and encode ``volume`` once (twice with TTA); reuse while it is alive."""
         c = self._cache
