@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Modality = Literal["CT", "MR", "PET", "US"]
+from sat.knowledge.modality import MODALITIES
+
+Modality = Literal[MODALITIES]  # Literal["CT", "MR", "PET", "US"]
 Region = Literal["brain", "head_neck", "thorax", "abdomen", "pelvis", "spine", "upper_limb",
                  "lower_limb", "whole_body"]
 _PATH = "a file path inside an allowed root (relative paths start at the first allowed root)"

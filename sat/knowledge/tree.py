@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from sat.knowledge.modality import MODALITIES
 from sat.knowledge.normalize import normalize
 from sat.resources import knowledge_tree_dir
 
@@ -25,7 +26,6 @@ KINDS = ("organ", "vessel", "bone", "muscle", "gland", "airway", "cavity", "subs
 REGIONS = ("brain", "head_neck", "thorax", "abdomen", "pelvis", "spine", "upper_limb",
            "lower_limb", "whole_body")
 LATERALITIES = ("left", "right", "none")
-MODALITIES = ("CT", "MR", "PET", "US")
 
 
 @dataclass(frozen=True)
