@@ -20,7 +20,10 @@ def test_every_user_names_the_same_modalities():
     from sat.knowledge.tree import MODALITIES as TREE
     from sat.model.universal import MODALITY_INDEX
 
+    from sat.infer.segmenter import normalize_modality
+
     assert TREE is MODALITIES and get_args(Modality) == MODALITIES
+    assert normalize_modality is canonical_modality  # sat segment --modality, DICOM tags, qualifiers
     # the index of the learned embedding must never move: old checkpoints depend on it
     assert MODALITY_INDEX == {"CT": 1, "MR": 2, "PET": 3, "US": 4}
 
