@@ -176,7 +176,7 @@ def _single(args, ckpt, threads, source, out, options, save) -> int:
         if args.point or args.box:
             from sat.infer.refine import parse_box, parse_point
 
-            points = [parse_point(p) for p in args.point]
+            points = [parse_point(p) for p in args.point]  # ((x, y, z), positive)
             box = parse_box(args.box) if args.box else None
             result = seg.refine(volume, (options["prompts"] or [None])[0], points, box, modality=args.modality,
                                 space="voxel" if args.voxel else "world", probabilities=options["probabilities"])

@@ -128,9 +128,12 @@ def ensure_prompt_encoder(net) -> bool:
 
 
 def _click(p) -> tuple[tuple[float, float, float], bool]:
-    """A click as ``"x,y,z[,+|-]"``, ``(x, y, z)`` or ``(x, y, z, positive)`` (bool or "+"/"-")."""
+    """A click as ``"x,y,z[,+|-]"``, ``(x, y, z)``, ``(x, y, z, positive)`` (bool or "+"/"-") or
+    ``((x, y, z), positive)`` (:func:`parse_point`'s result)."""
     if isinstance(p, str):
         return parse_point(p)
+    if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (tuple, list)):  # parse_point's own form
+        p = (*p[0], p[1])
     try:
         vals = list(p)
         xyz = tuple(float(v) for v in vals[:3])
