@@ -53,6 +53,19 @@ def save_checkpoint(path: str | Path, net, *, model_cfg: ModelConfig, text_spec:
     return path
 
 
+def update_extra(path: str | Path, **items) -> Path:
+    """Set ``meta["extra"][key] = value`` for each item of an existing checkpoint (atomically),
+    e.g. the inference settings ``sat benchmark real`` chose on the validation patients."""
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    meta = json.loads(blob["meta"])
+    meta["extra"] = {**(meta.get("extra") or {}), **items}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({**blob, "meta": json.dumps(meta)}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 _TEXT_BACKENDS = ("minilm", "hf", "open_clip")
 _LOCAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # an open_clip architecture name, never hf-hub:...
 _META_TYPES = {"model": dict, "text": dict, "preprocess": dict, "trained_concepts": list, "concept_ids": list}
