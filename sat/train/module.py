@@ -210,7 +210,7 @@ class SATModule(L.LightningModule):
         if total <= 0 and o.schedule != "time":
             raise ValueError("optim.schedule 'steps' needs optim.total_steps or trainer.max_steps (got neither; "
                              "a run capped only by trainer.max_time takes optim.schedule 'time')")
-        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=max(total, 1),
+        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=total if total > 0 else None,
                               progress=self._time_progress() if o.schedule == "time" else None)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
