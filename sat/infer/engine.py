@@ -89,6 +89,9 @@ def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu
     Only the text-conditioned head runs here; the backbone features come from ``cache``.
     """
     q = net.query_indices(concepts).to(device)[None]  # (1, Q)
+    text = net.concept_embeddings[q]  # (1, Q, E): the text the head was trained on, side vector included
+    if getattr(net, "side_embedding", None) is not None:
+        text = text + net.side_embedding(net.concept_sides[q])
     mod = torch.tensor([cache.modality], device=device)
     full = tuple(max(p, n) for p, n in zip(cache.patch, cache.shape))
     small = len(concepts) * int(np.prod(full)) * 4 <= FLOAT32_BUFFER_BYTES
@@ -96,7 +99,7 @@ def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu
     norm = torch.zeros(full, dtype=torch.float32)
     w = gaussian_map(cache.patch)
     for (a, b, c), feats in cache.windows:
-        prob = torch.sigmoid(net.head(feats, net.concept_embeddings[q], mod, None).float())[0].cpu()
+        prob = torch.sigmoid(net.head(feats, text, mod, None).float())[0].cpu()
         sl = (slice(a, a + cache.patch[0]), slice(b, b + cache.patch[1]), slice(c, c + cache.patch[2]))
         acc[(slice(None), *sl)] += (prob * w).to(acc.dtype)
         norm[sl] += w
