@@ -98,3 +98,18 @@ def quiet_third_party(verbose: bool) -> None:
     for name in _THIRD_PARTY:
         logging.getLogger(name).setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+
+
+def add_extensions(subparsers, extensions) -> dict:
+    """Add the subcommands of harness ``extensions`` to a core command's ``subparsers``.
+
+    Each extension module lists ``SUBCOMMANDS = [(name, help, add_arguments, run), ...]``; the
+    ``sat`` dispatcher imports them (``sat.cli.EXTENSIONS``) and hands them to the core command,
+    so core modules never import the harness. Returns ``{name: run}``.
+    """
+    handlers = {}
+    for module in extensions:
+        for name, help_, add_arguments, run in module.SUBCOMMANDS:
+            add_arguments(subparsers.add_parser(name, help=help_))
+            handlers[name] = run
+    return handlers

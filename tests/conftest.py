@@ -75,7 +75,7 @@ def tiny_checkpoint(tmp_path_factory, concept_table) -> Path:
     """A random-weight tiny model checkpoint 'trained' on the phantom concepts (for geometry/API tests)."""
     import torch
 
-    from sat.data.preprocess import PreprocessSpec
+    from sat.volume.preprocess import PreprocessSpec
     from sat.knowledge.tree import load_tree
     from sat.model.builder import build_model
     from sat.model.checkpoint import save_checkpoint
@@ -91,4 +91,4 @@ def tiny_checkpoint(tmp_path_factory, concept_table) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
     return save_checkpoint(path, net, model_cfg=cfg, text_spec={"backend": "minilm"},
                            tree_hash=load_tree().hash, preprocess=PreprocessSpec(spacing=(8.0, 8.0, 8.0)).to_dict(),
-                           trained_concepts=PHANTOM_CONCEPTS, extra={"patch_size": [32, 32, 32]})
+                           trained_concepts=PHANTOM_CONCEPTS, extra={"patch_size": [32, 32, 32]}, tree=load_tree())

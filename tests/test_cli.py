@@ -73,3 +73,52 @@ def test_no_loading_weights_bar_unless_verbose():
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr[-500:]
     assert "Loading weights" in loud.stderr  # the bar this guards against exists ...
     assert "Loading weights" not in quiet.stderr and quiet.stderr.strip() == ""  # ... and is hidden by default
+
+
+def test_fit_reads_shipped_configs_outside_a_checkout(tmp_path, monkeypatch):
+    """``sat fit --config configs/...`` from a folder without configs/ uses the package's copies."""
+    from sat.cli import _check_config_files
+    from sat.errors import InputError
+    from sat.resources import configs_dir
+
+    monkeypatch.chdir(tmp_path)
+    out = _check_config_files(["--config", "configs/trainer/cpu.yaml", "--trainer=configs/trainer/cpu.yaml",
+                               "--trainer.max_steps", "3"])
+    shipped = str(configs_dir("trainer") / "cpu.yaml")
+    assert out == ["--config", shipped, f"--trainer={shipped}", "--trainer.max_steps", "3"]
+    with pytest.raises(InputError, match="configs/experiment/nope.yaml"):
+        _check_config_files(["--config", "configs/experiment/nope.yaml"])
+
+
+def _help(argv, capsys) -> str:
+    try:
+        main(argv)
+    except SystemExit:  # argparse's own exit after printing help
+        pass
+    return capsys.readouterr().out
+
+
+def test_harness_subcommands_are_listed_by_core_commands(capsys):
+    """``sat concepts eval|bench`` and ``sat shards bench`` live in sat.bench; the dispatcher hands
+    them to the core commands, which list and parse them."""
+    from sat.cli import EXTENSIONS
+
+    assert set(EXTENSIONS) == {"concepts", "shards"}
+    concepts = _help(["concepts", "--help"], capsys)
+    assert all(name in concepts for name in ("resolve", "calibrate", "eval", "bench"))
+    assert "--raw-only" in _help(["concepts", "eval", "--help"], capsys)
+    assert "throughput" in _help(["shards", "bench", "--help"], capsys)
+    assert "--phantom-scale" in _help(["shards", "bench", "throughput", "--help"], capsys)
+    assert "verify" in _help(["shards", "--help"], capsys)
+
+
+def test_every_command_has_a_main():
+    import importlib
+
+    from sat.cli import COMMANDS, EXTENSIONS
+
+    for module, _ in COMMANDS.values():
+        assert callable(importlib.import_module(module).main), module
+    for modules in EXTENSIONS.values():
+        for module in modules:
+            assert importlib.import_module(module).SUBCOMMANDS, module

@@ -17,7 +17,8 @@ from sat.agent.crops import key_slice_crops
 from sat.agent.measure import to_stats
 from sat.agent.mentions import extract_mentions, is_generic_lesion, is_lesion
 from sat.agent.models import Finding, GroundReportOutput, Mention, Suggestion, Unmatched
-from sat.infer.io import Volume, check_writable_dir, load_volume, save_mask, unique_filenames
+from sat.io.volume import Volume, load_volume
+from sat.io.writers import check_writable_dir, save_mask, unique_filenames
 
 
 def _phrase_mention(phrase: str, index: int) -> Mention:
@@ -65,7 +66,7 @@ def ground(report_or_phrases: str | list[str], image, *, segmenter, outdir: str 
     Args:
         report_or_phrases: a report (mention offsets index it) or a list of phrases (offsets index
             each phrase; ``Mention.sentence`` is the phrase index).
-        image: path, DICOM folder, or a loaded :class:`~sat.infer.io.Volume` (reuse one Volume
+        image: path, DICOM folder, or a loaded :class:`~sat.io.volume.Volume` (reuse one Volume
             object across calls and the segmenter reuses its image features).
         segmenter: a :class:`~sat.infer.segmenter.Segmenter`.
         outdir: folder for masks (``<concept>.nii.gz``) and crops (``<concept>_<plane>.png``).

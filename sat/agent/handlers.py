@@ -22,8 +22,8 @@ def _suggestions(raw: list[dict]) -> list[Suggestion]:
 
 
 def _answering(tree, trained: set[str], cid: str) -> list[str]:
-    """Trained concepts that answer ``cid``: the same rule as ``segment`` (:func:`sat.infer.prompts.answering`)."""
-    from sat.infer.prompts import answering
+    """Trained concepts that answer ``cid``: the same rule as ``segment`` (:func:`sat.infer.answering.answering`)."""
+    from sat.infer.answering import answering
 
     return answering(tree, trained, cid)
 
@@ -99,7 +99,7 @@ def _output_dir(d, tool: str):
 
 
 def _load(d, raw: str, what: str):
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     path = d.policy.resolve(raw, what=what, kind="file")
     vol = load_volume(path, limits=d.policy.limits())  # voxel limit checked on the header, before decoding

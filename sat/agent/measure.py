@@ -5,7 +5,7 @@ import numpy as np
 
 from sat.agent.models import Stats
 from sat.errors import InputError
-from sat.infer.io import Volume
+from sat.io.volume import Volume
 from sat.infer.stats import structure_statistics
 
 
@@ -53,7 +53,7 @@ def compare_masks(a: Volume, b: Volume) -> dict:
     """
     import torch
 
-    from sat.data.geometry import resample
+    from sat.volume.geometry import resample
     from sat.eval.metrics import dice
 
     ma, mb = mask_of(a), mask_of(b)

@@ -130,7 +130,7 @@ class Dispatcher:
     def volume(self, path: Path):
         """Load an image once per file version and return the same Volume object again, so the
         segmenter reuses its image features (cached while that object is alive) across calls."""
-        from sat.infer.io import load_volume
+        from sat.io.volume import load_volume
 
         st = path.stat()
         key = (str(path), st.st_mtime_ns, st.st_size)

@@ -5,7 +5,7 @@ A real pipeline swaps :class:`StubVLM` for its model's streaming generator and
 
     from sat.agent.hooks import GroundingHooks
     from sat.agent.vlm_example import StubVLM, run_pipeline
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
     from sat.infer.segmenter import Segmenter
 
     seg = Segmenter.from_checkpoint("model.ckpt")

@@ -4,11 +4,11 @@ For every concept of the training shards (and every grouping concept whose parts
 training adds them), per modality: how many cases showed it, the range of its volume in millilitres
 (native grid) and the range of the mean *normalised* intensity inside it (the network's input
 units, so CT and MR are comparable with the same preprocessing at inference). Stored in the
-exported checkpoint (``meta["extra"]["concept_stats"]``) and read by :mod:`sat.infer.plausibility`.
+exported checkpoint (``meta["extra"]["concept_stats"]``) and read by
+:func:`sat.infer.plausibility.read_concept_stats`.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,13 +99,3 @@ def _account(case, groups: dict[str, list[str]], seen: dict) -> None:
         s.volumes.append(float(ml))
         s.intensities.append(float(image[mask].mean()))
 
-
-def read_concept_stats(meta: dict) -> dict:
-    """The training ranges stored in checkpoint ``meta`` (``{}`` for a checkpoint without them)."""
-    stats = (meta.get("extra") or {}).get("concept_stats")
-    if isinstance(stats, str):
-        try:
-            stats = json.loads(stats)
-        except ValueError:
-            return {}
-    return stats if isinstance(stats, dict) else {}

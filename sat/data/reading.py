@@ -1,4 +1,4 @@
-"""Reading one case's files: image channels through :func:`sat.infer.io.load_volume`, label maps.
+"""Reading one case's files: image channels through :func:`sat.io.volume.load_volume`, label maps.
 
 Images of every format (NIfTI, NRRD/MetaImage, DICOM series folders, zipped series) go through
 ``load_volume``, which validates them and returns RAS affines. Every file is opened through
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from sat.errors import InputError
-from sat.infer.headers import open_nifti, read_nifti_header
-from sat.infer.io import Volume, load_volume
+from sat.io.headers import open_nifti, read_nifti_header
+from sat.io.volume import Volume, load_volume
 from sat.safe_open import Limits, check_file
 
 _SLICE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

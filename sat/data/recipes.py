@@ -7,11 +7,11 @@ dataset. ``data_shards/README.md`` documents every field with examples.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from sat.resources import recipes_dir as packaged_recipes
 from sat.yaml_io import read_yaml_mapping
 
 LAYOUTS = ("msd", "nnunet", "totalseg", "generic")
@@ -167,9 +167,8 @@ def parse_values(name: str, spec) -> list[int]:
 
 
 def recipe_dir() -> Path:
-    """``$SAT_RECIPES`` if set, else ``data_shards/recipes`` beside the package."""
-    env = os.environ.get("SAT_RECIPES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data_shards" / "recipes"
+    """``$SAT_RECIPES`` if set, else the packaged recipes, else the checkout's (:mod:`sat.resources`)."""
+    return packaged_recipes()
 
 
 def _resolve(name_or_path: str | Path, base: Path | None = None) -> Path:

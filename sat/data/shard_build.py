@@ -26,9 +26,9 @@ import numpy as np
 
 from sat.data.adapters import Case, CaseRef, list_cases, read_case
 from sat.data.label_codes import compact_codes
-from sat.data.label_resample import match_volumes, resample_codes
+from sat.volume.label_resample import match_volumes, resample_codes
 from sat.data.manifest import add_sample, new_part, sha256_file, write_manifest
-from sat.data.preprocess import PreprocessSpec, preprocess_case
+from sat.volume.preprocess import PreprocessSpec, preprocess_case
 from sat.data.recipes import Recipe
 from sat.data.shard_format import encode_sample
 
@@ -67,7 +67,7 @@ def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, floa
 
     The image goes through :func:`preprocess_case` (the same path as inference); the label code
     map is resampled onto exactly the grid it returns (consistent point sampling, then volume
-    matching, see :mod:`sat.data.label_resample`) and stays a code map: per-concept masks are
+    matching, see :mod:`sat.volume.label_resample`) and stays a code map: per-concept masks are
     never materialised, at the native resolution or the new one.
 
     Returns:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sat.data.geometry import spacing_of
+from sat.volume.geometry import spacing_of
 from sat.data.label_codes import code_stats
 from sat.data.manifest import read_manifest, sha256_file
 from sat.data.shard_format import ShardCase, decode_case

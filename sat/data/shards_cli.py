@@ -1,5 +1,5 @@
 """``sat shards build|verify|inspect|bench``: build WebDataset shards from a recipe, check them,
-look inside them, and time them against a NIfTI + MONAI pipeline.
+look inside them, and (``bench``, from the harness) time them against a NIfTI + MONAI pipeline.
 
 ``pipe:`` URLs run shell commands, as in WebDataset, and so do its other schemes (``gs://`` runs
 ``gsutil``, ``scp:``/``sftp:`` run ``curl``, ...); ``inspect`` refuses every URL other than a local
@@ -13,8 +13,11 @@ import json
 import re
 import sys
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
+from sat.cli_hints import add_extensions
 from sat.errors import InputError
 
 
@@ -138,12 +141,11 @@ def _verify(args) -> int:
     return verify_main(args.dir, args.preview, args.n_preview, args.seed, int(args.max_member_mb * 2**20))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extensions: Sequence[ModuleType] = ()) -> int:
+    """Run ``sat shards``; ``extensions`` add subcommands (:func:`sat.cli_hints.add_extensions`):
+    the ``sat`` dispatcher hands in ``bench`` (:mod:`sat.bench.data_pipeline`), so this core
+    module never imports the harness."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        from sat.data.bench import main as bench_main
-
-        return bench_main(argv[1:])
     p = argparse.ArgumentParser(prog="sat shards")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="preprocess a dataset into shards")
@@ -170,6 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--max-member-mb", type=float, default=4096.0, help="largest tar member read (MiB)")
     i.add_argument("--allow-pipe", action="store_true",
                    help="allow pipe:, gs:// and s3:// URLs, which run shell commands (as in WebDataset)")
-    sub.add_parser("bench", help="benchmarks: `sat shards bench throughput|geometry --help`")
+    handlers = {"build": _build, "inspect": _inspect, "verify": _verify, **add_extensions(sub, extensions)}
     args = p.parse_args(argv)
-    return {"build": _build, "inspect": _inspect, "verify": _verify}[args.cmd](args)
+    return handlers[args.cmd](args)

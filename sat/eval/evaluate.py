@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from sat.errors import InputError
-from sat.eval.cases import GTCase, PredCase, find_gt_cases, find_prediction, load_gt, load_pred_mask
+from sat.eval.case_files import GTCase, PredCase, find_gt_cases, find_prediction, load_gt, load_pred_mask
 from sat.eval.metrics import DEFAULT_TOLERANCE_MM, EmptyPolicy, evaluate_case
 from sat.eval.summary import render_markdown, summarize, write_summary_json, write_tables
 from sat.knowledge.tree import KnowledgeTree, load_tree
@@ -185,7 +185,7 @@ def evaluate_folders(pred: str | Path, gt: str | Path, out: str | Path | None = 
 
 
 def _write(run: EvalRun, out: Path, plots: bool) -> None:
-    from sat.infer.io import check_writable_dir
+    from sat.io.writers import check_writable_dir
 
     out = check_writable_dir(out)
     run.paths = write_tables(run.rows, run.summary, out)

@@ -54,7 +54,8 @@ def read_class_map(path: Path) -> dict[int, str]:
 
 def write_reference(labels_path: Path, class_map: dict[int, str], out: Path, case: str) -> dict:
     """Write ``out/case/<name>.nii.gz`` per class present; returns ``{"written", "absent", "unknown"}``."""
-    from sat.infer.io import load_volume, save_mask, unique_filenames
+    from sat.io.volume import load_volume
+    from sat.io.writers import save_mask, unique_filenames
     from sat.knowledge.tree import load_tree
 
     vol = load_volume(labels_path)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sat.errors import InputError
-from sat.infer.io import find_dicom_series, is_image_file, unique_filenames
+from sat.io.volume import find_dicom_series, is_image_file
+from sat.io.writers import unique_filenames
 
 DONE_MARKER = ".sat_done.json"
 

@@ -18,8 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from sat.errors import InputError
-
-FORMATS = ("nifti", "multilabel", "dicom_seg")
+from sat.io.formats import FORMATS, check_formats
 DEFAULT_CHECKPOINT = Path("outputs") / "demo" / "model.ckpt"
 
 
@@ -64,11 +63,10 @@ def _checkpoint(arg: str | None) -> Path:
 
 
 def _formats(text: str) -> tuple[str, ...]:
-    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise InputError(f"unknown --formats {text!r}; choose from {','.join(FORMATS)}")
-    return formats
+    try:
+        return check_formats(text.split(","))
+    except InputError:
+        raise InputError(f"unknown --formats {text!r}; choose from {','.join(FORMATS)}") from None
 
 
 def _report_refused(refused: list[dict]) -> None:
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from sat.infer.batch import discover_cases
 
     cases = discover_cases(source)
-    from sat.infer.io import check_writable_dir
+    from sat.io.writers import check_writable_dir
 
     out = check_writable_dir(args.output)
     options = dict(prompts=prompts, all_concepts=args.all, probabilities=args.probabilities, tta=args.tta)
@@ -157,7 +155,7 @@ def _load(ckpt: Path, args, threads):
 
 
 def _single(args, ckpt, threads, source, out, options, save) -> int:
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     volume = load_volume(source, channel=args.channel)  # bad images fail before the model loads
     if "dicom_seg" in save["formats"] and volume.header_meta.get("format") != "dicom":
@@ -232,12 +230,7 @@ def _batch(args, ckpt, threads, cases, total, out, options, save) -> int:
 
 
 def _volume(path, channel):
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     return load_volume(path, channel=channel)
 
-
-if __name__ == "__main__":
-    from sat.cli import main as dispatch
-
-    sys.exit(dispatch(["segment", *sys.argv[1:]]))

@@ -3,7 +3,7 @@
 Without ``--checkpoint`` the concepts commands describe the knowledge tree with the raw text
 encoder. With it they load the checkpoint's :class:`~sat.infer.segmenter.Segmenter` (its own text
 encoder, threshold and trained concepts) and go through the very path ``sat segment`` takes
-(:meth:`Segmenter.plan`, :func:`sat.infer.prompts.answering`): the concept a prompt resolves to, the
+(:meth:`Segmenter.plan`, :func:`sat.infer.answering.answering`): the concept a prompt resolves to, the
 trained concepts whose union is its mask, or the refusal ``sat segment`` would print.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def resolve(args, items: list[tuple[str, str | None]]) -> int:
 
 def list_concepts(args) -> int:
     """Every concept the checkpoint can segment, with the trained concepts that answer it."""
-    from sat.infer.prompts import answerable
+    from sat.infer.answering import answerable
 
     seg = _segmenter(args.checkpoint)
     for cid, via in answerable(seg.tree, seg.trained).items():
@@ -71,7 +71,7 @@ def list_concepts(args) -> int:
 
 def show(args, tree) -> int:
     """The concept with its relations, and whether (and how) the checkpoint segments it."""
-    from sat.infer.prompts import answering
+    from sat.infer.answering import answering
 
     seg = _segmenter(args.checkpoint)
     c = tree.get(args.id)
@@ -79,7 +79,7 @@ def show(args, tree) -> int:
     info = {**asdict(c), "parents": tree.parents(c.id), "children": tree.children(c.id),
             "ancestors": tree.ancestors(c.id), "segmentable": bool(via), "trained": c.id in seg.trained,
             "via": via}
-    from sat.knowledge.cli import print_info
+    from sat.infer.concepts_cli import print_info
 
     print_info(info, args.json)
     return 0

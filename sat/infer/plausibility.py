@@ -20,12 +20,25 @@ Flags go to ``statistics.json`` (``plausibility``), the preview legend and one w
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 VOLUME_FACTOR = 2.0  # flagged below lo / factor or above hi * factor
 INTENSITY_MARGIN = 0.5  # normalised units (image standard deviations) beyond the training range
 OUTSIDE_BODY_FRACTION = 0.5
 SIDE_MARGIN_MM = 5.0
+
+
+def read_concept_stats(extra: dict) -> dict:
+    """The training ranges in a checkpoint's ``extra`` figures (``{}`` for a checkpoint without them)."""
+    stats = (extra or {}).get("concept_stats")
+    if isinstance(stats, str):
+        try:
+            stats = json.loads(stats)
+        except ValueError:
+            return {}
+    return stats if isinstance(stats, dict) else {}
 
 
 def _between(fg: np.ndarray, axis: int) -> np.ndarray:
@@ -98,9 +111,10 @@ def check_mask(concept: str, laterality: str, volume_ml: float, mask: np.ndarray
     return out
 
 
-def domain_note(meta: dict) -> str | None:
-    """A one-line warning for a model that only ever saw phantoms (``None`` otherwise)."""
-    trained_on = (meta.get("extra") or {}).get("trained_on") or {}
+def domain_note(extra: dict) -> str | None:
+    """A one-line warning for a model that only ever saw phantoms, from a checkpoint's ``extra``
+    figures (``None`` otherwise)."""
+    trained_on = (extra or {}).get("trained_on") or {}
     if not trained_on.get("phantom_only"):
         return None
     names = ", ".join(trained_on.get("datasets") or []) or "phantoms"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sat.data.geometry import axis_permutation, crop_affine, resample_slabs
-from sat.infer.io import Volume
+from sat.volume.geometry import axis_permutation, crop_affine, resample_slabs
+from sat.io.volume import Volume
 from sat.infer.stats import StatsAccumulator
 
 _SLAB_VOXELS = 2_000_000  # input voxels resampled at once (about 8 MB of float32 per slab)
@@ -52,7 +52,7 @@ def _slabs(src: torch.Tensor, src_affine: np.ndarray, dst_affine: np.ndarray, ds
 
     Axis-aligned grid pairs (any flips, permutations and spacings) take a separable path, three 1D
     interpolations, several times faster than ``grid_sample`` with identical zero-padded trilinear
-    values; oblique pairs use :func:`sat.data.geometry.resample_slabs`.
+    values; oblique pairs use :func:`sat.volume.geometry.resample_slabs`.
     """
     m = np.linalg.inv(src_affine) @ dst_affine  # target voxel index -> source voxel index
     axes = axis_permutation(m)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sat.infer.io import Volume
+from sat.io.volume import Volume
 
 
 @dataclass
@@ -57,8 +57,8 @@ class SegmentationResult:
 
     def save(self, outdir, formats: tuple[str, ...] = ("nifti",), probabilities: bool = False,
              preview: bool = True, statistics: bool = True) -> dict:
-        """Write the result to ``outdir``; see :func:`sat.infer.writer.save_result`."""
-        from sat.infer.writer import save_result
+        """Write the result to ``outdir``; see :func:`sat.io.result_writer.save_result`."""
+        from sat.io.result_writer import save_result
 
         return save_result(self, outdir, formats=formats, probabilities=probabilities,
                            preview=preview, statistics=statistics)

@@ -13,17 +13,19 @@ import weakref
 import numpy as np
 import torch
 
-from sat.data.preprocess import PreprocessSpec, preprocess_case
 from sat.errors import InputError
-from sat.infer.engine import FeatureCache, decode_tta, encode_image, flip_lr
+from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
+from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
 from sat.infer.postprocess import keep_largest
-from sat.data.concept_stats import read_concept_stats
-from sat.infer.io import Volume, load_volume
-from sat.infer.plausibility import body_mask, check_mask, domain_note
-from sat.infer.prompts import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
+from sat.io.volume import Volume, load_volume
+from sat.knowledge.tree import KnowledgeTree, load_tree
+from sat.knowledge.vocabulary import overlay
+from sat.model.checkpoint_meta import CheckpointMeta
+from sat.model.sliding_window import FeatureCache, decode_tta, encode_image, flip_lr
+from sat.volume.preprocess import preprocess_case
 
 __all__ = ["Segmenter", "SegmentationResult", "Structure", "infer_modality", "normalize_modality"]
 log = logging.getLogger(__name__)
@@ -39,6 +41,29 @@ def infer_modality(volume: Volume) -> str:
 def normalize_modality(name: str | None) -> str | None:
     """``"mri"`` -> ``"MR"``, ``"PT"`` -> ``"PET"``; ``None`` for names the model has no rule for."""
     return _MODALITY_ALIASES.get(str(name).strip().upper()) if name else None
+
+
+def checkpoint_tree(meta: CheckpointMeta, tree: KnowledgeTree | None = None) -> KnowledgeTree:
+    """The tree a checkpoint's prompts resolve with: ``tree`` (default: the current one) under the
+    checkpoint's vocabulary snapshot (:func:`sat.knowledge.vocabulary.overlay`).
+
+    A tree changed since training is a warning: the trained concepts keep the names, synonyms,
+    sides and mirrors they were trained with; a term only the new tree knows still resolves (and
+    is refused when it names a concept the model never learned). A checkpoint written before
+    snapshots resolves with the current tree, and the warning says so.
+    """
+    tree = tree if tree is not None else load_tree()
+    if tree.hash == meta.tree_hash:
+        return tree
+    if meta.vocabulary is None:
+        log.warning("knowledge tree changed since this checkpoint was trained (%s -> %s) and the checkpoint "
+                    "carries no vocabulary snapshot (format 1): prompts resolve with the current tree",
+                    meta.tree_hash, tree.hash)
+        return tree
+    log.warning("knowledge tree changed since this checkpoint was trained (%s -> %s): its %d trained "
+                "concepts answer with the vocabulary they were trained with", meta.tree_hash, tree.hash,
+                len(meta.trained_concepts))
+    return overlay(tree, meta.vocabulary)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -62,14 +87,14 @@ class Segmenter:
         patch_size: sliding-window size (default: the training patch from the checkpoint).
         overlap: window overlap fraction.
         tta: average with a left-right mirrored pass (lateral queries swapped); ``None``: what the
-            checkpoint recommends (``meta["extra"]["inference"]["tta"]``, else off). Only a model
-            trained with left-right flips (``meta["extra"]["lr_flip_prob"] > 0``) gets the mirrored
+            checkpoint recommends (``meta.extra["inference"]["tta"]``, else off). Only a model
+            trained with left-right flips (``meta.extra["lr_flip_prob"] > 0``) gets the mirrored
             pass, any other runs the plain pass with one warning (mirrored anatomy it never saw made
             its masks worse, not better).
         largest_component: keep only the largest connected component of a structure: ``None``
-            for the concepts the checkpoint lists (``meta["extra"]["inference"]
-            ["largest_component"]``, chosen on validation patients), ``True`` for every concept,
-            ``False`` for none (see :mod:`sat.infer.postprocess`).
+            for the concepts the checkpoint lists (``meta.extra["inference"]["largest_component"]``,
+            chosen on validation patients), ``True`` for every concept, ``False`` for none (see
+            :mod:`sat.infer.postprocess`).
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
         threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
             with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
@@ -78,27 +103,22 @@ class Segmenter:
             free-text prompt should not wait for them.
     """
 
-    def __init__(self, net, meta: dict, device: str | torch.device = "cpu", patch_size=None,
+    def __init__(self, net, meta: CheckpointMeta, device: str | torch.device = "cpu", patch_size=None,
                  overlap: float = 0.25, *, tta: bool | None = None, resolver=None,
                  threads: int | str | None = "auto", warm_text: bool = False,
                  largest_component: bool | None = None) -> None:
-        from sat.knowledge.tree import load_tree
-
         self.net, self.meta, self.device = net, meta, resolve_device(device)
-        self.tree = load_tree()
-        if self.tree.hash != meta.get("tree_hash"):
-            log.info("knowledge tree changed since training (%s -> %s)", meta.get("tree_hash"), self.tree.hash)
-        self.spec = PreprocessSpec.from_dict(meta["preprocess"])
-        self.patch = tuple(patch_size or meta["extra"].get("patch_size", (48, 48, 48)))
-        advice = (meta.get("extra") or {}).get("inference") or {}
+        self.tree = checkpoint_tree(meta)
+        self.spec = meta.preprocess
+        self.patch = tuple(patch_size or meta.extra.get("patch_size", (48, 48, 48)))
+        advice = meta.extra.get("inference") or {}
         self.overlap = overlap
         self.tta = bool(advice.get("tta", False)) if tta is None else bool(tta)
         self.largest_component = self._lcc_set(largest_component, advice)
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
-        self.trained = (set(meta["trained_concepts"]) & set(net.concept_ids)) & set(self.tree.concepts)
-        extra = meta.get("extra") or {}
-        self.flip_trained = float(extra.get("lr_flip_prob") or 0.0) > 0.0
-        self.concept_stats = read_concept_stats(meta)
+        self.trained = (set(meta.trained_concepts) & set(net.concept_ids)) & set(self.tree.concepts)
+        self.flip_trained = float(meta.extra.get("lr_flip_prob") or 0.0) > 0.0
+        self.concept_stats = read_concept_stats(meta.extra)
         self._warned: set[str] = set()  # one-time warnings already given (domain, tta)
         self.warn_domain = True  # say once when a phantom-only model is used (False: the caller knows)
         self._resolver = resolver
@@ -160,10 +180,10 @@ class Segmenter:
         if warmup is not None and warmup is not threading.current_thread():
             warmup.join()
         if self._resolver is None:
-            from sat.knowledge.resolver import Resolver
             from sat.text.encoder import TextEncoderSpec
+            from sat.text.resolver_factory import build_resolver
 
-            self._resolver = Resolver.from_spec(self.tree, TextEncoderSpec(**self.meta["text"]))
+            self._resolver = build_resolver(self.tree, TextEncoderSpec(**self.meta.text))
         return self._resolver
 
     @resolver.setter
@@ -186,6 +206,34 @@ class Segmenter:
     def clear_cache(self) -> None:
         """Drop the cached features of the last image."""
         self._cache = {}
+
+    def refine(self, result_or_volume, prompt: str | None = None, points=(), box=None, *,
+               modality: str | None = None, space: str = "world", probabilities: bool = False
+               ) -> SegmentationResult:
+        """Correct one structure with clicks and a box, reusing the image's cached features.
+
+        Args:
+            result_or_volume: a :class:`SegmentationResult` from this Segmenter (its volume, its
+                modality and the cached backbone features are reused), a Volume or an image path.
+            prompt: the structure's text; ``None``: the clicks and the box alone define it.
+            points: every click so far, as ``"x,y,z[,+|-]"`` or ``(x, y, z[, positive])``.
+            box: two opposite corners ``((x0, y0, z0), (x1, y1, z1))`` or ``"x0,y0,z0,x1,y1,z1"``; a
+                box flat along one axis is a 2D box drawn on that slice.
+            space: ``"world"`` (RAS+ mm, the frame of ``Volume.affine``) or ``"voxel"`` (input indices).
+            probabilities: keep the float16 probability map.
+
+        Returns:
+            A result with one structure (see :mod:`sat.infer.refine`).
+
+        Raises:
+            InputError: a point or box outside the image, a box without extent, nothing to segment.
+        """
+        from sat.infer.refine import refine
+
+        threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
+        with cpu_threads(threads):
+            return refine(self, result_or_volume, prompt, points, box, modality=modality, space=space,
+                          probabilities=probabilities)
 
     def _prepare(self, volume: Volume, modality: str, tta: bool) -> tuple[list[FeatureCache], dict]:
         """Preprocess and encode ``volume`` once (twice with TTA); reuse while it is alive."""
@@ -300,7 +348,7 @@ class Segmenter:
         modality = self._modality(volume, modality, plans)
         answered = [p for p in plans if p.concepts]
         structures: list[Structure] = []
-        note = domain_note(self.meta)
+        note = domain_note(self.meta.extra)
         if note and answered and self.warn_domain:
             self._warn_once("domain", note)
         if tta and not self.flip_trained:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sat.data.geometry import axis_permutation
-from sat.infer.io import Volume
+from sat.volume.geometry import axis_permutation
+from sat.io.volume import Volume
 
 
 class StatsAccumulator:

@@ -13,7 +13,7 @@ loaded once::
 """
 from __future__ import annotations
 
-from sat.knowledge.prompt import ParsedPrompt, parse_prompt
+from sat.knowledge.prompt_parse import ParsedPrompt, parse_prompt
 from sat.knowledge.tree import Concept, KnowledgeTree, load_tree
 from sat.knowledge.validate import validate_tree
 

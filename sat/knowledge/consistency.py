@@ -14,7 +14,10 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-DEFAULT_PHRASINGS = Path(__file__).resolve().parents[2] / "tests" / "knowledge" / "data" / "phrasings.jsonl"
+from sat.resources import checkout_root
+
+# the committed phrasing set of the checkout (relative to the working directory when installed)
+DEFAULT_PHRASINGS = Path(checkout_root() or ".") / "tests" / "knowledge" / "data" / "phrasings.jsonl"
 
 
 def read_phrasings(path: str | Path) -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ from sat.knowledge.normalize import normalize
 from sat.knowledge.ontology import Term, merge, read_json, read_obo, read_snomed_table
 from sat.knowledge.ontology_rules import Rules, label_ids, usable_synonym
 from sat.knowledge.tree import KnowledgeTree, default_tree_dir, read_concepts
+from sat.resources import shared_dir
 
 PREFIX = "uberon_"
 MAX_TERMS = {"synonyms": 5, "abbreviations": 3, "latin": 2, "related": 3}
@@ -270,7 +271,7 @@ def run(tree_dir: Path, json_path: Path, obo_paths: list[Path], snomed_csv: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    shared = Path(__file__).resolve().parents[3] / "shared" / "ontologies"
+    shared = (shared_dir() or Path("../shared")) / "ontologies"
     ap = argparse.ArgumentParser(prog="python -m sat.knowledge.extract_uberon", description=__doc__.splitlines()[0])
     ap.add_argument("--tree", type=Path, default=None, help="tree folder (default knowledge_tree/)")
     ap.add_argument("--json", type=Path, default=None, help="UBERON .json.zst (default: from cellxgene-ontology-guide)")

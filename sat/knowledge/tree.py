@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from sat.knowledge.normalize import normalize
+from sat.resources import knowledge_tree_dir
 
 KINDS = ("organ", "vessel", "bone", "muscle", "gland", "airway", "cavity", "substructure",
          "tissue", "lesion", "group")
@@ -86,12 +86,8 @@ EXTENSION_FIELDS = (*SYNONYM_FIELDS, "is_a", "part_of", "uberon", "snomed")
 
 
 def default_tree_dir() -> Path:
-    """``$SAT_KNOWLEDGE_TREE`` if set, else the ``knowledge_tree/`` folder beside the package."""
-    env = os.environ.get("SAT_KNOWLEDGE_TREE")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "knowledge_tree"
-    if not path.is_dir():
-        raise FileNotFoundError(f"knowledge tree folder not found: {path} (set SAT_KNOWLEDGE_TREE)")
-    return path
+    """``$SAT_KNOWLEDGE_TREE`` if set, else the packaged tree, else the checkout's (:mod:`sat.resources`)."""
+    return knowledge_tree_dir()
 
 
 def _concept_from_mapping(raw: dict, defaults: dict, source: str) -> Concept:

@@ -48,7 +48,10 @@ def build_head(cfg: ModelConfig, backbone: nn.Module) -> nn.Module:
                                 pixel_channels=backbone.out_channels, d_model=h.d_model,
                                 layers=h.layers, heads=h.heads, token_scales=h.token_scales,
                                 n_modalities=n_mod, self_attn=h.self_attn, deep_supervision=h.deep_supervision,
-                                decoder_channels=backbone.decoder_channels, text_norm=h.text_norm)
+                                decoder_channels=backbone.decoder_channels, text_norm=h.text_norm,
+                                interactive=h.interactive)
+    if h.interactive:
+        raise ValueError(f"head.interactive needs the query_decoder head, not {h.name!r}")
     if h.name == "dynamic_conv":
         from sat.model.dynamic_conv import DynamicConvHead
 

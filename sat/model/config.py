@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from sat.resources import configs_dir
 from sat.yaml_io import read_yaml_mapping
 
 BACKBONES = ("unet", "dynunet", "swinunetr")
@@ -55,6 +56,8 @@ class HeadConfig:
         conv_channels, conv_layers: dynamic_conv per-class 1x1x1 conv stack, e.g. 8 and 3 give
             8 -> 8 -> 8 -> 1.
         text_norm: LayerNorm at the end of the text projection (unit-scale queries from step one).
+        interactive: clicks and boxes as extra query tokens (query_decoder only;
+            :mod:`sat.model.prompt_encoder`).
     """
 
     name: str = "query_decoder"
@@ -68,6 +71,7 @@ class HeadConfig:
     conv_channels: int = 8
     conv_layers: int = 3
     text_norm: bool = True
+    interactive: bool = False
 
 
 def _from_dict(cls, d: dict, where: str):
@@ -127,8 +131,8 @@ class ModelConfig:
 
 
 def model_config_dir() -> Path:
-    """``configs/model`` of this source tree."""
-    return Path(__file__).resolve().parents[2] / "configs" / "model"
+    """``configs/model``, packaged or of the checkout (:mod:`sat.resources`)."""
+    return configs_dir("model")
 
 
 def model_variants() -> list[str]:

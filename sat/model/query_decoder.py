@@ -14,6 +14,8 @@ from torch import nn
 
 from sat.model.norm import ChannelSpatialNorm
 from sat.model.posenc import sincos_3d
+from sat.model.prompt_encoder import PromptEncoder
+from sat.model.prompts import Prompts
 from sat.model.text_projection import text_projection
 from sat.vision.features import BackboneOutput
 
@@ -54,12 +56,15 @@ class QueryDecoderHead(nn.Module):
         decoder_channels: widths of the backbone's decoder scales, coarsest first, ending with
             ``pixel_channels`` (only the coarser ones get deep-supervision projections).
         text_norm: end the text projection with a LayerNorm (see :mod:`sat.model.text_projection`).
+        interactive: add a :class:`~sat.model.prompt_encoder.PromptEncoder` (clicks and boxes as
+            extra tokens; without prompts the logits are exactly those of the plain head).
     """
 
     def __init__(self, *, text_dim: int, encoder_channels: tuple[int, ...], pixel_channels: int,
                  d_model: int = 128, layers: int = 2, heads: int = 4, token_scales: int = 2,
                  n_modalities: int = 5, self_attn: bool = False, deep_supervision: bool = False,
-                 decoder_channels: tuple[int, ...] = (), text_norm: bool = True) -> None:
+                 decoder_channels: tuple[int, ...] = (), text_norm: bool = True,
+                 interactive: bool = False) -> None:
         super().__init__()
         self.token_scales = token_scales
         tok_in = sum(encoder_channels[-token_scales:])
@@ -79,6 +84,18 @@ class QueryDecoderHead(nn.Module):
         self.bias = nn.Parameter(torch.tensor(-3.0))
         self.aux = (nn.ModuleList(nn.Linear(d_model, c) for c in decoder_channels[:-1])
                     if deep_supervision else None)
+        self.prompt: PromptEncoder | None = None
+        if interactive:
+            self.add_prompt_encoder()
+
+    def add_prompt_encoder(self) -> PromptEncoder:
+        """Attach a fresh (untrained: the prior rule) prompt encoder if there is none; return it."""
+        if self.prompt is None:
+            d = self.norm.normalized_shape[0]
+            heads = self.layers[0].cross.num_heads if len(self.layers) else 4
+            self.prompt = PromptEncoder(d, self.pixel_norm.num_channels, heads, max(len(self.layers), 1))
+            self.prompt.to(self.bias.device)
+        return self.prompt
 
     def tokens(self, feats: BackboneOutput) -> torch.Tensor:
         """Visual tokens (B, N, d) from the coarsest ``token_scales`` encoder scales."""
@@ -90,7 +107,8 @@ class QueryDecoderHead(nn.Module):
         return t + sincos_3d(tuple(grid), t.shape[-1], device=t.device).to(t.dtype)
 
     def forward(self, feats: BackboneOutput, text: torch.Tensor, modality: torch.Tensor | None = None,
-                pad: torch.Tensor | None = None) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+                pad: torch.Tensor | None = None, prompts: Prompts | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Decode prompts.
 
         Args:
@@ -98,20 +116,35 @@ class QueryDecoderHead(nn.Module):
             text: (B, Q, E) text embeddings of the prompts.
             modality: (B,) modality indices (0 = unknown) or ``None``.
             pad: (B, Q) True for padded queries.
+            prompts: clicks and boxes per query in this grid's voxels (:class:`Prompts`), or ``None``.
 
         Returns:
             (B, Q, D, H, W) logits; with deep supervision in training, also a list of coarser
             (B, Q, d_i, h_i, w_i) logits.
         """
+        if prompts is not None and self.prompt is None:
+            raise ValueError("this head has no prompt encoder (model.head.interactive is off); "
+                             "call add_prompt_encoder() first")
+        use = prompts is not None and not prompts.is_empty()
         q = self.text_proj(text)  # (B, Q, d)
+        if use:
+            q = self.prompt.with_null_query(q, prompts)
         if modality is not None and self.modality is not None:
             q = q + self.modality(modality)[:, None, :]
         tokens = self.tokens(feats)
-        for layer in self.layers:
-            q = layer(q, tokens, pad)
-        q = self.norm(q)
         pixel = self.pixel_norm(feats.pixel)
-        logits = torch.einsum("bqf,bfdhw->bqdhw", self.mask_embed(q), pixel) + self.bias
+        if use:
+            ptok, pmask, feat = self.prompt.embed(prompts, pixel, feats.encoder[-1].shape[2:])
+        for i, layer in enumerate(self.layers):
+            q = layer(q, tokens, pad)
+            if use:
+                q, ptok = self.prompt.layers[i](q, ptok, pmask, tokens, ~prompts.has_text)
+        q = self.norm(q)
+        if use:
+            g = torch.einsum("bqf,bfdhw->bqdhw", self.mask_embed(q), pixel)
+            logits = self.prompt.logits(g, ptok, feat, prompts, pixel) + self.bias
+        else:
+            logits = torch.einsum("bqf,bfdhw->bqdhw", self.mask_embed(q), pixel) + self.bias
         if self.aux is None or not self.training:
             return logits
         aux = [torch.einsum("bqf,bfdhw->bqdhw", proj(q), f) + self.bias

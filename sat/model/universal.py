@@ -60,14 +60,25 @@ class UniversalSegmenter(nn.Module):
         """image: (B, C, D, H, W) -> features, reusable for any number of prompts."""
         return self.backbone(image)
 
-    def decode(self, feats: BackboneOutput, queries: torch.Tensor, modality: torch.Tensor | None = None,
-               pad: torch.Tensor | None = None):
-        """queries: (B, Q) concept-table indices -> (B, Q, D, H, W) logits."""
+    def query_text(self, queries: torch.Tensor) -> torch.Tensor:
+        """(B, Q) concept-table indices -> (B, Q, E) text embeddings (side vector included)."""
         text = self.concept_embeddings[queries]  # (B, Q, E)
         if self.side_embedding is not None:
             text = text + self.side_embedding(self.concept_sides[queries])  # (B, Q, E)
-        return self.head(feats, text, modality, pad)
+        return text
+
+    def decode(self, feats: BackboneOutput, queries: torch.Tensor, modality: torch.Tensor | None = None,
+               pad: torch.Tensor | None = None, prompts=None):
+        """queries: (B, Q) concept-table indices -> (B, Q, D, H, W) logits.
+
+        ``prompts``: optional clicks and boxes (:class:`~sat.model.prompts.Prompts`); a query whose
+        ``has_text`` is False ignores its index (any row, e.g. 0) and uses the no-text query.
+        """
+        text = self.query_text(queries)
+        if prompts is None:
+            return self.head(feats, text, modality, pad)
+        return self.head(feats, text, modality, pad, prompts)
 
     def forward(self, image: torch.Tensor, queries: torch.Tensor, modality: torch.Tensor | None = None,
-                pad: torch.Tensor | None = None):
-        return self.decode(self.encode_image(image), queries, modality, pad)
+                pad: torch.Tensor | None = None, prompts=None):
+        return self.decode(self.encode_image(image), queries, modality, pad, prompts)

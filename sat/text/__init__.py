@@ -6,7 +6,7 @@
   :mod:`sat.text.negatives`: held-out split, training texts, held-out queries, refusal lists;
 * :mod:`sat.text.pretrain` (``sat text-fit``), :mod:`sat.text.pretrain_data`,
   :mod:`sat.text.contrastive`: knowledge pretraining (imports Lightning);
-* :mod:`sat.text.calibrate`, :mod:`sat.text.sidecar`, :mod:`sat.text.eval`, :mod:`sat.text.bench`:
+* :mod:`sat.text.calibrate`, :mod:`sat.text.sidecar`, :mod:`sat.bench.concepts_eval`, :mod:`sat.bench.resolver_speed`:
   threshold calibration and storage, ``sat concepts eval`` and ``sat concepts bench``.
 
 A knowledge-pretrained encoder is used everywhere by pointing a spec at its weights:

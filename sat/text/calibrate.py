@@ -7,6 +7,7 @@ neither the evaluation split nor the evaluation negatives are touched. The thres
 from __future__ import annotations
 
 from sat.knowledge.resolver import Resolution, Resolver
+from sat.text.resolver_factory import build_resolver
 from sat.knowledge.tree import KnowledgeTree
 from sat.text.negatives import CALIB_NEGATIVES
 from sat.text.queries import held_out_queries
@@ -62,7 +63,7 @@ def calibrate(tree: KnowledgeTree, spec, split: SplitConfig | None = None,
     """
     split = split or SplitConfig()
     parts = split_tree(tree, split)
-    resolver = resolver or Resolver.from_spec(train_view(tree, parts, split.seed), spec, threshold=-1.0)
+    resolver = resolver or build_resolver(train_view(tree, parts, split.seed), spec, threshold=-1.0)
     old, resolver.threshold = resolver.threshold, -1.0
     try:
         pos = [r.score if r.method == "embedding" else (1.0 if r.concept else -1.0)

@@ -8,7 +8,6 @@ trains its segmenter on knowledge-pretrained concept embeddings. Later runs reus
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from sat.errors import InputError
@@ -20,12 +19,6 @@ def add_text_encoder_args(parser: argparse.ArgumentParser) -> None:
                              ".safetensors file from `sat text-fit`")
     parser.add_argument("--text-minutes", type=float, default=6.0,
                         help="wall-clock cap on making the pretrained encoder when it is missing")
-
-
-def hms(minutes: float) -> str:
-    """Minutes as Lightning's ``max_time`` string ``DD:HH:MM:SS``."""
-    whole = int(minutes * 60)
-    return f"00:{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def text_encoder(choice: str, minutes: float = 6.0) -> str | None:
@@ -47,15 +40,9 @@ def text_encoder(choice: str, minutes: float = 6.0) -> str | None:
         return str(path)
     if minutes <= 0:
         raise InputError(f"--text-minutes must be positive, got {minutes}")
-    from sat.text.pretrain import main as text_fit
-
-    config = Path(__file__).resolve().parents[2] / "configs" / "text" / "knowledge.yaml"
-    root = path.parent
     import torch
 
-    text_fit(["--config", str(config), "--export", str(path), "--trainer.default_root_dir", str(root),
-              "--threads", str(torch.get_num_threads()),  # this stage runs alone
-              "--trainer.max_time", hms(minutes),
-              "--trainer.logger", json.dumps([{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                               "init_args": {"save_dir": str(root), "name": "csv"}}])])
-    return str(path)
+    from sat.text.text_fit import TextFitConfig, text_fit
+
+    return str(text_fit(TextFitConfig(export=path, root=path.parent, max_minutes=minutes,
+                                      threads=torch.get_num_threads())))  # this stage runs alone

@@ -1,7 +1,7 @@
 """The small JSON written next to a knowledge-pretrained encoder's weights.
 
 ``encoder.safetensors`` is accompanied by ``encoder.json`` holding the resolver threshold that was
-calibrated for it, the tree hash and the split seed. :meth:`sat.knowledge.resolver.Resolver.from_spec`
+calibrated for it, the tree hash and the split seed. :func:`sat.text.resolver_factory.build_resolver`
 reads the threshold from here, so an encoder and its threshold always travel together.
 """
 from __future__ import annotations

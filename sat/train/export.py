@@ -1,11 +1,15 @@
 """Export a trained :class:`SATModule` to a self-contained inference checkpoint."""
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from sat.data.preprocess import PreprocessSpec
+from sat.knowledge.tree import KnowledgeTree, load_tree
 from sat.model.checkpoint import save_checkpoint
+from sat.volume.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
 
 
 def export_module(module, datamodule, path: str | Path, net=None) -> Path:
@@ -26,7 +30,18 @@ def export_module(module, datamodule, path: str | Path, net=None) -> Path:
                            trained_concepts=sorted(module.trained_concepts),
                            extra={"patch_size": patch, "ema": net is not module.net,
                                   "steps": int(getattr(module, "global_step", 0)), **training_facts(datamodule)},
-                           text_delta=encoder_delta(module.text_spec))
+                           text_delta=encoder_delta(module.text_spec), tree=training_tree(module))
+
+
+def training_tree(module) -> KnowledgeTree | None:
+    """The knowledge tree the module was built with, for the checkpoint's vocabulary snapshot;
+    ``None`` (no snapshot, with a warning) when the tree's files changed during training."""
+    tree = load_tree(getattr(module, "tree_dir", None))
+    if tree.hash == module.tree_hash:
+        return tree
+    log.warning("knowledge tree changed during training (%s -> %s); the checkpoint carries no vocabulary snapshot",
+                module.tree_hash, tree.hash)
+    return None
 
 
 def training_facts(datamodule) -> dict:

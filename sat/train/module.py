@@ -17,6 +17,7 @@ from sat.model.builder import build_model
 from sat.model.config import ModelConfig
 from sat.text.encoder import TextEncoderSpec
 from sat.train.ema import ModelEMA
+from sat.train.interaction import InteractionConfig, interactive_logits
 from sat.train.optim import param_groups, warmup_cosine
 from sat.train.val_metrics import DiceTable, dice_score
 
@@ -55,18 +56,20 @@ class SATModule(L.LightningModule):
         optim: optimiser and schedule. loss: partial-label loss terms (:class:`LossConfig`).
         spacing: preprocessing spacing (stored for inference).
         modality_spacing: preprocessing spacing per modality where it differs from ``spacing``
-            (stored for inference, see :class:`~sat.data.preprocess.PreprocessSpec`).
+            (stored for inference, see :class:`~sat.volume.preprocess.PreprocessSpec`).
         tree_dir: knowledge tree folder (``None`` = default tree).
         concept_table: ``text`` (rows = ``text`` encoder embeddings of the concept names) or
             ``onehot`` (rows = one-hot vectors, :mod:`sat.text.onehot`; needs ``model.text_dim``
             >= the number of tree concepts). ``onehot`` is the text-side ablation.
+        interaction: training with simulated clicks and boxes (:class:`InteractionConfig`).
     """
 
     def __init__(self, model: ModelConfig | None = None, text: TextEncoderSpec | None = None,
                  optim: OptimConfig | None = None, loss: LossConfig | None = None,
                  spacing: tuple[float, float, float] = (4.0, 4.0, 4.0),
                  tree_dir: str | None = None, concept_table: str = "text",
-                 modality_spacing: dict[str, tuple[float, float, float]] | None = None) -> None:
+                 modality_spacing: dict[str, tuple[float, float, float]] | None = None,
+                 interaction: InteractionConfig | None = None) -> None:
         super().__init__()
         from sat.knowledge.tree import load_tree
         from sat.text.cache import term_table
@@ -79,7 +82,8 @@ class SATModule(L.LightningModule):
                                    "optim": asdict(self.optim_cfg),
                                    "loss": asdict(self.loss_cfg), "spacing": list(self.spacing),
                                    "tree_dir": tree_dir, "concept_table": concept_table,
-                                   "modality_spacing": {k: list(v) for k, v in self.modality_spacing.items()}})
+                                   "modality_spacing": {k: list(v) for k, v in self.modality_spacing.items()},
+                                   "interaction": asdict(interaction or InteractionConfig())})
         tree = load_tree(tree_dir)
         if concept_table == "text":
             ids, _, emb = term_table(tree, self.text_spec, kind="names")
@@ -92,6 +96,9 @@ class SATModule(L.LightningModule):
             raise ValueError(f"concept_table must be 'text' or 'onehot', got {concept_table!r}")
         self.tree_hash = tree.hash
         self.net = build_model(self.model_cfg, ids, emb, [tree.get(c).laterality for c in ids])
+        self.interaction = interaction or InteractionConfig()
+        if self.interaction.enabled or self.interaction.init_checkpoint:
+            self._setup_interaction()
         self.ema = ModelEMA(self.net, self.optim_cfg.ema_decay) if self.optim_cfg.ema_decay > 0 else None
         self.loss_fn = PartialLabelLoss(self.loss_cfg)
         self.trained_concepts: set[str] = set()
@@ -100,6 +107,26 @@ class SATModule(L.LightningModule):
         self._t_start = 0.0
         self._data_wait = self._step_time = 0.0
         self._samples = self._batches = 0
+
+    def _setup_interaction(self) -> None:
+        """Start from ``interaction.init_checkpoint`` if given, add a prompt encoder, freeze the rest
+        with ``freeze_base`` (the model config then records ``head.interactive``)."""
+        it = self.interaction
+        if it.init_checkpoint:
+            from sat.model.checkpoint import load_checkpoint
+
+            net, meta = load_checkpoint(it.init_checkpoint)
+            self.net, self.tree_hash = net.train(), meta["tree_hash"]
+            self.model_cfg = ModelConfig.from_dict(meta["model"])
+            self.text_spec = TextEncoderSpec(**meta["text"])
+        if it.enabled:
+            if not hasattr(self.net.head, "add_prompt_encoder"):
+                raise ValueError(f"interaction needs the query_decoder head, not {type(self.net.head).__name__}")
+            self.net.head.add_prompt_encoder()
+            self.model_cfg.head.interactive = True
+        if it.freeze_base:
+            for name, p in self.net.named_parameters():
+                p.requires_grad_(name.startswith("head.prompt."))
 
     def forward(self, image, queries, modality=None, pad=None):
         return self.net(image, queries, modality, pad)
@@ -125,7 +152,12 @@ class SATModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         queries = self._queries(batch)
-        out = self(batch["image"], queries, batch["modality"], ~batch["valid"])
+        it = self.interaction
+        if it.enabled and (it.freeze_base or torch.rand(()) < it.prob):
+            out, _ = interactive_logits(self.net, batch["image"], queries, batch["modality"], batch["valid"],
+                                        batch["target"], it)
+        else:
+            out = self(batch["image"], queries, batch["modality"], ~batch["valid"])
         terms = self.loss_fn(out, batch["target"], batch["valid"])
         bs = batch["image"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=True, batch_size=bs)
@@ -178,7 +210,7 @@ class SATModule(L.LightningModule):
 
     def validation_step(self, sample, batch_idx):
         """Sliding-window prediction of one whole case; returns arrays for the overlay callback."""
-        from sat.infer.engine import predict_preprocessed
+        from sat.model.sliding_window import predict_preprocessed
 
         meta = sample["meta"]
         concepts = [c for c in meta["annotated"] if c in self.net.index]

@@ -12,7 +12,7 @@ from PIL import Image
 from sat.agent.grounding import ground
 from sat.agent.hooks import GroundingHooks, GroundingReply
 from sat.agent.vlm_example import StubVLM, run_pipeline
-from sat.infer.io import load_volume
+from sat.io.volume import load_volume
 
 REPORT = "There is a 3 cm cyst in the left kidney. The liver is enlarged; no gallstones."
 

@@ -8,7 +8,7 @@ from PIL import Image
 from sat.agent.crops import key_slice_crops, key_slices
 from sat.agent.measure import compare_masks, measure_mask
 from sat.errors import InputError
-from sat.infer.io import Volume
+from sat.io.volume import Volume
 
 
 def _vol(mask, spacing=(2.0, 2.0, 4.0), origin=(0.0, 0.0, 0.0)):

@@ -15,7 +15,7 @@ import pytest
 
 from sat.data.adapters import codes_from_masks, list_cases, load_case, read_case
 from sat.data.recipes import recipe_from_dict
-from sat.infer.io import load_volume
+from sat.io.volume import load_volume
 
 SHAPE = (12, 10, 8)
 LPS = np.array([[-2.0, 0, 0, 40], [0, -2.0, 0, 30], [0, 0, 3.0, -50], [0, 0, 0, 1]])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sat.data.phantoms.anatomy import CONCEPTS
-from sat.data.phantoms.baseline import intensity_baseline
+from sat.bench.intensity_baseline import intensity_baseline
 from sat.data.phantoms.generate import PhantomConfig, generate_case, generate_phantoms, main
 from sat.data.phantoms.layouts import SOURCE_CONCEPTS, SOURCES, TOTALSEG_FILES, read_case
 from sat.errors import InputError
@@ -196,7 +196,7 @@ def test_cli_rejects_too_few_cases_and_runs(tmp_path, capsys):
 
 
 def test_import_stays_light():
-    code = ("import sys, sat.data.phantoms.generate, sat.data.phantoms.baseline; "
+    code = ("import sys, sat.data.phantoms.generate, sat.bench.intensity_baseline; "
             "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

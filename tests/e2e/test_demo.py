@@ -8,7 +8,7 @@ import numpy as np
 
 
 def test_demo_pipeline_tiny(tmp_path):
-    from sat.demo import main
+    from sat.bench.demo import main
 
     out = tmp_path / "demo"
     rc = main(["--out", str(out), "--cases", "6", "--spacing-scale", "3", "--workers", "0", "--text-encoder", "raw",

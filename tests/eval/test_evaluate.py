@@ -15,7 +15,8 @@ from sat.data.adapters import list_cases, load_case
 from sat.data.recipes import load_recipe
 from sat.errors import InputError
 from sat.eval.evaluate import EvalConfig, evaluate_folders
-from sat.infer.io import Volume, save_mask
+from sat.io.volume import Volume
+from sat.io.writers import save_mask
 from sat.infer.segmenter import SegmentationResult, Structure
 from sat.knowledge.tree import load_tree
 

@@ -42,17 +42,17 @@ def phantom_ct(tiny_phantoms):
 
 @pytest.fixture(scope="session")
 def checkpoint_with(tiny_checkpoint, tmp_path_factory):
-    """``checkpoint_with(**extra)``: the tiny checkpoint's weights saved with more ``meta["extra"]``
+    """``checkpoint_with(**extra)``: the tiny checkpoint's weights saved with more ``meta.extra``
     (e.g. ``lr_flip_prob``, ``trained_on``, ``concept_stats`` as :mod:`sat.train.export` writes them)."""
+    from sat.knowledge.tree import load_tree
     from sat.model.checkpoint import load_checkpoint, save_checkpoint
-    from sat.model.config import ModelConfig
 
     net, meta = load_checkpoint(tiny_checkpoint)
     folder = tmp_path_factory.mktemp("ckpt_extra")
 
     def make(name: str = "extra.ckpt", **extra):
-        return save_checkpoint(folder / name, net, model_cfg=ModelConfig.from_dict(meta["model"]),
-                               text_spec=meta["text"], tree_hash=meta["tree_hash"], preprocess=meta["preprocess"],
-                               trained_concepts=meta["trained_concepts"], extra={**meta["extra"], **extra})
+        return save_checkpoint(folder / name, net, model_cfg=meta.model, text_spec=meta.text, tree_hash=meta.tree_hash,
+                               preprocess=meta.preprocess.to_dict(), trained_concepts=meta.trained_concepts,
+                               extra={**meta.extra, **extra}, tree=load_tree())
 
     return make

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sat.infer.engine import decode_prompts, encode_image, gaussian_map, window_starts
+from sat.model.sliding_window import decode_prompts, encode_image, gaussian_map, window_starts
 from sat.vision.features import BackboneOutput
 
 
@@ -85,7 +85,7 @@ class _SideNet(torch.nn.Module):
 
 
 def test_tta_swaps_lateral_queries_on_the_flipped_image():
-    from sat.infer.engine import decode_tta, flip_lr
+    from sat.model.sliding_window import decode_tta, flip_lr
 
     image = -torch.ones(1, 16, 16, 16)
     image[:, 2:7, 4:12, 4:12] = 1.0  # a large blob on the left
@@ -106,7 +106,7 @@ def test_tta_swaps_lateral_queries_on_the_flipped_image():
 
 
 def test_large_buffers_switch_to_float16(monkeypatch):
-    from sat.infer import engine
+    from sat.model import sliding_window as engine
 
     net = _Echo()
     image = torch.randn(1, 20, 20, 20)
@@ -122,7 +122,7 @@ def test_parallel_restore_equals_sequential():
     import numpy as np
     import torch
 
-    from sat.infer.io import Volume
+    from sat.io.volume import Volume
     from sat.infer.restore import restore_prompts
 
     rng = np.random.default_rng(0)

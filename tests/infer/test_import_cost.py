@@ -42,7 +42,7 @@ def tiny_ct(tmp_path_factory):
 
 
 def test_segment_imports_no_heavy_packages(tmp_path, tiny_ct):
-    from sat.infer.bench import build_random_checkpoint
+    from sat.bench.segment_speed import build_random_checkpoint
 
     ckpt = build_random_checkpoint(tmp_path / "tiny.ckpt", preset="tiny")
     out = tmp_path / "out"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sat.infer.concepts import plan_row
-from sat.infer.prompts import answerable, answering, contradicting_sides, plan_prompt
+from sat.infer.answering import answerable, answering, contradicting_sides, plan_prompt
 from sat.knowledge.resolver import Resolution
 
 PROMPTS = ["kidneys", "urinary system", "left kidney", "right left kidney", "right pulmonary artery", "liver", "lungs"]

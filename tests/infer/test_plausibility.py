@@ -72,17 +72,17 @@ def test_wrong_side_uses_world_coordinates():
 
 
 def test_domain_note_only_for_phantom_models():
-    assert "only on synthetic phantoms" in domain_note({"extra": {"trained_on": {
-        "datasets": ["phantom_msd"], "phantom_only": True}}})
-    assert domain_note({"extra": {"trained_on": {"datasets": ["totalseg"], "phantom_only": False}}}) is None
-    assert domain_note({"extra": {}}) is None
+    assert "only on synthetic phantoms" in domain_note({"trained_on": {
+        "datasets": ["phantom_msd"], "phantom_only": True}})
+    assert domain_note({"trained_on": {"datasets": ["totalseg"], "phantom_only": False}}) is None
+    assert domain_note({}) is None
 
 
 def test_reference_masks_of_the_real_ct_pass_the_geometric_checks(sample_dir):
     """The real sample's reference liver and kidneys lie inside the body, on their own sides."""
     import nibabel as nib
 
-    from sat.data.preprocess import PreprocessSpec, preprocess_case
+    from sat.volume.preprocess import PreprocessSpec, preprocess_case
 
     ct, seg = nib.load(sample_dir / "ct.nii.gz"), nib.load(sample_dir / "seg.nii.gz")
     names = {v: int(k) for k, v in json.loads((sample_dir / "classes.json").read_text())["class_map"].items()}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from sat.errors import InputError
-from sat.infer.io import Volume, load_volume
+from sat.io.volume import Volume, load_volume
 from sat.infer.segmenter import Segmenter
 from sat.infer.stats import structure_statistics
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from nibabel.affines import apply_affine
 
-from sat.infer.io import Volume, load_volume
-from sat.infer.preview import _plane, render_preview
+from sat.io.volume import Volume, load_volume
+from sat.io.preview import _plane, render_preview
 from sat.infer.stats import structure_statistics
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples" / "totalseg_ct"

@@ -24,15 +24,15 @@ class _StubResolver:
 
 def test_warm_text_builds_once_in_the_background(tiny_checkpoint, monkeypatch):
     from sat.infer.segmenter import Segmenter
-    from sat.knowledge.resolver import Resolver
+    from sat.text import resolver_factory
 
     built = []
 
-    def from_spec(tree, spec=None, *a, **kw):
+    def build_resolver(tree, spec=None, *a, **kw):
         built.append(threading.current_thread().name)
         return _StubResolver()
 
-    monkeypatch.setattr(Resolver, "from_spec", staticmethod(from_spec))
+    monkeypatch.setattr(resolver_factory, "build_resolver", build_resolver)
     seg = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu", warm_text=True)
     resolver = seg.resolver  # waits for the warm-up
     assert built == ["sat-text-warmup"]

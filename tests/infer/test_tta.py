@@ -22,7 +22,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 def test_tta_dice_never_below_plain_on_phantoms(segmenter, tiny_phantoms, caplog):
     from sat.data.adapters import list_cases, load_case
     from sat.data.recipes import load_recipe
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     recipe = load_recipe("phantom_totalseg")
     ref = list_cases(recipe, tiny_phantoms / "phantom_totalseg")[0]

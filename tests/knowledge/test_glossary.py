@@ -9,7 +9,7 @@ import torch
 from sat import knowledge
 from sat.knowledge.glossary import english, split_camel
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, compact_key, initials
-from sat.knowledge.prompt import parse_prompt
+from sat.knowledge.prompt_parse import parse_prompt
 from sat.knowledge.resolver import Resolver
 from sat.knowledge.tree import KnowledgeTree
 

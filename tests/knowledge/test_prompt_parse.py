@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sat.knowledge.prompt import STAGES, parse_prompt
+from sat.knowledge.prompt_parse import STAGES, parse_prompt
 
 
 def _stages(text: str) -> set[str]:

@@ -76,14 +76,15 @@ def test_lexical_paths_do_not_load_embeddings():
 
 def test_threshold_comes_from_the_sidecar(tmp_path):
     from sat.text.encoder import TextEncoderSpec
+    from sat.text.resolver_factory import build_resolver
     from sat.text.sidecar import write_sidecar
 
     weights = tmp_path / "enc.safetensors"
     weights.write_bytes(b"")
     write_sidecar(weights, {"threshold": 0.4321})
-    r = Resolver.from_spec(knowledge.default_tree(), TextEncoderSpec(finetuned=str(weights)))
+    r = build_resolver(knowledge.default_tree(), TextEncoderSpec(finetuned=str(weights)))
     assert r.threshold == pytest.approx(0.4321)
-    assert Resolver.from_spec(knowledge.default_tree(), None, threshold=0.7).threshold == 0.7
+    assert build_resolver(knowledge.default_tree(), None, threshold=0.7).threshold == 0.7
 
 
 def test_embed_encodes_each_new_text_once():

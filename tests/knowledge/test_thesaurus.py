@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from sat import knowledge
-from sat.knowledge.prompt import parse_prompt
+from sat.knowledge.prompt_parse import parse_prompt
 from sat.knowledge.resolver import Resolver
+from sat.knowledge.resolver_stages import rewritten
 from sat.knowledge.thesaurus import (DIRECTIONS, Thesaurus, ThesaurusConfig, load_thesaurus,
                                      read_wordnet, wordnet_dir)
 from sat.text.negatives import CALIB_NEGATIVES, EVAL_NEGATIVES
@@ -97,7 +98,8 @@ def test_direction_words_and_no_thesaurus():
 
 def test_everyday_text_gets_no_rewrite_into_anatomy():
     r = _resolver(load_thesaurus())
-    hits = [t for t in (*CALIB_NEGATIVES, *EVAL_NEGATIVES) if r._rewritten(parse_prompt(t).anatomy)]
+    hits = [t for t in (*CALIB_NEGATIVES, *EVAL_NEGATIVES)
+            if rewritten(parse_prompt(t).anatomy, r.thesaurus, r.lexicon)]
     assert hits == []
 
 
@@ -111,6 +113,8 @@ def test_one_named_side_wins_over_a_count(text, side):
     assert parse_prompt(text).laterality == side
 
 
-def test_from_spec_rejects_an_unknown_thesaurus_name():
+def test_build_resolver_rejects_an_unknown_thesaurus_name():
+    from sat.text.resolver_factory import build_resolver
+
     with pytest.raises(ValueError, match="'wordnet'"):
-        Resolver.from_spec(knowledge.default_tree(), thesaurus="wordnet")
+        build_resolver(knowledge.default_tree(), thesaurus="wordnet")

@@ -41,7 +41,7 @@ def test_finetuned_encoder_round_trips_without_its_file(tmp_path, monkeypatch, c
     tuned_file.with_suffix(".json").unlink()
     monkeypatch.setenv("SAT_CACHE_DIR", str(tmp_path / "cache"))
     _, meta = load_checkpoint(ckpt)
-    spec = TextEncoderSpec(**meta["text"])
+    spec = TextEncoderSpec(**meta.text)
     from sat.text.sidecar import calibrated_threshold
 
     assert calibrated_threshold(spec) == 0.77  # the resolver threshold travels with the weights

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sat.data.preprocess import PreprocessSpec
+from sat.volume.preprocess import PreprocessSpec
 from sat.model.builder import build_model
 from sat.model.checkpoint import load_checkpoint, save_checkpoint
 from sat.model.config import BackboneConfig, HeadConfig, ModelConfig
@@ -43,7 +43,7 @@ def test_side_table_round_trips_through_a_checkpoint(tmp_path):
     path = save_checkpoint(tmp_path / "m.ckpt", net, model_cfg=_cfg(True), text_spec={}, tree_hash="x",
                            preprocess=PreprocessSpec().to_dict(), trained_concepts=IDS)
     back, meta = load_checkpoint(path)
-    assert meta["model"]["side_conditioning"] is True
+    assert meta.model.side_conditioning is True
     assert back.concept_sides.tolist() == [1, 2, 0]
     x, q = torch.randn(1, 1, 16, 16, 16), torch.tensor([[0, 1]])
     with torch.no_grad():

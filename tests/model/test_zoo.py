@@ -127,7 +127,7 @@ def test_yaml_variants_build_at_their_size(variant):
         # MONAI's SwinUNETR cannot be built on the meta device; build its backbone on CPU only
         # for the small variant and check the head-only count for the large one
         if not variant.startswith("nano"):
-            pytest.skip("large SwinUNETR is only built by `python -m sat.model.table`")
+            pytest.skip("large SwinUNETR is only built by `python -m sat.bench.model_table`")
         net = build_model(cfg, ["a"], torch.zeros(1, cfg.text_dim))
     else:
         with torch.device("meta"):
@@ -152,7 +152,7 @@ def test_yaml_variants_list_every_field():
 
 
 def test_model_table_measures_a_variant(tmp_path):
-    from sat.model.table import markdown, measure, patch_for
+    from sat.bench.model_table import markdown, measure, patch_for
 
     path = tmp_path / "tiny.yaml"
     path.write_text("backbone: {name: unet, channels: [4, 8, 16], out_channels: 8}\n"

@@ -68,11 +68,11 @@ def test_row07_claimed_digest_and_threshold_cannot_poison_another_checkpoint(tin
     same = _craft(tiny_checkpoint, tmp_path / "same.ckpt", meta_edit=_with_delta(digest, 0.0), delta=genuine)
     _, meta_same = load_checkpoint(same)  # loaded first, with a threshold of 0.0 for the same tensors
     _, meta_a = load_checkpoint(a)
-    assert calibrated_threshold(TextEncoderSpec(**meta_a["text"])) == 0.9  # the genuine one keeps its own
-    assert calibrated_threshold(TextEncoderSpec(**meta_same["text"])) == 0.0
+    assert calibrated_threshold(TextEncoderSpec(**meta_a.text)) == 0.9  # the genuine one keeps its own
+    assert calibrated_threshold(TextEncoderSpec(**meta_same.text)) == 0.0
     from sat.text.bundle import load_finetuned
 
-    assert torch.equal(load_finetuned(meta_a["text"]["finetuned"])[_DELTA_KEY], genuine[_DELTA_KEY])
+    assert torch.equal(load_finetuned(meta_a.text["finetuned"])[_DELTA_KEY], genuine[_DELTA_KEY])
 
 
 def test_row08_checkpoint_cannot_name_a_hub_model(tiny_checkpoint, tmp_path, monkeypatch):
@@ -102,8 +102,12 @@ def test_row12_malformed_checkpoint_metadata_is_one_line(tiny_checkpoint, tmp_pa
              "bad preprocess": (dict(meta_edit=lambda m: m.update(preprocess={"spacing": "x"})), "preprocess"),
              "unknown text field": (dict(meta_edit=lambda m: m["text"].update(shell="rm -rf /")), "unknown text spec"),
              "text not a dict": (dict(meta_edit=lambda m: m.update(text="minilm")), "'text' must be a dict"),
-             "concepts not strings": (dict(meta_edit=lambda m: m.update(trained_concepts=[1])), "lists of strings")}
-    assert good["format"] == "sat-checkpoint/1"
+             "concepts not strings": (dict(meta_edit=lambda m: m.update(trained_concepts=[1])), "lists of strings"),
+             "vocabulary not a list": (dict(meta_edit=lambda m: m.update(vocabulary="liver")), "'vocabulary'"),
+             "vocabulary entry": (dict(meta_edit=lambda m: m["vocabulary"][0].update(shell=1)), "unknown fields"),
+             "newer format": (dict(meta_edit=lambda m: m.update(format="sat-checkpoint/9")), "upgrade sat"),
+             "foreign format": (dict(meta_edit=lambda m: m.update(format="other/1")), "has format")}
+    assert good["format"] == "sat-checkpoint/2" and good["vocabulary"]
     for name, (kwargs, pattern) in cases.items():
         ckpt = _craft(tiny_checkpoint, tmp_path / "bad.ckpt", **kwargs)
         with pytest.raises(InputError, match=pattern) as info:
@@ -131,7 +135,7 @@ def test_issue19_item2_nothing_written_and_unwritable_cache_falls_back(tiny_chec
                   delta=delta)
     seg = Segmenter.from_checkpoint(ckpt, device="cpu")
     vol = np.full((16, 16, 16), 40, np.int16)
-    from sat.infer.io import load_volume
+    from sat.io.volume import load_volume
 
     result = seg.segment(load_volume(vol, np.diag([4.0, 4.0, 4.0, 1.0])), ["liver"])  # exact: no encoder
     assert [s.prompt for s in result.structures] == ["liver"]
@@ -142,9 +146,9 @@ def test_issue19_item2_nothing_written_and_unwritable_cache_falls_back(tiny_chec
     monkeypatch.setenv("SAT_CACHE_DIR", str(blocker / "cache"))
     tree = load_tree()
     with caplog.at_level(logging.WARNING, logger="sat.text.cache"):
-        ids, texts, emb = term_table(tree, TextEncoderSpec(finetuned=seg.meta["text"]["finetuned"]),
+        ids, texts, emb = term_table(tree, TextEncoderSpec(finetuned=seg.meta.text["finetuned"]),
                                      _FakeEncoder(), kind="names")
-        again = term_table(tree, TextEncoderSpec(finetuned=seg.meta["text"]["finetuned"]), _FakeEncoder(),
+        again = term_table(tree, TextEncoderSpec(finetuned=seg.meta.text["finetuned"]), _FakeEncoder(),
                            kind="names")
     assert emb.shape == (len(ids), 4) and again[2] is emb  # kept in memory
     warnings = [r for r in caplog.records if "not writable" in r.getMessage()]

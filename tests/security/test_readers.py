@@ -1,6 +1,6 @@
 """Hostile image files against the readers every entry point uses (issue 20, rows 1-5, 9, 10, 12, 14).
 
-Each test feeds a crafted file to :func:`sat.infer.io.load_volume` (and, where the agent is
+Each test feeds a crafted file to :func:`sat.io.volume.load_volume` (and, where the agent is
 involved, to the real tool handlers through an in-process :class:`Dispatcher`; the stdio server
 itself is driven in ``test_server.py``) and asserts a one-line refusal, bounded time and memory.
 """
@@ -20,7 +20,7 @@ import pytest
 from sat.agent.safety import SafetyPolicy
 from sat.agent.tools import Dispatcher, ToolFailure
 from sat.errors import InputError
-from sat.infer.io import load_volume
+from sat.io.volume import load_volume
 
 
 def _no_model():
@@ -78,7 +78,7 @@ def test_row03_fifo_is_refused_at_once(h, root):
             load_volume({str(fifo)!r})
         except InputError as exc:
             print("REFUSED", exc)
-        """, imports="from sat.infer.io import load_volume\nfrom sat.errors import InputError\n", timeout_s=60)
+        """, imports="from sat.io.volume import load_volume\nfrom sat.errors import InputError\n", timeout_s=60)
     assert "REFUSED" in r.stdout and "FIFO" in r.stdout, r.stdout + r.stderr
 
 
@@ -91,13 +91,13 @@ def test_row04_huge_voxels_are_refused_quickly(h, tmp_path, voxel_mm):
             load_volume({str(path)!r})
         except InputError as exc:
             print("REFUSED", exc)
-        """, imports="from sat.infer.io import load_volume\nfrom sat.errors import InputError\n",
+        """, imports="from sat.io.volume import load_volume\nfrom sat.errors import InputError\n",
         headroom_mb=300, timeout_s=60)
     assert "REFUSED" in r.stdout and "spacing" in r.stdout, r.stdout + r.stderr
 
 
 def test_row04_model_grid_is_capped_before_allocation(h):
-    from sat.data.geometry import ras_grid
+    from sat.volume.geometry import ras_grid
 
     with pytest.raises(InputError, match="SAT_MAX_GRID_VOXELS"):  # 40 mm voxels over 20 m: 1.6e9 grid voxels
         ras_grid(np.diag([40.0, 40.0, 40.0, 1.0]), (512, 512, 8), (4.0, 4.0, 4.0))
@@ -130,7 +130,7 @@ def test_row05_sizes_are_checked_before_decoding(h, tmp_path):
                 print("LOADED", path)
             except InputError as exc:
                 print("REFUSED", exc)
-        """, imports="import SimpleITK\nfrom sat.infer.io import load_volume\nfrom sat.errors import InputError\n",
+        """, imports="import SimpleITK\nfrom sat.io.volume import load_volume\nfrom sat.errors import InputError\n",
         headroom_mb=200, timeout_s=60, env={"SAT_MAX_VOXELS": "1000000"})
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("REFUSED") for line in lines), r.stdout + r.stderr[-2000:]
@@ -222,7 +222,7 @@ def test_row12_malformed_nifti_headers_are_one_line(h, tmp_path):
 
 
 def test_row12_malformed_result_json_in_evaluate(h, tmp_path):
-    from sat.eval.cases import GTCase, find_prediction
+    from sat.eval.case_files import GTCase, find_prediction
     from sat.knowledge.tree import load_tree
 
     tree = load_tree()

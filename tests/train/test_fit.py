@@ -94,8 +94,8 @@ def test_two_process_cpu_ddp_fit_from_shards(tmp_path, tiny_fit_args):
     annotated = {"body", "liver", "liver_tumor", "spleen", "pancreas", "gallbladder", "stomach", "kidney_left",
                  "kidney_right", "kidney_cyst", "lung_left", "lung_right", "heart", "aorta", "inferior_vena_cava",
                  "vertebral_column", "urinary_bladder", "kidneys", "lungs"}  # phantom_msd + phantom_totalseg
-    assert 4 <= len(meta["trained_concepts"]) and set(meta["trained_concepts"]) <= annotated
-    assert meta["extra"]["ema"] is True  # phantom_nano averages weights; the average is what ships
+    assert 4 <= len(meta.trained_concepts) and set(meta.trained_concepts) <= annotated
+    assert meta.extra["ema"] is True  # phantom_nano averages weights; the average is what ships
     rows = list(csv.DictReader(open(next(root.glob("**/metrics.csv")))))
     val = {k for r in rows for k, v in r.items() if k.startswith("val/") and v}
     # 3 cases over 2 ranks: each rank validates a subset, the gathered table covers all sources

@@ -1,9 +1,9 @@
 """Procedural torso phantoms: the project's built-in, deterministic 3D data.
 
 ``generate_phantoms`` writes three sources in real layouts (MSD CT, nnU-Net v2 MR,
-TotalSegmentator CT) plus ``splits.json``; ``intensity_baseline`` checks that an intensity window
-alone cannot segment them. Names load lazily so ``python -m sat.data.phantoms.generate`` runs its
-module only once.
+TotalSegmentator CT) plus ``splits.json`` (the intensity-window baseline that shows they need
+spatial context is harness code: :mod:`sat.bench.intensity_baseline`). Names load lazily so
+``python -m sat.data.phantoms.generate`` runs its module only once.
 """
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import importlib
 _EXPORTS = {
     "CONCEPTS": "anatomy", "PhantomCase": "generate", "PhantomConfig": "generate",
     "generate_case": "generate", "generate_phantoms": "generate", "split_cases": "generate",
-    "main": "generate", "intensity_baseline": "baseline", "SOURCES": "layouts",
-    "SOURCE_CONCEPTS": "layouts", "read_case": "layouts",
+    "main": "generate", "SOURCES": "layouts", "SOURCE_CONCEPTS": "layouts", "read_case": "layouts",
 }
 __all__ = sorted(_EXPORTS)
 

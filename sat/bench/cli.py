@@ -1,0 +1,131 @@
+"""``sat benchmark phantom|speed|gpu``: run a benchmark and write its results file.
+
+    sat benchmark phantom                  # full profile: docs/results/phantom_benchmark.md (<= 45 min)
+    sat benchmark phantom --profile quick  # every code path in minutes (outputs/benchmark/results_quick)
+    sat benchmark speed                    # docs/results/speed.md
+    sat benchmark real                     # docs/results/real_benchmark.md (<= 90 min, real patients)
+    sat benchmark gpu                      # one GPU, <= 5 min: docs/results/gpu.md + gpu.json
+    sat benchmark gpu --device cpu --profile quick   # every section on a tiny model, seconds
+
+Profiles are ``configs/benchmark/<phantom|speed>_<name>.yaml`` (or a YAML path).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from sat.bench.config import load_profile, resolve_path
+from sat.errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sat benchmark", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="which", required=True)
+    ph = sub.add_parser("phantom", help="universal vs specialists, prompt robustness, text ablation, baseline")
+    ph.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
+    ph.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
+    ph.add_argument("--work", type=Path, help="phantoms, shards, checkpoints (default: the profile's work_dir)")
+    ph.add_argument("--seed", type=int, help="override the profile's seed")
+    rl = sub.add_parser("real", help="universal vs specialists on real patients (OpenKBP, MSD hippocampus)")
+    rl.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
+    rl.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
+    rl.add_argument("--work", type=Path, help="shards and runs (default: the profile's work_dir)")
+    rl.add_argument("--checkpoint", type=Path, help="score this universal checkpoint instead of training one")
+    rl.add_argument("--no-specialists", action="store_true", help="skip the per-dataset specialists")
+    rl.add_argument("--max-cases", type=int, help="cases per split and dataset (default: the profile's)")
+    sp = sub.add_parser("speed", help="inference, training-step, data-pipeline and memory timings")
+    sp.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
+    sp.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
+    gp = sub.add_parser("gpu", help="training steps, MFU, text-query overhead, sliding window, data streaming")
+    gp.add_argument("--profile", default="full", choices=("full", "quick"))
+    gp.add_argument("--device", default="cuda", help="cuda[:N] or cpu (default: cuda)")
+    gp.add_argument("--peak-tflops", type=float, help="bf16 peak for MFU (default: from the device name)")
+    gp.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                    help="bf16 autocast (default: on CUDA, off on CPU)")
+    gp.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    gp.add_argument("--out", type=Path, help="Markdown file (default: docs/results/gpu.md on CUDA, none on CPU)")
+    gp.add_argument("--json", type=Path, help="JSON file (default: outputs/benchmark/gpu.json)")
+    return p
+
+
+def run_gpu_command(args, command: str) -> Path:
+    """``sat benchmark gpu``: run the profile on the device, print the Markdown, write the files."""
+    import torch
+
+    from sat.errors import InputError
+    from sat.bench.gpu import PROFILES, run_gpu_benchmark, write_results
+
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"unknown device {args.device!r}; expected cuda[:N] or cpu") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA is not available here; pass --device cpu (with --profile quick for a smoke run)")
+    if device.type not in ("cuda", "cpu"):
+        raise InputError(f"unsupported device {args.device!r}; expected cuda[:N] or cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
+    result = run_gpu_benchmark(PROFILES[args.profile], device, bf16=bf16, peak_tflops=args.peak_tflops)
+    md = args.out if args.out is not None else (resolve_path("docs/results/gpu.md") if device.type == "cuda" else None)
+    json_path = args.json if args.json is not None else resolve_path("outputs/benchmark/gpu.json")
+    print(write_results(result, md, json_path, command))
+    return md if md is not None else json_path
+
+
+def run_phantom_command(profile, out: Path, work: Path, command: str) -> Path:
+    """Run the phantom benchmark and write its report; returns the Markdown path."""
+    from sat.bench.phantom import run_phantom
+    from sat.bench.phantom_report import write_phantom_report
+
+    result = run_phantom(profile, work)
+    return write_phantom_report(result, out, command)
+
+
+def run_speed_command(profile, out: Path, command: str) -> Path:
+    from sat.bench.speed import run_speed
+    from sat.bench.speed_report import write_speed_report
+
+    return write_speed_report(run_speed(profile), out, command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    command = shlex.join(["sat", "benchmark", *argv])
+    if args.which == "gpu":
+        print(f"wrote {run_gpu_command(args, command)}")
+        return 0
+    profile = load_profile(args.which, args.profile)
+    out = args.out if args.out is not None else resolve_path(profile.results_dir)
+    if args.which == "phantom":
+        if args.seed is not None:
+            profile = replace(profile, seed=args.seed)
+        work = args.work if args.work is not None else \
+            resolve_path(profile.work_dir) / f"{profile.name}_seed{profile.seed}"
+        md = run_phantom_command(profile, out, work, command)
+    elif args.which == "real":
+        from sat.bench.real import run_real
+        from sat.bench.real_report import write_real_report
+
+        if args.max_cases is not None:
+            profile = replace(profile, max_cases=args.max_cases)
+        if args.checkpoint is not None and not args.checkpoint.is_file():
+            raise InputError(f"checkpoint not found: {args.checkpoint}")
+        work = args.work if args.work is not None else resolve_path(profile.work_dir) / profile.name
+        md = write_real_report(run_real(profile, work, args.checkpoint, not args.no_specialists), out, command)
+    else:
+        md = run_speed_command(profile, out, command)
+    print(f"wrote {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

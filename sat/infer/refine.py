@@ -1,0 +1,191 @@
+"""Interactive refinement on cached image features: text plus clicks and boxes.
+
+Clicks and boxes come in world millimetres (RAS+, the frame of :attr:`Volume.affine`), or as voxel
+indices of the input image with ``space="voxel"``; they are mapped to the model grid here, so they
+survive the resampling. The image's backbone features are the ones :meth:`Segmenter.segment`
+cached (the same :class:`Volume` object), so a click costs only the head over the windows and the
+restore to the input grid. Points are the whole click history: each call answers "text + all these
+clicks", nothing is remembered between calls.
+
+Bad input never raises anything but :class:`InputError` (one line): a point outside the image, a box
+outside it or flat along two or more axes, negative clicks alone with neither text nor box. A click
+inside the image but outside the model grid (the background the preprocessing cropped away) is
+dropped with a warning, and negative clicks on an empty mask are ignored with a warning.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import torch
+
+from sat.errors import InputError
+from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, POSITIVE, Prompts
+
+log = logging.getLogger(__name__)
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_POINT = re.compile(rf"\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*(?:,\s*([+-]|pos|neg)\s*)?")
+
+
+def parse_point(text: str) -> tuple[tuple[float, float, float], bool]:
+    """``"x,y,z[,+|-]"`` -> ((x, y, z), positive); ``+`` by default. InputError on anything else."""
+    m = _POINT.fullmatch(str(text))
+    if not m:
+        raise InputError(f"bad point {text!r}: expected x,y,z or x,y,z,+ or x,y,z,- (numbers, mm)")
+    return (float(m[1]), float(m[2]), float(m[3])), m[4] not in ("-", "neg")
+
+
+def parse_box(text: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``"x0,y0,z0,x1,y1,z1"`` -> two corners. InputError on anything else."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 6 or not all(re.fullmatch(_NUM, p) for p in parts):
+        raise InputError(f"bad box {text!r}: expected x0,y0,z0,x1,y1,z1 (two opposite corners, mm)")
+    v = [float(p) for p in parts]
+    return tuple(v[:3]), tuple(v[3:])
+
+
+def _world(points: np.ndarray, volume, space: str) -> np.ndarray:
+    """(N, 3) points in ``space`` -> world mm."""
+    if space == "world":
+        return points
+    if space == "voxel":
+        return (volume.affine @ np.c_[points, np.ones(len(points))].T).T[:, :3]
+    raise InputError(f"unknown point space {space!r}; expected 'world' or 'voxel'")
+
+
+def _to_voxels(world: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """(N, 3) world mm -> (N, 3) float voxel positions of the grid with ``affine``."""
+    return (np.linalg.inv(affine) @ np.c_[world, np.ones(len(world))].T).T[:, :3]
+
+
+def _inside(vox: np.ndarray, shape) -> np.ndarray:
+    return np.all((vox >= -0.5) & (vox <= np.asarray(shape) - 0.5), axis=1)
+
+
+def grid_prompts(points, box, volume, model_affine: np.ndarray, grid_shape, *, has_text: bool,
+                 n_queries: int = 1, space: str = "world") -> Prompts:
+    """Clicks ``[((x, y, z), positive), ...]`` and ``box`` (two corners or None) -> model-grid :class:`Prompts`.
+
+    Raises:
+        InputError: a point or the box outside the image, a box flat along two or more axes, or
+            nothing to segment (no text, no positive click, no box).
+    """
+    pts = np.array([p for p, _ in points], dtype=float).reshape(-1, 3)
+    signs = [bool(s) for _, s in points]
+    world = _world(pts, volume, space)
+    where = "voxel" if space == "voxel" else "mm"
+    for p, ok in zip(pts, _inside(_to_voxels(world, volume.affine), volume.shape)):
+        if not ok:
+            raise InputError(f"point ({', '.join(f'{x:g}' for x in p)}) {where} lies outside the image "
+                             f"(shape {volume.shape}); points are {'voxel indices' if space == 'voxel' else 'world RAS mm'}")
+    vox = _to_voxels(world, model_affine)
+    keep = _inside(vox, grid_shape)
+    for p, ok in zip(pts, keep):
+        if not ok:
+            log.warning("click at (%s) %s ignored: it lies in background the model never sees (outside the "
+                        "body crop)", ", ".join(f"{x:g}" for x in p), where)
+    vox, signs = vox[keep], [s for s, k in zip(signs, keep) if k]
+    prompts = Prompts.empty(1, n_queries, k=len(signs))
+    for k, (v, s) in enumerate(zip(vox, signs)):
+        prompts.points[0, :, k] = torch.tensor(v, dtype=torch.float32)
+        prompts.labels[0, :, k] = POSITIVE if s else NEGATIVE
+    if box is not None:
+        corners = _world(np.array(box, dtype=float).reshape(2, 3), volume, space)
+        img = _to_voxels(corners, volume.affine)
+        lo_i, hi_i = img.min(0), img.max(0)
+        if np.any(hi_i < -0.5) or np.any(lo_i > np.asarray(volume.shape) - 0.5):
+            raise InputError(f"box {np.round(corners, 1).tolist()} mm lies outside the image (shape {volume.shape})")
+        g = _to_voxels(corners, model_affine)
+        lo, hi = g.min(0), g.max(0)
+        flat = [int(a) for a in np.nonzero(hi - lo < 0.5)[0]]
+        if len(flat) >= 2:
+            raise InputError(f"box {np.round(corners, 1).tolist()} has (almost) zero extent along "
+                             f"{len(flat)} axes; give two opposite corners of a 3D box, or of a 2D box on one slice")
+        lo, hi = np.clip(lo, 0, np.asarray(grid_shape) - 1), np.clip(hi, 0, np.asarray(grid_shape) - 1)
+        if flat:
+            mid = round(float((lo[flat[0]] + hi[flat[0]]) / 2))
+            lo[flat[0]] = hi[flat[0]] = mid
+        prompts.boxes[0, :] = torch.tensor(np.stack([lo, hi]), dtype=torch.float32)
+        prompts.box_kind[0, :] = BOX_2D if flat else BOX_3D
+    prompts.has_text[:] = has_text
+    if not has_text and box is None and not any(signs):
+        raise InputError("without a text prompt, give a positive click or a box (negative clicks alone "
+                         "leave nothing to segment)")
+    return prompts
+
+
+def ensure_prompt_encoder(net) -> bool:
+    """Give a checkpoint trained without clicks the untrained prompt rule; True when one was added."""
+    head = net.head
+    if not hasattr(head, "add_prompt_encoder"):
+        raise InputError(f"this checkpoint's head ({type(head).__name__}) cannot take clicks or boxes; "
+                         "refinement needs the query_decoder head")
+    if head.prompt is not None:
+        return False
+    head.add_prompt_encoder().eval()
+    return True
+
+
+def _click(p) -> tuple[tuple[float, float, float], bool]:
+    """A click as ``"x,y,z[,+|-]"``, ``(x, y, z)`` or ``(x, y, z, positive)`` (bool or "+"/"-")."""
+    if isinstance(p, str):
+        return parse_point(p)
+    try:
+        vals = list(p)
+        xyz = tuple(float(v) for v in vals[:3])
+    except (TypeError, ValueError):
+        raise InputError(f"bad point {p!r}: expected (x, y, z) or (x, y, z, positive)") from None
+    if len(vals) not in (3, 4) or not np.all(np.isfinite(xyz)):
+        raise InputError(f"bad point {p!r}: expected 3 finite coordinates and an optional sign")
+    sign = vals[3] if len(vals) == 4 else True
+    return xyz, sign not in ("-", "neg", False, 0)
+
+
+def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modality: str | None = None,
+           space: str = "world", probabilities: bool = False):
+    """The body of :meth:`Segmenter.refine` (see there); returns a one-structure result."""
+    from sat.infer.result import SegmentationResult, Structure
+    from sat.infer.restore import restore_prompts
+    from sat.io.volume import Volume, load_volume
+    from sat.model.sliding_window import decode_prompts
+
+    if isinstance(target, SegmentationResult):
+        volume, modality = target.volume, modality or target.modality
+    else:
+        volume = target if isinstance(target, Volume) else load_volume(target)
+    clicks = [_click(p) for p in (points or [])]
+    if isinstance(box, str):
+        box = parse_box(box)
+    plans, concept = [], None
+    if prompt:
+        plan = seg.plan([str(prompt)])[0]
+        if not plan.concepts:
+            raise InputError(f"prompt {prompt!r} cannot be segmented: {plan.refused}")
+        plans, concepts, concept = [plan], plan.concepts, seg.tree.get(plan.resolution.concept)
+    else:
+        concepts = [seg.net.concept_ids[0]]  # any row: a query without text uses the no-text query
+    if not clicks and box is None and not prompt:
+        raise InputError("nothing to segment: give a text prompt, clicks or a box")
+    modality = seg._modality(volume, modality, plans)
+    if ensure_prompt_encoder(seg.net):
+        seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
+                                            "removes a blob around itself and a box cuts the mask to the box")
+    features, pre = seg._prepare(volume, modality, False)
+    prompts = grid_prompts(clicks, box, volume, pre["affine"], features[0].shape, has_text=bool(prompt),
+                           n_queries=len(concepts), space=space)
+    if prompt and box is None and prompts.n_clicks and not bool((prompts.labels == POSITIVE).any()):
+        base = decode_prompts(seg.net, features[0], concepts, device=seg.device)
+        if not bool((base > 0.5).any()):
+            log.warning("negative click(s) ignored: the mask for %r is empty, there is nothing to correct", prompt)
+            prompts = None
+    probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts)
+    side = concept.laterality if concept is not None else "none"
+    r = restore_prompts(probs.amax(0, keepdim=True), pre["affine"], volume, [side],
+                        keep_probabilities=probabilities)[0]
+    n_pos = sum(s for _, s in clicks)
+    stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
+    s = Structure(prompt=str(prompt or "clicked structure"), concept=concept.id if concept else "interactive",
+                  name=concept.name if concept else "clicked structure", used_concepts=concepts if prompt else [],
+                  mask=r.mask, prob=r.prob, laterality=side, stats=stats)
+    return SegmentationResult(volume=volume, modality=modality, structures=[s], refused=[])

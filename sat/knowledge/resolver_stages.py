@@ -1,0 +1,254 @@
+"""The resolver's stages, each a small named function that can be called and tested alone.
+
+:meth:`sat.knowledge.resolver.Resolver.resolve_many` runs them in this order:
+
+1. ``parse`` (:func:`sat.knowledge.prompt_parse.parse_prompt`): qualifiers cut out, the anatomy left.
+2. ``screen`` (:func:`screen`): empty, over-long or letterless prompts are refused.
+3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
+4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
+   decides: ``terms``, ``english``, ``organ``, ``core``, ``initials``, ``sided``, ``thesaurus``.
+5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
+   abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
+6. ``embedding`` (batched over the prompts, in the resolver): best term similarity per concept.
+7. ``narrow`` (:func:`narrowed`): with allowed candidates, the most similar of them wins.
+8. ``agreement`` (:func:`sat.knowledge.agreement.agreeing_first`): otherwise the best candidate
+   above the threshold naming the prompt's codes, numbers and direction words comes first.
+9. ``threshold``: the first candidate is accepted at or above the threshold, else
+   :func:`refusal` gives the reason and suggestions.
+10. ``laterality`` (:func:`enforce_laterality`): the side written in the text always wins, for
+    every accepted concept, lexical or embedded.
+
+A lexical stage takes a :class:`Lookup` and a :class:`StageContext` (the tree, its
+:class:`~sat.knowledge.lexicon.LexicalIndex` and a thesaurus; a ``Resolver`` is one) and returns
+``(concept id, method)`` or ``None``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sat.knowledge.agreement import NO_KEYS, Keys, agreement_keys
+from sat.knowledge.glossary import english, english_reading, organ_reading
+from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
+from sat.knowledge.normalize import tokens
+from sat.knowledge.prompt_parse import ParsedPrompt
+from sat.knowledge.thesaurus import Thesaurus
+from sat.knowledge.tree import KnowledgeTree
+
+MAX_PROMPT_CHARS = 512
+MAX_SUGGESTIONS = 5
+# Code / number / direction agreement applies to names, not to sentences describing a structure.
+MAX_AGREEMENT_WORDS = 8
+
+Hit = tuple[str, str]  # (concept id, method: exact | lexical | thesaurus)
+
+
+class StageContext(Protocol):
+    """What the lexical stages read."""
+
+    tree: KnowledgeTree
+    lexicon: LexicalIndex
+
+    @property
+    def thesaurus(self) -> Thesaurus | None: ...
+
+
+@dataclass
+class LexicalContext:
+    """A plain :class:`StageContext`, for running lexical stages without a ``Resolver``."""
+
+    tree: KnowledgeTree
+    lexicon: LexicalIndex
+    thesaurus: Thesaurus | None = None
+
+    @classmethod
+    def for_tree(cls, tree: KnowledgeTree, thesaurus: Thesaurus | None = None) -> LexicalContext:
+        """The context of ``tree``, the thesaurus restricted to the tree's words."""
+        lexicon = LexicalIndex.for_tree(tree)
+        return cls(tree, lexicon, thesaurus.restricted(lexicon.words) if thesaurus is not None else None)
+
+
+@dataclass
+class Lookup:
+    """What the lexical stages share about one prompt."""
+
+    raw: str
+    p: ParsedPrompt
+    words: list[str]  # normalised tokens of the anatomy
+    plain: str | None  # English reading of the anatomy, if it differs
+    key: str | None  # abbreviation key, if the anatomy is written as one
+    candidates: tuple[str, ...] = ()  # concepts whose initials are the key
+    rewrites: tuple[str, ...] = ()  # concepts named by thesaurus rewrites (set by ``thesaurus``)
+
+
+@dataclass(frozen=True)
+class EmbeddingQuery:
+    """What the embedding stage gets for one prompt: the readings of its anatomy (the best one
+    counts) and, for an abbreviation with several expansions or thesaurus rewrites matching
+    several concepts, the concepts allowed and the method that found them."""
+
+    readings: tuple[str, ...]
+    candidates: tuple[str, ...] = ()
+    method: str = "lexical"
+    keys: Keys = NO_KEYS  # agreement_keys of the anatomy
+
+
+# ---------------------------------------------------------------- before the lexical stages
+def screen(raw: str, p: ParsedPrompt) -> str:
+    """Why ``raw`` (parsed as ``p``) cannot name a concept at all, or ``""`` when it may."""
+    if not raw.strip():
+        return "empty prompt"
+    if len(raw) > MAX_PROMPT_CHARS:
+        return f"prompt longer than {MAX_PROMPT_CHARS} characters ({len(raw)})"
+    if not tokens(p.anatomy):
+        return "prompt names no anatomy (no letters or digits)"
+    return ""
+
+
+def lookup(raw: str, p: ParsedPrompt, lexicon: LexicalIndex) -> Lookup:
+    """The shared keys of a screened prompt: its anatomy's words, English reading and initials."""
+    key = abbreviation_key(raw, p.anatomy)
+    return Lookup(raw, p, tokens(p.anatomy), english_reading(p.anatomy), key,
+                  lexicon.initials_candidates(key) if key else ())
+
+
+# ---------------------------------------------------------------- lexical stages
+def by_terms(q: Lookup, ctx: StageContext) -> Hit | None:
+    """A term of the tree: the whole prompt, then its anatomy (exact, order-free, compact)."""
+    cid, method = ctx.lexicon.match(q.raw, q.p.anatomy)
+    return (cid, method) if cid else None
+
+
+def by_english(q: Lookup, ctx: StageContext) -> Hit | None:
+    """The anatomy read in plain English (Latin, structure-name abbreviations)."""
+    cid = ctx.lexicon.match_bag(q.plain) if q.plain else None
+    return (cid, "lexical") if cid else None
+
+
+def by_organ(q: Lookup, ctx: StageContext) -> Hit | None:
+    """Organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b")."""
+    organ = organ_reading(q.p.anatomy)
+    cid = ctx.lexicon.match_bag(organ) if organ else None
+    return (cid, "lexical") if cid else None
+
+
+def by_core(q: Lookup, ctx: StageContext) -> Hit | None:
+    """The anatomy without a trailing generic noun ("splenic tissue" = spleen), read as is,
+    in English and with organ adjectives as nouns."""
+    core = q.p.core
+    if not core:
+        return None
+    for text in (core, english_reading(core), organ_reading(core)):
+        cid = ctx.lexicon.match_bag(text) if text else None
+        if cid:
+            return cid, "lexical"
+    return None
+
+
+def by_initials(q: Lookup, ctx: StageContext) -> Hit | None:
+    """An abbreviation whose initials point to exactly one concept ("GDA")."""
+    return (q.candidates[0], "lexical") if len(q.candidates) == 1 else None
+
+
+def by_side(q: Lookup, ctx: StageContext) -> Hit | None:
+    """The side concept named by a side word plus a term of its bilateral or mirror concept
+    ("left peroneal bone" = the left fibula). Only a concept that really has that side counts:
+    "left colon" is not "colon" on the left."""
+    side = q.p.laterality
+    if side not in ("left", "right"):
+        return None
+    words = [w for w in q.words if canonical_token(w) not in ("left", "right")]
+    cid = ctx.lexicon.match_words(words) if words else None
+    if cid is None:
+        return None
+    sided = enforce_laterality(ctx.tree, cid, side)
+    return (sided, "lexical") if ctx.tree.get(sided).laterality == side else None
+
+
+def by_thesaurus(q: Lookup, ctx: StageContext) -> Hit | None:
+    """Rewrites through the thesaurus that name exactly one concept; several are kept in
+    ``q.rewrites`` to narrow the embedding stage."""
+    if q.candidates or ctx.thesaurus is None:
+        return None
+    q.rewrites = rewritten(q.p.anatomy, ctx.thesaurus, ctx.lexicon)
+    return (q.rewrites[0], "thesaurus") if len(q.rewrites) == 1 else None
+
+
+LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
+# The lexical stages, in order.
+LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
+    ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
+    ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus))
+
+
+def first_lexical(q: Lookup, ctx: StageContext) -> tuple[str, Hit] | None:
+    """``(stage name, hit)`` of the first lexical stage that names a concept, or ``None``."""
+    for name, stage in LEXICAL_STAGES:
+        hit = stage(q, ctx)
+        if hit is not None:
+            return name, hit
+    return None
+
+
+def rewritten(anatomy: str, thesaurus: Thesaurus, lexicon: LexicalIndex) -> tuple[str, ...]:
+    """Concepts that a thesaurus rewrite of ``anatomy`` names exactly, sorted."""
+    found = set()
+    for variant in thesaurus.rewrites(anatomy):  # already normalised
+        cid = lexicon.match_words(variant.split())
+        if cid is not None:
+            found.add(cid)
+    return tuple(sorted(found))
+
+
+# ---------------------------------------------------------------- after the lexical stages
+def embedding_query(q: Lookup) -> EmbeddingQuery:
+    """What to embed for a prompt no lexical stage decided: its anatomy, English reading and core;
+    the initials' candidates, else the thesaurus rewrites' ones; the agreement keys of a name
+    (not of a sentence longer than :data:`MAX_AGREEMENT_WORDS` words)."""
+    p = q.p
+    readings = tuple(dict.fromkeys(r for r in (p.anatomy, q.plain, p.core) if r))
+    method, candidates = "lexical", q.candidates
+    if not candidates and q.rewrites:
+        candidates, method = q.rewrites, "thesaurus"
+    keys = (agreement_keys([canonical_token(w) for w in tokens(english(p.anatomy))])
+            if len(q.words) <= MAX_AGREEMENT_WORDS else NO_KEYS)
+    return EmbeddingQuery(readings, tuple(candidates), method, keys)
+
+
+def narrowed(scores: Mapping[str, float], candidates: tuple[str, ...]) -> tuple[str, float]:
+    """The most similar of the allowed ``candidates`` (the first on ties) and its score; the
+    initials or rewrites already named them, so no threshold applies."""
+    best = max(candidates, key=lambda c: scores[c])
+    return best, scores[best]
+
+
+def refusal(ranked: list[tuple[str, float]], threshold: float, tree: KnowledgeTree
+            ) -> tuple[str, list[dict]]:
+    """``(reason, suggestions)`` when the best of ``ranked`` (best first) is below ``threshold``:
+    up to :data:`MAX_SUGGESTIONS` concepts with their names and scores."""
+    best = ranked[0][1]
+    reason = f"no concept is close enough (best {best:.2f} < threshold {threshold:.2f})"
+    return reason, [{"concept": cid, "name": tree.get(cid).name, "score": round(s, 3)}
+                    for cid, s in ranked[:MAX_SUGGESTIONS]]
+
+
+def enforce_laterality(tree: KnowledgeTree, cid: str, side: str | None) -> str:
+    """``cid`` moved to the side the text names: its mirror, its lateral child, or (for "both")
+    the bilateral parent holding both sides; unchanged when no such concept exists."""
+    c = tree.get(cid)
+    if side is None or c.laterality == side:
+        return cid
+    if side == "both":
+        if c.laterality == "none" or not c.mirror:
+            return cid
+        for parent in tree.parents(cid):
+            if c.mirror in tree.descendants(parent):
+                return parent
+        return cid
+    if c.laterality != "none" and c.mirror:
+        return c.mirror
+    for child in tree.children(cid):
+        if tree.get(child).laterality == side:
+            return child
+    return cid

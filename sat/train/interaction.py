@@ -1,0 +1,96 @@
+"""Training with simulated interaction (``model.interaction`` in a LightningCLI config).
+
+An interactive step runs the backbone once, then simulates a user on the head alone: each query
+may get a reference box (3D or 2D, jittered) and may lose its text (box-only or points-only), then
+0..``max_clicks`` rounds each add one click per query in the error region of the current prediction
+(:func:`sat.train.clicks.error_clicks`), and the loss is taken on the prediction after the last
+click. Text-only steps are mixed in (``prob`` is the share of interactive steps) so the plain text
+path keeps training; with ``freeze_base`` only the prompt encoder trains, the text-only logits are
+those of the starting weights exactly, and text-only steps are skipped (they would train nothing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sat.model.prompts import Prompts
+from sat.train.clicks import error_clicks, reference_boxes
+
+
+@dataclass
+class InteractionConfig:
+    """Attributes:
+        enabled: train with simulated interaction (needs ``model.head.interactive`` or
+            ``init_checkpoint``, which turns it on).
+        prob: share of training steps that are interactive (the rest are text-only).
+        max_clicks: clicks per query are drawn from 0..max_clicks (at least 1 without text or box).
+        box_prob: share of queries given a box. box_2d_prob: share of those boxes drawn on one slice.
+        box_jitter: Gaussian jitter of each box face, as a fraction of the extent.
+        no_text_prob: share of queries with a box or clicks whose text is dropped.
+        freeze_base: train only the prompt encoder (backbone, text path and head stay as loaded).
+        init_checkpoint: start from this ``sat`` checkpoint (its model config, concept table and
+            weights; a fresh prompt encoder is added when it has none).
+    """
+
+    enabled: bool = False
+    prob: float = 0.5
+    max_clicks: int = 5
+    box_prob: float = 0.3
+    box_2d_prob: float = 0.3
+    box_jitter: float = 0.1
+    no_text_prob: float = 0.3
+    freeze_base: bool = False
+    init_checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("prob", "box_prob", "box_2d_prob", "no_text_prob"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"interaction.{name} must be in [0, 1], got {v}")
+        if self.max_clicks < 0 or self.box_jitter < 0:
+            raise ValueError(f"interaction.max_clicks and box_jitter must be >= 0, got "
+                             f"{self.max_clicks} and {self.box_jitter}")
+
+
+def _main(out) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def interactive_logits(net, image: torch.Tensor, queries: torch.Tensor, modality: torch.Tensor | None,
+                       valid: torch.Tensor, target: torch.Tensor, cfg: InteractionConfig,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, Prompts]:
+    """Simulate a user on one batch and return the final logits (B, Q, D, H, W) and the prompts.
+
+    Args:
+        net: a :class:`UniversalSegmenter` whose head has a prompt encoder.
+        image: (B, C, D, H, W). queries: (B, Q) concept indices. modality: (B,) or None.
+        valid: (B, Q) bool real queries. target: (B, Q, D, H, W) reference masks.
+    """
+    b, q = queries.shape
+    dev = image.device
+    tgt = target.bool()
+    if cfg.freeze_base:
+        with torch.no_grad():
+            feats = net.encode_image(image)
+    else:
+        feats = net.encode_image(image)
+    text = net.query_text(queries)
+    pad = ~valid
+    present = tgt.flatten(2).any(-1) & valid  # (B, Q) queries whose structure is in the crop
+    r = lambda: torch.rand(b, q, generator=generator).to(dev)  # noqa: E731
+    prompts = Prompts.empty(b, q, device=dev)
+    use_box = (r() < cfg.box_prob) & present
+    if use_box.any():
+        prompts.boxes, prompts.box_kind = reference_boxes(tgt, use_box, jitter=cfg.box_jitter,
+                                                          p2d=cfg.box_2d_prob, generator=generator)
+    prompts.has_text = ~((r() < cfg.no_text_prob) & present)
+    n = int(torch.randint(0, cfg.max_clicks + 1, (1,), generator=generator))
+    if n == 0 and (~prompts.has_text & ~use_box).any():
+        n = 1  # a query with neither text nor box needs a click
+    for _ in range(n):
+        with torch.no_grad():
+            pred = _main(net.head(feats, text, modality, pad, prompts)) > 0
+        points, labels = error_clicks(pred, tgt, valid, generator=generator)
+        prompts = prompts.append_clicks(points, labels)
+    return _main(net.head(feats, text, modality, pad, prompts)), prompts

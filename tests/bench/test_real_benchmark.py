@@ -1,0 +1,62 @@
+"""``sat benchmark real --profile quick`` on one real case per split of OpenKBP and MSD Task04.
+
+Runs every code path (recipes on the real files, shards, the universal fit, both specialists,
+scoring on the original grids, robustness, laterality, figures and the report); its numbers mean
+nothing. Skips when ``../shared/real`` is absent.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from sat.bench.config import load_profile, resolve_path
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "real"
+needs_real = pytest.mark.skipif(not (REAL / "openkbp").is_dir() or not (REAL / "msd_hippocampus").is_dir(),
+                                reason="../shared/real is absent")
+
+
+def test_profiles_parse_and_split_the_budget():
+    full = load_profile("real", "full")
+    assert set(full.datasets) == {"openkbp", "hippocampus"}
+    assert full.share("openkbp") == pytest.approx(0.75) and full.minutes > 0
+    assert load_profile("real", "quick").steps >= 1
+
+
+@needs_real
+def test_quick_profile_end_to_end(tmp_path):
+    from sat.bench.real import run_real
+    from sat.bench.real_report import write_real_report
+    from sat.io.volume import load_volume
+    from sat.infer.segmenter import Segmenter
+
+    profile = load_profile("real", "quick")
+    profile.checkpoint = str(tmp_path / "universal.ckpt")
+    result = run_real(profile, tmp_path / "work")
+    md = write_real_report(result, tmp_path / "results", "sat benchmark real --profile quick")
+    text = md.read_text()
+    for heading in ("Per structure", "Prompt robustness", "Laterality", "overlay_openkbp.png"):
+        assert heading in text
+    rows = json.loads((tmp_path / "results" / "real_benchmark" / "rows.json").read_text())["rows"]
+    models = {(r["model"], r["dataset"]) for r in rows}
+    assert models == {(m, d) for m in ("universal", "specialist") for d in ("openkbp", "msd_task04_hippocampus")}
+    # only contoured organs are scored: the validation case's files decide the structures
+    case = next(r["case"] for r in rows if r["dataset"] == "openkbp")
+    seg_dir = resolve_path(profile.datasets["openkbp"].root) / "validation-pats" / case / "segmentations"
+    scored = {r["concept"] for r in rows if r["case"] == case and r["model"] == "specialist"}
+    assert len(scored) == len(list(seg_dir.glob("*.nii.gz")))
+    # the checkpoint is self-contained and answers in the original (P, L, I) grid
+    ct = resolve_path(profile.datasets["openkbp"].root) / "validation-pats" / case / "ct.nii.gz"
+    seg = Segmenter.from_checkpoint(profile.checkpoint, device="cpu")
+    mask = seg.segment(load_volume(ct), ["left parotid gland"], modality="CT").structures
+    img = nib.load(str(ct))
+    assert not mask or (mask[0].mask.shape == img.shape)
+    assert np.allclose(load_volume(ct).affine, img.affine)
+    # an existing checkpoint is scored as it is: no shards, no training, no specialists
+    again = run_real(profile, tmp_path / "again", checkpoint=Path(profile.checkpoint), specialists=False)
+    assert {r["model"] for r in again["rows"]} == {"universal"} and again["shards"] == {}
+    assert again["universal"]["steps"] == result["universal"]["steps"]

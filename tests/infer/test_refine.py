@@ -1,0 +1,97 @@
+"""Segmenter.refine: clicks and boxes in world mm on cached features, and its bad-input rules."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from sat.errors import InputError
+from sat.infer.refine import parse_box, parse_point
+
+
+@pytest.fixture()
+def seg(tiny_checkpoint, fast_resolver):
+    """A Segmenter of its own: refine adds a prompt encoder to the session model's net otherwise."""
+    from sat.infer.segmenter import Segmenter
+
+    return Segmenter.from_checkpoint(tiny_checkpoint, device="cpu", resolver=fast_resolver)
+
+
+def _world(volume, ijk) -> tuple[float, float, float]:
+    return tuple((volume.affine @ np.r_[ijk, 1.0])[:3])
+
+
+def test_parse_point_and_box():
+    assert parse_point("10,-2.5,3e1") == ((10.0, -2.5, 30.0), True)
+    assert parse_point(" 1, 2, 3, - ") == ((1.0, 2.0, 3.0), False)
+    assert parse_box("0,0,0,10,20,5") == ((0.0, 0.0, 0.0), (10.0, 20.0, 5.0))
+    for bad in ("1,2", "a,b,c", "1,2,3,x", ""):
+        with pytest.raises(InputError, match="bad point"):
+            parse_point(bad)
+    with pytest.raises(InputError, match="bad box"):
+        parse_box("1,2,3")
+
+
+def test_click_refines_on_cached_features_and_points_only_works(seg, phantom_ct, monkeypatch):
+    res = seg.segment(str(phantom_ct), ["liver"], modality="CT")
+    vol = res.volume
+    calls = []
+    import sat.infer.segmenter as mod
+
+    real = mod.encode_image
+    monkeypatch.setattr(mod, "encode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    centre = tuple(n // 2 for n in vol.shape)
+    before = res.structures[0].mask
+    out = seg.refine(res, "liver", points=[(*_world(vol, centre), True)])
+    assert calls == []  # the backbone did not run again
+    s = out.structures[0]
+    assert s.mask.shape == vol.shape and s.mask[centre] and s.concept == "liver"
+    assert s.stats["clicks"] == {"positive": 1, "negative": 0}
+    far = tuple(max(c - 8, 0) for c in centre)
+    assert s.mask[far] == before[far]  # a click changes the mask near itself only
+    # a negative click at the same place removes it again
+    neg = seg.refine(res, "liver", points=[f"{','.join(map(str, _world(vol, centre)))},-"])
+    assert not neg.structures[0].mask[centre]
+    # points only: no text, one positive click
+    only = seg.refine(res, None, points=[_world(vol, centre)]).structures[0]
+    assert only.mask[centre] and not only.mask[0, 0, 0] and not only.mask[-1, -1, -1]
+    assert only.used_concepts == [] and only.mask.sum() < np.prod(vol.shape) / 2
+
+
+def test_2d_box_only_gives_a_mask_inside_the_box(seg, phantom_ct):
+    from sat.io.volume import load_volume
+
+    vol = load_volume(str(phantom_ct))
+    c = np.array(vol.shape) // 2
+    lo, hi = c - 4, c + 4
+    lo[2] = hi[2] = c[2]  # drawn on one axial slice
+    out = seg.refine(vol, None, box=(_world(vol, lo), _world(vol, hi)), modality="CT").structures[0]
+    idx = np.argwhere(out.mask)
+    assert len(idx) and out.mask[tuple(c)]
+    assert (idx[:, :2] >= lo[:2] - 1).all() and (idx[:, :2] <= hi[:2] + 1).all()
+
+
+def test_bad_clicks_and_boxes_are_one_line_errors_or_warnings(seg, phantom_ct, caplog):
+    res = seg.segment(str(phantom_ct), ["liver"], modality="CT")
+    vol = res.volume
+    with pytest.raises(InputError, match="outside the image"):
+        seg.refine(res, "liver", points=[(1e4, 0, 0)])
+    with pytest.raises(InputError, match="outside the image"):
+        seg.refine(res, "liver", points=[(-1, 0, 0)], space="voxel")
+    p = _world(vol, np.array(vol.shape) // 2)
+    with pytest.raises(InputError, match="zero extent"):
+        seg.refine(res, "liver", box=(p, (p[0] + 10, p[1], p[2])))
+    with pytest.raises(InputError, match="negative clicks alone"):
+        seg.refine(res, None, points=[(*p, False)])
+    with pytest.raises(InputError, match="nothing to segment"):
+        seg.refine(res, None)
+    with pytest.raises(InputError, match="bad point"):
+        seg.refine(res, "liver", points=[(1, 2)])
+    # a negative click on an empty mask is ignored with a warning
+    with torch.no_grad():
+        seg.net.head.bias.fill_(-50.0)
+    caplog.set_level(logging.WARNING)
+    out = seg.refine(res, "liver", points=[(*p, False)])
+    assert not out.structures[0].mask.any() and "nothing to correct" in caplog.text

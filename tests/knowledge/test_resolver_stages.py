@@ -1,0 +1,168 @@
+"""Each resolver stage alone, on a small hand-made tree (no encoder, no torch)."""
+from __future__ import annotations
+
+import pytest
+
+from sat.knowledge import resolver_stages as stages
+from sat.knowledge.agreement import agreeing_first, agreement_keys, concept_keys
+from sat.knowledge.prompt_parse import parse_prompt
+from sat.knowledge.resolver_stages import (LEXICAL_STAGES, MAX_PROMPT_CHARS, MAX_SUGGESTIONS,
+                                           LexicalContext, embedding_query, enforce_laterality,
+                                           first_lexical, lookup, narrowed, refusal, screen)
+from sat.knowledge.thesaurus import Thesaurus
+from sat.knowledge.tree import Concept, KnowledgeTree
+
+
+def _c(cid: str, name: str, kind: str = "organ", **kw) -> Concept:
+    return Concept(cid, name, "d", "abdomen", kind, **kw)
+
+
+TREE = KnowledgeTree([
+    _c("kidneys", "kidneys", "group"),
+    _c("kidney_left", "left kidney", is_a=("kidneys",), laterality="left", mirror="kidney_right"),
+    _c("kidney_right", "right kidney", is_a=("kidneys",), laterality="right", mirror="kidney_left"),
+    _c("fibula", "fibula", "bone", synonyms=("calf bone",)),
+    _c("fibula_left", "left fibula", "bone", is_a=("fibula",), laterality="left", mirror="fibula_right"),
+    _c("fibula_right", "right fibula", "bone", is_a=("fibula",), laterality="right", mirror="fibula_left"),
+    _c("liver", "liver"),
+    _c("liver_segment_4", "liver segment 4", "substructure", part_of=("liver",)),
+    _c("liver_segment_6", "liver segment 6", "substructure", part_of=("liver",)),
+    _c("spleen", "spleen"),
+    _c("parotid_gland", "parotid gland", "gland"),
+    _c("gastroduodenal_artery", "gastroduodenal artery", "vessel"),
+    _c("duodenal_papilla", "duodenal papilla", "substructure"),
+    _c("hepatic_vein", "hepatic vein", "vessel"),
+    _c("hemiazygos_vein", "hemiazygos vein", "vessel"),
+    _c("colon", "colon"),
+])
+
+
+def _ctx(thesaurus: Thesaurus | None = None) -> LexicalContext:
+    return LexicalContext.for_tree(TREE, thesaurus)
+
+
+def _lookup(text: str, ctx: LexicalContext | None = None) -> stages.Lookup:
+    return lookup(text, parse_prompt(text[:MAX_PROMPT_CHARS]), (ctx or _ctx()).lexicon)
+
+
+def test_lexical_stages_run_in_one_documented_order():
+    assert [name for name, _ in LEXICAL_STAGES] == [
+        "terms", "english", "organ", "core", "initials", "sided", "thesaurus"]
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("", "empty prompt"), ("   ", "empty prompt"), ("?!...", "names no anatomy"),
+    ("x" * (MAX_PROMPT_CHARS + 1), f"longer than {MAX_PROMPT_CHARS} characters"),
+])
+def test_screen_refuses_what_cannot_name_anatomy(text, reason):
+    assert reason in screen(text, parse_prompt(text[:MAX_PROMPT_CHARS]))
+
+
+def test_screen_passes_a_prompt_with_anatomy():
+    assert screen("liver on CT", parse_prompt("liver on CT")) == ""
+
+
+@pytest.mark.parametrize("stage,text,hit", [
+    (stages.by_terms, "kidney, left", ("kidney_left", "exact")),
+    (stages.by_terms, "Kidney Left", ("kidney_left", "exact")),
+    (stages.by_english, "glandula parotidea", ("parotid_gland", "lexical")),
+    (stages.by_organ, "hepatic segment IV", ("liver_segment_4", "lexical")),
+    (stages.by_core, "splenic tissue", ("spleen", "lexical")),
+    (stages.by_initials, "GDA", ("gastroduodenal_artery", "lexical")),
+    (stages.by_side, "left calf bone", ("fibula_left", "lexical")),
+    (stages.by_side, "Rt calf bone", ("fibula_right", "lexical")),
+])
+def test_each_lexical_stage_finds_its_own_kind_of_wording(stage, text, hit):
+    ctx = _ctx()
+    assert stage(_lookup(text, ctx), ctx) == hit
+    # and it is the first stage that does
+    assert first_lexical(_lookup(text, ctx), ctx) == (
+        next(n for n, s in LEXICAL_STAGES if s is stage), hit)
+
+
+@pytest.mark.parametrize("stage,text", [
+    (stages.by_terms, "glandula parotidea"),
+    (stages.by_english, "liver"),  # nothing to translate
+    (stages.by_organ, "splenic tissue"),  # an organ reading, but no term without the core
+    (stages.by_core, "liver"),  # no generic noun to drop
+    (stages.by_initials, "HV"),  # two concepts share the initials
+    (stages.by_side, "left colon"),  # the colon has no sides
+    (stages.by_side, "calf bone"),  # no side written
+])
+def test_a_stage_passes_what_is_not_its_own(stage, text):
+    ctx = _ctx()
+    assert stage(_lookup(text, ctx), ctx) is None
+
+
+def test_ambiguous_initials_narrow_the_embedding_to_their_concepts():
+    q = _lookup("HV")
+    assert q.candidates == ("hemiazygos_vein", "hepatic_vein")
+    eq = embedding_query(q)
+    assert (eq.candidates, eq.method) == (("hemiazygos_vein", "hepatic_vein"), "lexical")
+
+
+def test_thesaurus_stage_decides_on_one_rewrite_and_narrows_on_several():
+    ctx = _ctx(Thesaurus([("zorp bone", "calf bone"), ("blorp", "liver", "spleen")]))
+    assert stages.by_thesaurus(_lookup("zorp bone", ctx), ctx) == ("fibula", "thesaurus")
+    q = _lookup("blorp", ctx)
+    assert stages.by_thesaurus(q, ctx) is None and q.rewrites == ("liver", "spleen")
+    eq = embedding_query(q)
+    assert (eq.candidates, eq.method) == (("liver", "spleen"), "thesaurus")
+    assert stages.by_thesaurus(_lookup("zorp bone"), _ctx(None)) is None  # no thesaurus, no stage
+
+
+def test_embedding_query_readings_and_agreement_keys():
+    # the anatomy as written, its English reading, its core; no repeats
+    eq = embedding_query(_lookup("glandula parotidea tissue"))
+    assert eq.readings == ("glandula parotidea tissue", "gland parotid tissue", "glandula parotidea")
+    assert embedding_query(_lookup("liver")).readings == ("liver",)
+    assert embedding_query(_lookup("cord piece C6")).keys == agreement_keys(["cord", "piece", "c6"])
+    # a sentence is not a name: no agreement asked of it
+    long = embedding_query(_lookup("the small thing near the front of the big round organ in the belly"))
+    assert long.keys == (frozenset(), frozenset())
+
+
+def test_narrowed_takes_the_most_similar_allowed_candidate_first_on_ties():
+    assert narrowed({"liver": 0.2, "spleen": 0.7}, ("liver", "spleen")) == ("spleen", 0.7)
+    assert narrowed({"liver": 0.5, "spleen": 0.5}, ("liver", "spleen")) == ("liver", 0.5)
+
+
+def test_agreement_moves_the_candidate_naming_the_number_first():
+    ranked = [("liver_segment_4", 0.9), ("liver_segment_6", 0.8), ("liver", 0.7)]
+    known = concept_keys(TREE)
+    assert agreeing_first(ranked, agreement_keys(["segment", "6"]), known, TREE, 0.5)[0] == ("liver_segment_6", 0.8)
+    # below the threshold a candidate is never promoted
+    assert agreeing_first(ranked, agreement_keys(["segment", "6"]), known, TREE, 0.85) == ranked
+    assert agreeing_first(ranked, agreement_keys(["liver"]), known, TREE, 0.5) == ranked
+
+
+def test_refusal_names_the_threshold_and_suggests_at_most_five():
+    ranked = [(cid, 0.5 - i / 100) for i, cid in enumerate(TREE.concepts)]
+    reason, suggestions = refusal(ranked, 0.6, TREE)
+    assert reason == "no concept is close enough (best 0.50 < threshold 0.60)"
+    assert len(suggestions) == MAX_SUGGESTIONS
+    assert suggestions[0] == {"concept": "kidneys", "name": "kidneys", "score": 0.5}
+
+
+@pytest.mark.parametrize("cid,side,want", [
+    ("kidney_left", "right", "kidney_right"),  # mirror
+    ("kidneys", "left", "kidney_left"),  # lateral child
+    ("kidney_left", "both", "kidneys"),  # bilateral parent
+    ("kidney_left", "left", "kidney_left"), ("kidney_left", None, "kidney_left"),
+    ("liver", "left", "liver"),  # no side to move to
+])
+def test_enforce_laterality(cid, side, want):
+    assert enforce_laterality(TREE, cid, side) == want
+
+
+def test_the_resolver_runs_the_module_stage_list(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from sat.knowledge.resolver import Resolver
+
+    ids = list(TREE.concepts)
+    emb = torch.eye(len(ids))
+    r = Resolver(TREE, ids, emb, lambda texts: emb[[ids.index("spleen")] * len(texts)], 0.5)
+    assert (r.resolve("kidney, left").stage, r.resolve("left calf bone").stage) == ("terms", "sided")
+    monkeypatch.setattr(stages, "LEXICAL_STAGES", ())  # no lexical stage: the encoder decides
+    res = r.resolve("kidney, left")
+    assert (res.concept, res.method, res.stage) == ("spleen", "embedding", "")

@@ -1,0 +1,74 @@
+"""Training with simulated interaction: where clicks and boxes land, and fits on tiny phantom shards."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, PAD, POSITIVE
+from sat.train.clicks import error_clicks, reference_box
+from sat.train.interaction import InteractionConfig
+from sat.train.cli import cli
+
+
+def _cube(lo: int, hi: int, n: int = 20) -> torch.Tensor:
+    m = torch.zeros(n, n, n, dtype=torch.bool)
+    m[lo:hi, lo:hi, lo:hi] = True
+    return m
+
+
+def test_clicks_go_to_the_middle_of_the_error_with_the_errors_sign():
+    target = torch.stack([_cube(4, 13), _cube(4, 13), _cube(4, 13)])[None]  # (1, 3, 20, 20, 20)
+    pred = torch.zeros_like(target)
+    pred[0, 1] = target[0, 1] | _cube(14, 20)  # query 1: a false positive block beside a right mask
+    pred[0, 2] = target[0, 2]  # query 2: perfect
+    points, labels = error_clicks(pred, target, torch.ones(1, 3, dtype=torch.bool), central=True)
+    assert labels.tolist() == [[POSITIVE, NEGATIVE, PAD]]
+    assert torch.equal(points[0, 0], torch.tensor([8.0, 8.0, 8.0]))  # centre of the missed cube
+    assert bool(((points[0, 1] >= 14) & (points[0, 1] <= 19)).all())
+    # an unlabelled (invalid) query never gets a click
+    _, labels = error_clicks(pred, target, torch.tensor([[False, True, True]]))
+    assert labels[0, 0] == PAD
+
+
+def test_reference_boxes_3d_and_2d():
+    mask = torch.zeros(20, 20, 20, dtype=torch.bool)
+    mask[3:9, 5:15, 2:18] = True
+    box, kind = reference_box(mask, jitter=0.0)
+    assert kind == BOX_3D and box.tolist() == [[3.0, 5.0, 2.0], [8.0, 14.0, 17.0]]
+    g = torch.Generator().manual_seed(0)
+    box, kind = reference_box(mask, jitter=0.0, two_d=True, generator=g)
+    flat = (box[1] - box[0] == 0).nonzero()[:, 0].tolist()
+    assert kind == BOX_2D and len(flat) == 1
+    axis = flat[0]
+    assert mask.select(axis, int(box[0, axis])).any()  # the slice cuts the structure
+    with pytest.raises(ValueError, match="non-empty"):
+        reference_box(torch.zeros(4, 4, 4, dtype=torch.bool))
+
+
+def test_config_names_bad_values():
+    with pytest.raises(ValueError, match="interaction.prob"):
+        InteractionConfig(prob=1.5)
+    with pytest.raises(ValueError, match="max_clicks"):
+        InteractionConfig(max_clicks=-1)
+
+
+def test_interactive_fit_then_frozen_base_fine_tune(tmp_path, tiny_fit_args):
+    from sat.model.checkpoint import load_checkpoint
+
+    common = ["--data.steps_per_epoch=3", "--trainer.limit_val_batches=0", "--model.optim.warmup_steps=1",
+              "--model.interaction.enabled=true", "--model.interaction.prob=1.0",
+              "--model.interaction.box_prob=0.5", "--model.interaction.no_text_prob=0.5"]
+    first = tmp_path / "joint.ckpt"
+    cli(tiny_fit_args(tmp_path / "a", max_steps=3) + common + [f"--export={first}"])
+    net, meta = load_checkpoint(first)
+    assert meta.model.head.interactive is True and net.head.prompt is not None
+
+    # start again from that checkpoint, training only the prompt encoder
+    second = tmp_path / "frozen.ckpt"
+    run = cli(tiny_fit_args(tmp_path / "b", max_steps=3) + common + [
+        f"--model.interaction.init_checkpoint={first}", "--model.interaction.freeze_base=true", f"--export={second}"])
+    assert run.trainer.global_step == 3
+    tuned, _ = load_checkpoint(second)
+    before, after = net.state_dict(), tuned.state_dict()
+    changed = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("head.prompt.") for k in changed)
