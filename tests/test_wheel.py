@@ -31,11 +31,14 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
     return zipfile.ZipFile(built)
 
 
-def test_wheel_carries_every_module(wheel):
+def test_wheel_carries_every_module_and_package_file(wheel):
     names = set(wheel.namelist())
     modules = {f"sat/{n}" for n in _files(REPO / "sat", "*.py")}
     assert modules - names == set()
     assert {n for n in names if n.endswith(".py")} - modules == set()  # nothing stale from an old build
+    tracked = subprocess.run(["git", "ls-files", "sat"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    data = {n for n in tracked if not n.endswith(".py") and (REPO / n).is_file()}  # e.g. sat/io/snomed_meanings.csv
+    assert data - names == set()
 
 
 def test_wheel_carries_the_data_folders(wheel):

@@ -10,7 +10,7 @@ import shutil
 from sat.agent.measure import compare_masks, measure_mask, to_stats
 from sat.agent.safety import ensure_live
 from sat.agent.models import (CompareInput, ConceptInfo, GroundReportInput, ListConceptsInput, MeasureInput,
-                              ResolvePromptInput, SegmentInput, Suggestion)
+                              RefineInput, ResolvePromptInput, SegmentInput, Suggestion)
 from sat.errors import InputError
 
 MAX_CONCEPTS = 200
@@ -72,8 +72,24 @@ def segment(d, a: SegmentInput) -> tuple[dict, list[str]]:
         result = seg.segment(volume, a.prompts, a.modality)
     if not result.structures:
         raise InputError(f"no prompt could be segmented: {_refusal_text(result.refused)}")
-    ensure_live("segment")
-    with _output_dir(d, "segment") as out:
+    return _segment_reply(d, "segment", path, result)
+
+
+def refine(d, a: RefineInput) -> tuple[dict, list[str]]:
+    if a.prompt:
+        d.policy.check_text(a.prompt, "prompt")
+    path = d.policy.resolve(a.image_path, what="image_path")
+    volume = d.volume(path)  # the same object as an earlier segment call: its features are reused
+    with d.model() as seg:
+        result = seg.refine(volume, a.prompt, [(p.x, p.y, p.z, p.positive) for p in a.points],
+                            (tuple(a.box[:3]), tuple(a.box[3:])) if a.box else None, modality=a.modality)
+    return _segment_reply(d, "refine", path, result)
+
+
+def _segment_reply(d, tool: str, path, result) -> tuple[dict, list[str]]:
+    """Save a result in a fresh call folder and describe it (the segment and refine output)."""
+    ensure_live(tool)
+    with _output_dir(d, tool) as out:
         summary = result.save(out, preview=True)
     structures = [{"prompt": s.prompt, "concept": s.concept, "name": s.name, "used_concepts": s.used_concepts,
                    "laterality": s.laterality, "mask_path": summary["structures"][s.prompt]["mask"],

@@ -11,7 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Modality = Literal["CT", "MR", "PET", "US"]
+from sat.knowledge.modality import MODALITIES
+
+Modality = Literal[MODALITIES]  # Literal["CT", "MR", "PET", "US"]
 Region = Literal["brain", "head_neck", "thorax", "abdomen", "pelvis", "spine", "upper_limb",
                  "lower_limb", "whole_body"]
 _PATH = "a file path inside an allowed root (relative paths start at the first allowed root)"
@@ -40,6 +42,25 @@ class SegmentInput(_In):
                             description=f"3D image (NIfTI, NRRD, MHA, DICOM folder or zip): {_PATH}")
     prompts: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
         ..., min_length=1, max_length=32, description="structures in free text, e.g. ['liver', 'left kidney']")
+    modality: Modality | None = Field(None, description="imaging modality; null to read it from the image")
+
+
+class Click(_In):
+    x: float = Field(..., description="RAS x in mm (patient left is +x)")
+    y: float = Field(..., description="RAS y in mm (anterior is +y)")
+    z: float = Field(..., description="RAS z in mm (superior is +z)")
+    positive: bool = Field(True, description="true: this point belongs to the structure; false: it does not")
+
+
+class RefineInput(_In):
+    image_path: str = Field(..., max_length=4096, description=f"3D image, the one segmented before: {_PATH}")
+    prompt: str | None = Field(None, min_length=1, max_length=512,
+                               description="the structure in free text; null to segment from clicks and box alone")
+    points: list[Click] = Field(default_factory=list, max_length=64,
+                                description="every click so far (world RAS mm), not only the new one")
+    box: list[float] | None = Field(None, min_length=6, max_length=6,
+                                    description="[x0, y0, z0, x1, y1, z1]: two opposite corners in RAS mm; "
+                                                "equal on one axis for a 2D box drawn on one slice")
     modality: Modality | None = Field(None, description="imaging modality; null to read it from the image")
 
 

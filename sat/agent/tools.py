@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from sat.agent import handlers
 from sat.agent.models import (CompareInput, CompareOutput, GroundReportInput, GroundReportOutput, ListConceptsInput,
                               ListConceptsOutput, MeasureInput, MeasureOutput, ResolvePromptInput,
-                              ResolvePromptOutput, SegmentInput, SegmentOutput)
+                              RefineInput, ResolvePromptOutput, SegmentInput, SegmentOutput)
 from sat.agent.safety import SafetyPolicy, TimedRunner, ToolTimeout
 from sat.errors import InputError
 
@@ -49,6 +49,10 @@ TOOLS: dict[str, ToolSpec] = {t.name: t for t in (
     ToolSpec("segment", "Segment structures named in free text in a 3D image. Returns a mask file and "
              "statistics per structure (volume in ml, centroid and bounding box in RAS mm, mean confidence) and "
              "the prompts that were refused, with suggestions.", SegmentInput, SegmentOutput, read_only=False),
+    ToolSpec("refine", "Correct one structure's mask with clicks (points inside or outside it, RAS mm) and/or "
+             "a box, optionally with its free-text name; reuses the image features of an earlier segment call. "
+             "Pass every click so far. Returns the mask file and statistics like segment.",
+             RefineInput, SegmentOutput, read_only=False),
     ToolSpec("measure", "Measure a mask file: volume, extent, centroid and bounding box; intensity statistics "
              "when the image it was made on is given.", MeasureInput, MeasureOutput),
     ToolSpec("compare", "Compare two masks of one structure, e.g. baseline and follow-up: volume change, Dice "

@@ -1,4 +1,4 @@
-"""``sat benchmark phantom|speed|gpu``: run a benchmark and write its results file.
+"""``sat benchmark phantom|speed|gpu|real|interactive``: run a benchmark and write its results file.
 
     sat benchmark phantom                  # full profile: docs/results/phantom_benchmark.md (<= 45 min)
     sat benchmark phantom --profile quick  # every code path in minutes (outputs/benchmark/results_quick)
@@ -6,6 +6,7 @@
     sat benchmark real                     # docs/results/real_benchmark.md (<= 90 min, real patients)
     sat benchmark gpu                      # one GPU, <= 5 min: docs/results/gpu.md + gpu.json
     sat benchmark gpu --device cpu --profile quick   # every section on a tiny model, seconds
+    sat benchmark interactive              # docs/results/interactive.md (simulated clicks, real patients)
 
 Profiles are ``configs/benchmark/<phantom|speed>_<name>.yaml`` (or a YAML path).
 """
@@ -38,6 +39,15 @@ def _parser() -> argparse.ArgumentParser:
     rl.add_argument("--checkpoint", type=Path, help="score this universal checkpoint instead of training one")
     rl.add_argument("--no-specialists", action="store_true", help="skip the per-dataset specialists")
     rl.add_argument("--max-cases", type=int, help="cases per split and dataset (default: the profile's)")
+    it = sub.add_parser("interactive", help="a simulated user refines masks: Dice and NSD per click")
+    it.add_argument("--checkpoint", type=Path, default=Path("outputs/real/universal.ckpt"),
+                    help="model checkpoint (default: outputs/real/universal.ckpt)")
+    it.add_argument("--data", default="real", help="real (validation patients), phantom (held-out phantoms) or both")
+    it.add_argument("--phantoms", type=Path, help="phantom folder (generated when missing)")
+    it.add_argument("--max-cases", type=int, default=3, help="cases per dataset (0: all; default 3)")
+    it.add_argument("--clicks", type=int, default=5, help="corrective clicks per structure (default 5)")
+    it.add_argument("--threads", default="auto", help="CPU threads: a number or auto")
+    it.add_argument("--out", type=Path, help="Markdown file (default: docs/results/interactive.md)")
     sp = sub.add_parser("speed", help="inference, training-step, data-pipeline and memory timings")
     sp.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
     sp.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
@@ -78,6 +88,29 @@ def run_gpu_command(args, command: str) -> Path:
     return md if md is not None else json_path
 
 
+def run_interactive_command(args, command: str) -> Path:
+    """``sat benchmark interactive``: simulate the user, print and write the Markdown tables."""
+    from sat.bench.interactive import run_benchmark
+    from sat.bench.interactive_report import write_report
+
+    if not args.checkpoint.is_file():
+        raise InputError(f"checkpoint not found: {args.checkpoint}")
+    if args.clicks < 1 or args.max_cases < 0:
+        raise InputError(f"--clicks must be >= 1 and --max-cases >= 0, got {args.clicks} and {args.max_cases}")
+    threads = args.threads
+    if threads != "auto":
+        if not str(threads).isdigit() or int(threads) < 1:
+            raise InputError(f"--threads must be a positive integer or auto, got {threads!r}")
+        threads = int(threads)
+    curves, trained = run_benchmark(args.checkpoint, data=args.data, phantoms=args.phantoms,
+                                    max_cases=args.max_cases, clicks=args.clicks, threads=threads,
+                                    log=lambda m: print(m, file=sys.stderr))
+    if not curves:
+        raise InputError("no structure was scored (no cases found, or none the checkpoint can answer)")
+    out = args.out if args.out is not None else resolve_path("docs/results/interactive.md")
+    return write_report(curves, out, command=command, checkpoint=str(args.checkpoint), trained_clicks=trained)
+
+
 def run_phantom_command(profile, out: Path, work: Path, command: str) -> Path:
     """Run the phantom benchmark and write its report; returns the Markdown path."""
     from sat.bench.phantom import run_phantom
@@ -102,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["sat", "benchmark", *argv])
     if args.which == "gpu":
         print(f"wrote {run_gpu_command(args, command)}")
+        return 0
+    if args.which == "interactive":
+        print(f"wrote {run_interactive_command(args, command)}")
         return 0
     profile = load_profile(args.which, args.profile)
     out = args.out if args.out is not None else resolve_path(profile.results_dir)

@@ -8,13 +8,13 @@ paths given on the command line are taken as they are.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sat.errors import InputError
 from sat.resources import checkout_root, configs_dir
-from sat.yaml_io import read_yaml_mapping
+from sat.yaml_io import read_config
 
 TABLE_SOURCES = ("onehot", "minilm", "knowledge")
 PRECISIONS = ("bf16-mixed", "32-true")
@@ -174,22 +174,6 @@ class SpeedProfile:
     results_dir: str = "docs/results"
 
 
-def _coerce(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_coerce(v) for v in value)
-    return value
-
-
-def profile_from_dict(cls, raw: dict, where: str):
-    """Build ``cls`` from a mapping; lists become tuples; unknown keys raise :class:`InputError`."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InputError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(known)}")
-    kw = {k: (dict(v) if k in ("fit_overrides", "datasets", "paraphrases") else _coerce(v)) for k, v in raw.items()}
-    return cls(**kw)
-
-
 def load_profile(kind: str, name_or_path: str | Path):
     """Read ``configs/benchmark/<kind>_<name>.yaml`` (or a YAML path) into its dataclass.
 
@@ -210,4 +194,4 @@ def load_profile(kind: str, name_or_path: str | Path):
     if not path.is_file():
         names = sorted(p.stem.split("_", 1)[1] for p in config_dir().glob(f"{kind}_*.yaml"))
         raise InputError(f"unknown {kind} profile {str(name_or_path)!r}; expected a YAML path or one of {names}")
-    return profile_from_dict(cls, read_yaml_mapping(path, f"{kind} profile"), str(path))
+    return read_config(path, cls, f"{kind} profile")

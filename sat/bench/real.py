@@ -12,7 +12,6 @@ real multi-patient data, scored on the validation patients in their original fil
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -25,6 +24,7 @@ import yaml
 
 from sat.bench.config import resolve_path
 from sat.bench.real_profile import RealProfile
+from sat.train.experiment import ExperimentConfig, fit, trained_steps
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +59,31 @@ def grids(profile: RealProfile) -> tuple[list[float], dict[str, list[float]]]:
     return first, per
 
 
-def fit_args(profile: RealProfile, shards: Path, out: Path) -> list[str]:
-    """LightningCLI arguments of the universal run."""
+def experiment(profile: RealProfile, shards: Path, out: Path) -> ExperimentConfig:
+    """The universal run: the profile's base config, datasets, budget and overrides; run folder
+    ``out/run``, checkpoint ``out/model.ckpt``."""
     from sat.data.recipes import load_recipe
 
     spacing, per = grids(profile)
     train = {n: str(shards / n / f"{load_recipe(d.recipe).name}-train-*.tar") for n, d in profile.datasets.items()}
-    budget = ({"trainer.max_time": time.strftime("00:%H:%M:%S", time.gmtime(profile.minutes * 60)),
-               "trainer.max_steps": -1} if profile.minutes > 0 else
+    budget = ({"trainer.max_steps": -1} if profile.minutes > 0 else
               {"trainer.max_time": None, "trainer.max_steps": profile.steps, "model.optim.schedule": "steps"})
     o = {"data.train": train, "data.weights": {n: d.weight for n, d in profile.datasets.items()},
          "data.dataset_sampling": {n: {"patch_size": list(d.patch_size)} for n, d in profile.datasets.items()},
          "data.batch_size": profile.batch_size, "data.num_workers": profile.loader_workers,
          "data.seed": profile.seed, "seed_everything": profile.seed, "model.spacing": spacing,
          "model.modality_spacing": per, "trainer.enable_progress_bar": False,
-         "trainer.default_root_dir": str(out / "run"),
-         "trainer.logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                             "init_args": {"save_dir": str(out / "run"), "name": "csv"}}],
          **budget, **profile.fit_overrides}
-    args = ["fit", "--config", str(resolve_path(profile.base_config)), "--export", str(out / "model.ckpt")]
-    return args + [f"--{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in o.items()]
+    return ExperimentConfig(configs=(resolve_path(profile.base_config),), export=out / "model.ckpt",
+                            root=out / "run", max_minutes=profile.minutes if profile.minutes > 0 else None,
+                            overrides=o)
 
 
 def train_universal(profile: RealProfile, shards: Path, out: Path) -> dict:
-    """Train the universal model with ``sat fit``; returns its checkpoint, steps and wall time."""
-    from sat.train.cli import cli
-
+    """Train the universal model with :func:`sat.train.fit`; returns its checkpoint, steps and wall time."""
     t0 = time.perf_counter()
-    run = cli(fit_args(profile, shards, out))
-    return {"checkpoint": str(out / "model.ckpt"), "steps": int(run.trainer.global_step),
-            "train_s": time.perf_counter() - t0}
+    ckpt = fit(experiment(profile, shards, out))
+    return {"checkpoint": str(ckpt), "steps": trained_steps(ckpt), "train_s": time.perf_counter() - t0}
 
 
 def train_specialists(profile: RealProfile, shards: Path, base: dict, universal_s: float) -> dict:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sat.errors import InputError
+from sat.yaml_io import from_mapping
 
 
 @dataclass
@@ -73,8 +74,8 @@ class RealProfile:
     results_dir: str = "docs/results"
 
     def __post_init__(self) -> None:
-        self.datasets = {k: v if isinstance(v, RealDataset) else
-                         RealDataset(**{a: tuple(b) if isinstance(b, list) else b for a, b in dict(v).items()})
+        self.datasets = {k: v if isinstance(v, RealDataset) else from_mapping(RealDataset, v, "real profile",
+                                                                               f"datasets.{k}")
                          for k, v in (self.datasets or {}).items()}
         if not self.datasets:
             raise InputError("a real profile needs at least one dataset")

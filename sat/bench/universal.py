@@ -1,15 +1,14 @@
 """The text-prompted universal model in the benchmark: trained by ``sat fit``, scored by prompt.
 
-Training goes through the project's own LightningCLI path (:func:`sat.bench.demo.train` on the
-``base_config`` experiment plus overrides), so the benchmark measures exactly what users train.
+Training goes through the project's own training call (:func:`sat.train.fit` on the demo's
+experiment, :func:`sat.bench.demo.experiment`, with the profile's ``base_config`` and overrides),
+so the benchmark measures exactly what users train.
 The concept table is chosen per run: ``text`` embeddings of the raw MiniLM encoder, of the
 knowledge-pretrained encoder (``model.text.finetuned``), or one-hot rows (``model.concept_table``).
 """
 from __future__ import annotations
 
 import copy
-import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,25 +40,21 @@ def knowledge_weights(profile: PhantomProfile, work: Path) -> tuple[Path | None,
     if profile.text_fit_steps <= 0:
         return None, (f"`{profile.knowledge_weights}` is absent and the profile's text_fit_steps is 0 "
                       f"(run `sat text-fit --config {profile.text_fit_config}` first)"), 0.0
-    from sat.text.pretrain import cli as text_fit
+    from sat.text.text_fit import TextFitConfig, text_fit
 
     out = work / "text"
     export = out / "knowledge_minilm.safetensors"
     t0 = time.perf_counter()
     if not export.is_file():
-        logger = [{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                   "init_args": {"save_dir": str(out), "name": "csv"}}]
-        text_fit(["fit", "--config", str(resolve_path(profile.text_fit_config)),
-                  f"--trainer.max_steps={profile.text_fit_steps}", "--trainer.enable_progress_bar=false",
-                  f"--trainer.default_root_dir={out}", f"--trainer.logger={json.dumps(logger)}",
-                  f"--seed_everything={profile.seed}", f"--threads={profile.threads}",
-                  f"--calibrate={str(profile.text_fit_calibrate).lower()}", f"--export={export}"])
+        text_fit(TextFitConfig(export=export, config=resolve_path(profile.text_fit_config), root=out,
+                               max_steps=profile.text_fit_steps, progress_bar=False, seed=profile.seed,
+                               threads=profile.threads, calibrate=profile.text_fit_calibrate))
     return export, f"`sat text-fit` run by the benchmark ({profile.text_fit_steps} steps)", time.perf_counter() - t0
 
 
 def fit_overrides(profile: PhantomProfile, table: str, spacing: tuple[float, ...],
-                  finetuned: Path | None = None) -> list[str]:
-    """LightningCLI overrides of one universal run (the profile's budget, seed and table)."""
+                  finetuned: Path | None = None) -> dict:
+    """Dotted overrides of one universal run (the profile's budget, seed and table)."""
     from sat.knowledge.tree import load_tree
 
     o = {"trainer.max_steps": profile.steps, "trainer.max_time": None, "trainer.enable_progress_bar": False,
@@ -78,26 +73,21 @@ def fit_overrides(profile: PhantomProfile, table: str, spacing: tuple[float, ...
         o["model.text.finetuned"] = str(finetuned)
     elif table != "minilm":
         raise ValueError(f"unknown concept table {table!r}; expected onehot, minilm or knowledge")
-    return [f"--{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in o.items()]
-
-
-def steps_done(run_dir: Path) -> int | None:
-    """Steps of the newest Lightning checkpoint under ``run_dir`` (``None`` when none was written)."""
-    ckpts = sorted((p for p in run_dir.rglob("*.ckpt") if re.search(r"step=\d+", p.name)),
-                   key=lambda p: p.stat().st_mtime)
-    return int(re.search(r"step=(\d+)", ckpts[-1].name).group(1)) if ckpts else None
+    return o
 
 
 def train_universal(profile: PhantomProfile, table: str, shards: Path, out: Path, spacing: tuple[float, ...],
                     finetuned: Path | None = None) -> TrainedModel:
-    """Train one universal model with ``sat fit`` (via :func:`sat.bench.demo.train`) into ``out``."""
-    from sat.bench.demo import train
+    """Train one universal model with :func:`sat.train.fit` on the demo's experiment into ``out``."""
+    from sat.bench.demo import experiment
+    from sat.train.experiment import fit, trained_steps
 
     torch.set_num_threads(profile.threads)
     t0 = time.perf_counter()
-    ckpt = train(out, shards, resolve_path(profile.base_config), fit_overrides(profile, table, spacing, finetuned))
+    ckpt = fit(experiment(out, shards, resolve_path(profile.base_config),
+                          fit_overrides(profile, table, spacing, finetuned)))
     wall = time.perf_counter() - t0
-    done = steps_done(out / "run")
+    done = trained_steps(ckpt)  # recorded in the checkpoint, not read back from a file name
     return TrainedModel(table, ckpt, profile.steps if done is None else done, wall)
 
 

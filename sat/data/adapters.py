@@ -17,9 +17,9 @@ import numpy as np
 from sat.data.reading import read_channels, read_labels, read_slice_stack, same_grid
 from sat.data.recipes import Recipe
 from sat.data.sources import CaseRef, find_cases
+from sat.knowledge.modality import canonical_modality
 
 __all__ = ["Case", "CaseRef", "annotated_concepts", "codes_from_masks", "list_cases", "load_case", "read_case"]
-_MODALITY_ALIASES = {"MRI": "MR", "PT": "PET", "CTA": "CT"}
 
 
 def list_cases(recipe: Recipe, root: str | Path, split: str | None = None,
@@ -96,8 +96,8 @@ def _read_images(ref: CaseRef, recipe: Recipe) -> tuple[np.ndarray, np.ndarray, 
                              f"{vols[0].shape}); inconsistent geometry")
     dicom = next((v.modality for v in vols if v.modality), None)
     if dicom:
-        got = _MODALITY_ALIASES.get(dicom.upper(), dicom.upper())
-        want = _MODALITY_ALIASES.get(recipe.modality.upper(), recipe.modality.upper())
+        got = canonical_modality(dicom) or dicom.upper()
+        want = canonical_modality(recipe.modality) or recipe.modality.upper()
         if got != want:
             raise ValueError(f"{ref.case_id}: DICOM modality {dicom!r} but recipe {recipe.name!r} "
                              f"says {recipe.modality!r}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from sat.atomic import write_text_atomic
 from sat.data.recipes import Recipe
 
 MANIFEST = "manifest.json"
@@ -76,9 +76,7 @@ def write_manifest(out: Path) -> dict:
             m["ml"] = round(m["ml"] + e["ml"], 4)
     manifest["n_cases"] = len(manifest["cases"])
     manifest["n_failures"] = len(manifest["failures"])
-    tmp = Path(out) / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, Path(out) / MANIFEST)
+    write_text_atomic(Path(out) / MANIFEST, json.dumps(manifest, indent=1))
     return manifest
 
 

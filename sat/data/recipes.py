@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from sat.resources import recipes_dir as packaged_recipes
-from sat.yaml_io import read_yaml_mapping
+from sat.yaml_io import ConfigError, check_keys, read_yaml_mapping
 
 LAYOUTS = ("msd", "nnunet", "totalseg", "generic")
 LabelRef = str | int  # a source label: its name, or its integer value in the label map
@@ -201,19 +201,24 @@ def _refs(cid: str, v) -> list[LabelRef]:
 
 
 def recipe_from_dict(raw: dict, where: str = "recipe") -> Recipe:
-    """Build and validate a :class:`Recipe` from a parsed YAML mapping."""
-    raw = dict(raw)
-    known = {f.name for f in fields(Recipe)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown recipe fields {unknown}; known: {sorted(known)}")
-    missing = sorted({"name", "layout", "channels", "concepts"} - set(raw))
-    if missing:
-        raise ValueError(f"{where}: missing recipe fields {missing}")
-    src = dict(raw.pop("source", None) or {})
-    bad = sorted(set(src) - {f.name for f in fields(SourceSpec)})
-    if bad:
-        raise ValueError(f"{where}: unknown source fields {bad}")
+    """Build and validate a :class:`Recipe` from a parsed YAML mapping.
+
+    Raises:
+        ConfigError: (a ``ValueError``) unknown or missing fields, a bad value; the message names
+            ``where`` (the file) and the problem.
+    """
+    try:
+        return _recipe(raw, where)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(where, "", str(exc)) from None
+
+
+def _recipe(raw: dict, where: str) -> Recipe:
+    raw = check_keys(raw, (f.name for f in fields(Recipe)), where,
+                     required=("name", "layout", "channels", "concepts"))
+    src = check_keys(raw.pop("source", None) or {}, (f.name for f in fields(SourceSpec)), where, "source")
     if isinstance(src.get("images"), str):
         src["images"] = [src["images"]]
     concepts = {str(k): _refs(str(k), v) for k, v in (raw.pop("concepts", None) or {}).items()}

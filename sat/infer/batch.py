@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sat.errors import InputError
+from sat.atomic import write_text_atomic
 from sat.io.volume import find_dicom_series, is_image_file
 from sat.io.writers import unique_filenames
 
@@ -103,10 +104,9 @@ def is_done(folder: Path, fingerprint: dict) -> bool:
 
 
 def mark_done(folder: Path, fingerprint: dict, summary: dict) -> None:
-    tmp = folder / f"{DONE_MARKER}.tmp"
-    tmp.write_text(json.dumps({"request": fingerprint, "structures": sorted(summary.get("structures", {})),
-                               "refused": [r["prompt"] for r in summary.get("refused", [])]}))
-    os.replace(tmp, folder / DONE_MARKER)
+    write_text_atomic(folder / DONE_MARKER, json.dumps({
+        "request": fingerprint, "structures": sorted(summary.get("structures", {})),
+        "refused": [r["prompt"] for r in summary.get("refused", [])]}))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -51,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="exit 3 when a mask fails a plausibility check (default: a warning)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--point", action="append", default=[], metavar="X,Y,Z[,+|-]",
+                   help="refine with a click (world RAS mm; + inside the structure, - outside; repeat for "
+                        "more; write --point=-10,5,3 when the first number is negative); at most one prompt, "
+                        "or none for clicks / a box alone")
+    p.add_argument("--box", metavar="X0,Y0,Z0,X1,Y1,Z1",
+                   help="refine with a box: two opposite corners in mm (flat along one axis: a 2D box on that slice)")
+    p.add_argument("--voxel", action="store_true", help="--point and --box are voxel indices of the input image")
     return p
 
 
@@ -80,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the text encoder's load bar
     _log_warnings_to_stderr()
     prompts = [p.strip() for p in args.prompt if p.strip()]
-    if not prompts and not args.all:
+    interactive = bool(args.point or args.box)
+    if not prompts and not args.all and not interactive:
         raise InputError("no prompts given: pass -p PROMPT [PROMPT ...] or --all")
+    if interactive and (args.all or len(prompts) > 1 or args.tta):
+        raise InputError("--point / --box refine one structure: give at most one prompt, without --all or --tta")
     formats = _formats(args.formats)
     threads = args.threads if args.threads == "auto" else _int(args.threads, "--threads")
     if args.modality is not None:
@@ -105,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.num_parts != 1:
             raise InputError(f"--num-parts needs a batch input (a folder of images or a CSV), got {source}")
         return _single(args, ckpt, threads, source, out, options, save)
+    if interactive:
+        raise InputError(f"--point / --box need one image, not a batch ({source})")
     from sat.infer.batch import select_part
 
     mine = select_part(cases, args.num_parts, args.part)
@@ -162,8 +174,17 @@ def _single(args, ckpt, threads, source, out, options, save) -> int:
         raise InputError(f"{source}: --formats dicom_seg needs a DICOM series input (folder or zip)")
     seg = _load(ckpt, args, threads)
     try:
-        result = seg.segment(volume, options["prompts"], modality=args.modality, all_concepts=options["all_concepts"],
-                             probabilities=options["probabilities"], tta=options["tta"])
+        if args.point or args.box:
+            from sat.infer.refine import parse_box, parse_point
+
+            points = [parse_point(p) for p in args.point]  # ((x, y, z), positive)
+            box = parse_box(args.box) if args.box else None
+            result = seg.refine(volume, (options["prompts"] or [None])[0], points, box, modality=args.modality,
+                                space="voxel" if args.voxel else "world", probabilities=options["probabilities"])
+        else:
+            result = seg.segment(volume, options["prompts"], modality=args.modality,
+                                 all_concepts=options["all_concepts"], probabilities=options["probabilities"],
+                                 tta=options["tta"])
         summary = result.save(out, **save)
     except MemoryError:
         raise InputError(f"{source}: not enough memory to segment this volume") from None

@@ -128,9 +128,12 @@ def ensure_prompt_encoder(net) -> bool:
 
 
 def _click(p) -> tuple[tuple[float, float, float], bool]:
-    """A click as ``"x,y,z[,+|-]"``, ``(x, y, z)`` or ``(x, y, z, positive)`` (bool or "+"/"-")."""
+    """A click as ``"x,y,z[,+|-]"``, ``(x, y, z)``, ``(x, y, z, positive)`` (bool or "+"/"-") or
+    ``((x, y, z), positive)`` (:func:`parse_point`'s result)."""
     if isinstance(p, str):
         return parse_point(p)
+    if isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], (tuple, list)):  # parse_point's own form
+        p = (*p[0], p[1])
     try:
         vals = list(p)
         xyz = tuple(float(v) for v in vals[:3])
@@ -168,12 +171,12 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if not clicks and box is None and not prompt:
         raise InputError("nothing to segment: give a text prompt, clicks or a box")
     modality = seg._modality(volume, modality, plans)
-    if ensure_prompt_encoder(seg.net):
-        seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
-                                            "removes a blob around itself and a box cuts the mask to the box")
     features, pre = seg._prepare(volume, modality, False)
     prompts = grid_prompts(clicks, box, volume, pre["affine"], features[0].shape, has_text=bool(prompt),
                            n_queries=len(concepts), space=space)
+    if ensure_prompt_encoder(seg.net):  # after the input checks: bad input gets one line, not two
+        seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
+                                            "removes a blob around itself and a box cuts the mask to the box")
     if prompt and box is None and prompts.n_clicks and not bool((prompts.labels == POSITIVE).any()):
         base = decode_prompts(seg.net, features[0], concepts, device=seg.device)
         if not bool((base > 0.5).any()):

@@ -21,6 +21,7 @@ from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
 from sat.io.volume import Volume, load_volume
+from sat.knowledge.modality import canonical_modality
 from sat.knowledge.tree import KnowledgeTree, load_tree
 from sat.knowledge.vocabulary import overlay
 from sat.model.checkpoint_meta import CheckpointMeta
@@ -29,7 +30,6 @@ from sat.volume.preprocess import preprocess_case
 
 __all__ = ["Segmenter", "SegmentationResult", "Structure", "infer_modality", "normalize_modality"]
 log = logging.getLogger(__name__)
-_MODALITY_ALIASES = {"CT": "CT", "MR": "MR", "MRI": "MR", "PT": "PET", "PET": "PET", "US": "US"}
 
 
 def infer_modality(volume: Volume) -> str:
@@ -38,9 +38,8 @@ def infer_modality(volume: Volume) -> str:
     return "CT" if float(np.percentile(sample, 1)) < -500 else "MR"
 
 
-def normalize_modality(name: str | None) -> str | None:
-    """``"mri"`` -> ``"MR"``, ``"PT"`` -> ``"PET"``; ``None`` for names the model has no rule for."""
-    return _MODALITY_ALIASES.get(str(name).strip().upper()) if name else None
+# ``"mri"`` -> ``"MR"``, ``"PT"`` -> ``"PET"``; ``None`` for names that are no modality
+normalize_modality = canonical_modality
 
 
 def checkpoint_tree(meta: CheckpointMeta, tree: KnowledgeTree | None = None) -> KnowledgeTree:

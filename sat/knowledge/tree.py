@@ -17,15 +17,16 @@ from pathlib import Path
 
 import yaml
 
+from sat.knowledge.modality import MODALITIES
 from sat.knowledge.normalize import normalize
 from sat.resources import knowledge_tree_dir
+from sat.yaml_io import ConfigError, check_keys
 
 KINDS = ("organ", "vessel", "bone", "muscle", "gland", "airway", "cavity", "substructure",
          "tissue", "lesion", "group")
 REGIONS = ("brain", "head_neck", "thorax", "abdomen", "pelvis", "spine", "upper_limb",
            "lower_limb", "whole_body")
 LATERALITIES = ("left", "right", "none")
-MODALITIES = ("CT", "MR", "PET", "US")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class Concept:
         return (self.name, *self.all_synonyms)
 
 
-_FIELDS = {f.name for f in fields(Concept)}
+_FIELDS = frozenset(f.name for f in fields(Concept))
+_REQUIRED = ("id", "name", "definition", "region", "kind")
 SYNONYM_FIELDS = ("synonyms", "abbreviations", "latin", "related")
 _TUPLE_FIELDS = (*SYNONYM_FIELDS, "is_a", "part_of", "modalities")
 EXTENSION_FIELDS = (*SYNONYM_FIELDS, "is_a", "part_of", "uberon", "snomed")
@@ -91,19 +93,15 @@ def default_tree_dir() -> Path:
 
 
 def _concept_from_mapping(raw: dict, defaults: dict, source: str) -> Concept:
-    unknown = set(raw) - _FIELDS
-    if unknown:
-        raise ValueError(f"{source}: concept {raw.get('id')!r} has unknown fields {sorted(unknown)}")
-    merged = {**defaults, **raw}
+    where = f"concept {raw.get('id')!r}" if isinstance(raw, dict) else "concepts"
+    merged = {**defaults, **check_keys(raw, _FIELDS, source, where)}
     for key in _TUPLE_FIELDS:
         value = merged.get(key)
         if value is None:
             merged.pop(key, None)
         else:
             merged[key] = tuple(str(v) for v in ([value] if isinstance(value, str) else value))
-    missing = {"id", "name", "definition", "region", "kind"} - set(merged)
-    if missing:
-        raise ValueError(f"{source}: concept {raw.get('id')!r} lacks fields {sorted(missing)}")
+    check_keys(merged, _FIELDS, source, where, required=_REQUIRED)
     return Concept(**merged)
 
 
@@ -113,12 +111,10 @@ def _as_tuple(value) -> tuple[str, ...]:
 
 def _extend(concepts: dict[str, Concept], raw: dict, source: str) -> None:
     """Apply one ``extends:`` entry to the concept it names (in place in ``concepts``)."""
-    cid = raw.get("id")
-    unknown = set(raw) - {"id", *EXTENSION_FIELDS}
-    if unknown:
-        raise ValueError(f"{source}: extension of {cid!r} has unknown fields {sorted(unknown)}")
+    cid = raw.get("id") if isinstance(raw, dict) else None
+    check_keys(raw, ("id", *EXTENSION_FIELDS), source, f"extension of {cid!r}")
     if cid not in concepts:
-        raise ValueError(f"{source}: extends unknown concept id {cid!r}")
+        raise ConfigError(source, "", f"extends unknown concept id {cid!r}")
     c, changes = concepts[cid], {}
     for key in EXTENSION_FIELDS:
         if key not in raw:

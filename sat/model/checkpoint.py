@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sat.errors import InputError
+from sat.atomic import atomic_path
 from sat.knowledge.tree import KnowledgeTree
 from sat.knowledge.vocabulary import snapshot_ids
 from sat.model.builder import build_model
@@ -60,9 +61,8 @@ def save_checkpoint(path: str | Path, net, *, model_cfg: ModelConfig, text_spec:
         meta.text_sidecar = read_sidecar(text_spec.get("finetuned"))  # the calibrated threshold
         meta.text = {**text_spec, "finetuned": None}
         meta.text_delta = delta_digest(text_delta)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"meta": json.dumps(meta.to_dict()), **blob}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"meta": json.dumps(meta.to_dict()), **blob}, tmp)
     return path
 
 

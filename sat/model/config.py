@@ -6,11 +6,11 @@ into modules. :func:`load_model_config` reads a variant by name or path.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sat.resources import configs_dir
-from sat.yaml_io import read_yaml_mapping
+from sat.yaml_io import from_mapping, read_config
 
 BACKBONES = ("unet", "dynunet", "swinunetr")
 HEADS = ("query_decoder", "dynamic_conv")
@@ -74,15 +74,6 @@ class HeadConfig:
     interactive: bool = False
 
 
-def _from_dict(cls, d: dict, where: str):
-    """Build dataclass ``cls`` from ``d``; lists become tuples; unknown keys raise ``ValueError``."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown {where} field(s) {unknown}; expected some of {sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
 @dataclass
 class ModelConfig:
     """The whole network: input channels, backbone, head and text width.
@@ -106,9 +97,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         # jsonargparse and YAML may hand over plain dicts and lists
         if isinstance(self.backbone, dict):
-            self.backbone = _from_dict(BackboneConfig, self.backbone, "backbone")
+            self.backbone = from_mapping(BackboneConfig, self.backbone, "model config", "backbone")
         if isinstance(self.head, dict):
-            self.head = _from_dict(HeadConfig, self.head, "head")
+            self.head = from_mapping(HeadConfig, self.head, "model config", "head")
         for name in ("channels", "depths", "num_heads"):
             setattr(self.backbone, name, tuple(getattr(self.backbone, name)))
 
@@ -116,18 +107,13 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; missing fields take their defaults."""
-        d = dict(d)
-        unknown = sorted(set(d) - {"in_channels", "text_dim", "backbone", "head", "side_conditioning",
-                                   "channels_last", "compile"})
-        if unknown:
-            raise ValueError(f"unknown model field(s) {unknown}")
-        return cls(in_channels=d.get("in_channels", 1), text_dim=d.get("text_dim", 384),
-                   backbone=_from_dict(BackboneConfig, dict(d.get("backbone", {})), "backbone"),
-                   head=_from_dict(HeadConfig, dict(d.get("head", {})), "head"),
-                   side_conditioning=bool(d.get("side_conditioning", False)),
-                   channels_last=bool(d.get("channels_last", False)), compile=bool(d.get("compile", False)))
+    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
+        """Inverse of :meth:`to_dict`; missing fields take their defaults.
+
+        Raises:
+            ConfigError: (a ``ValueError``) an unknown field or a bad value, named with ``source``.
+        """
+        return from_mapping(cls, d, source)
 
 
 def model_config_dir() -> Path:
@@ -152,4 +138,4 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     if not path.is_file():
         raise ValueError(f"unknown model variant {str(name_or_path)!r}; expected a YAML path or one of "
                          f"{model_variants()}")
-    return ModelConfig.from_dict(read_yaml_mapping(path, "model variant"))
+    return read_config(path, ModelConfig, "model variant")

@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sat.knowledge.modality import MODALITIES
 from sat.vision.features import BackboneOutput
 
-MODALITY_INDEX = {"CT": 1, "MR": 2, "PET": 3, "US": 4}
+MODALITY_INDEX = {m: i for i, m in enumerate(MODALITIES, start=1)}  # 0: unknown; CT 1, MR 2, PET 3, US 4
 SIDE_INDEX = {"left": 1, "right": 2}  # 0: no side (unpaired or bilateral concepts)
 
 

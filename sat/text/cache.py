@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from sat.atomic import atomic_path
 from sat.text.encoder import TextEncoderSpec, build_text_encoder, encode_texts
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,8 @@ def _read_entry(path: Path, ids: list[str], texts: list[str]) -> torch.Tensor | 
 def _write_entry(path: Path, ids: list[str], texts: list[str], emb: torch.Tensor) -> bool:
     """Write atomically; False (with one warning per folder) when the folder is not writable."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"meta": json.dumps({"ids": ids, "texts": texts, "sha256": _digest(emb)}), "emb": emb}, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, mkdir=True) as tmp:
+            torch.save({"meta": json.dumps({"ids": ids, "texts": texts, "sha256": _digest(emb)}), "emb": emb}, tmp)
         return True
     except OSError as exc:
         folder = str(path.parent)

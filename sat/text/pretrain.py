@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from torch import nn
 
+from sat.atomic import atomic_path
 from sat.text.contrastive import multi_positive_infonce
 from sat.text.encoder import TextEncoderSpec, build_text_encoder
 from sat.text.pretrain_data import KnowledgeDataModule
@@ -96,11 +97,9 @@ def export_encoder(module: KnowledgePretrainModule, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.encoder.state_dict().items()}
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file(state, str(tmp), metadata={"format": "sat-text-encoder/1"})
-    os.replace(tmp, path)
+    with atomic_path(path, mkdir=True) as tmp:
+        save_file(state, str(tmp), metadata={"format": "sat-text-encoder/1"})
     return path
 
 

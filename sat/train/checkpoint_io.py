@@ -1,12 +1,12 @@
 """Lightning checkpoint I/O that writes atomically and loads without unpickling code."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from sat.atomic import atomic_path
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -23,17 +23,8 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"SafeCheckpointIO takes no storage_options, got {storage_options!r}")
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path, mkdir=True) as tmp, open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         if map_location is None:

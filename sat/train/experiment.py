@@ -85,6 +85,5 @@ def trained_steps(checkpoint: str | Path) -> int | None:
     from sat.model.checkpoint import load_checkpoint
 
     _, meta = load_checkpoint(checkpoint)
-    extra = meta.extra if hasattr(meta, "extra") else meta.get("extra", {})  # CheckpointMeta or its dict
-    steps = extra.get("steps")
+    steps = meta.extra.get("steps")
     return int(steps) if steps is not None else None

@@ -85,7 +85,10 @@ class SATModule(L.LightningModule):
                                    "modality_spacing": {k: list(v) for k, v in self.modality_spacing.items()},
                                    "interaction": asdict(interaction or InteractionConfig())})
         tree = load_tree(tree_dir)
-        if concept_table == "text":
+        self.interaction = interaction or InteractionConfig()
+        if self.interaction.init_checkpoint:  # the checkpoint brings its own table: see _setup_interaction
+            ids, emb = ["none"], torch.zeros(1, self.model_cfg.text_dim)
+        elif concept_table == "text":
             ids, _, emb = term_table(tree, self.text_spec, kind="names")
         elif concept_table == "onehot":
             from sat.text.onehot import onehot_table
@@ -95,8 +98,8 @@ class SATModule(L.LightningModule):
         else:
             raise ValueError(f"concept_table must be 'text' or 'onehot', got {concept_table!r}")
         self.tree_hash = tree.hash
-        self.net = build_model(self.model_cfg, ids, emb, [tree.get(c).laterality for c in ids])
-        self.interaction = interaction or InteractionConfig()
+        self.net = build_model(self.model_cfg, ids, emb, [tree.get(c).laterality if c in tree.concepts else None
+                                                          for c in ids])
         if self.interaction.enabled or self.interaction.init_checkpoint:
             self._setup_interaction()
         self.ema = ModelEMA(self.net, self.optim_cfg.ema_decay) if self.optim_cfg.ema_decay > 0 else None
@@ -116,9 +119,13 @@ class SATModule(L.LightningModule):
             from sat.model.checkpoint import load_checkpoint
 
             net, meta = load_checkpoint(it.init_checkpoint)
-            self.net, self.tree_hash = net.train(), meta["tree_hash"]
-            self.model_cfg = ModelConfig.from_dict(meta["model"])
-            self.text_spec = TextEncoderSpec(**meta["text"])
+            self.net, self.tree_hash = net.train(), meta.tree_hash
+            self.model_cfg = ModelConfig.from_dict(meta.model.to_dict())  # a copy: interactive is set below
+            self.text_spec = TextEncoderSpec(**meta.text)
+            # export keeps the grid the backbone was trained on
+            self.spacing = tuple(float(x) for x in meta.preprocess.spacing)
+            self.modality_spacing = {str(k).upper(): tuple(float(x) for x in v)
+                                     for k, v in meta.preprocess.modality_spacing.items()}
         if it.enabled:
             if not hasattr(self.net.head, "add_prompt_encoder"):
                 raise ValueError(f"interaction needs the query_decoder head, not {type(self.net.head).__name__}")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from sat.knowledge.modality import canonical_modality
 from sat.volume.geometry import crop_affine, ras_grid, resample
 
 
@@ -66,7 +67,7 @@ class PreprocessSpec:
         key = modality.upper()
         if key in self.rules:
             return self.rules[key]
-        if key in ("PET", "PT", "US"):
+        if canonical_modality(key) in ("PET", "US"):  # no rule of their own: scaled as MR
             return self.rules["MR"]
         raise ValueError(f"no intensity rule for modality {modality!r}; known: {sorted(self.rules)}")
 

@@ -66,6 +66,13 @@ def test_mcp_server_end_to_end(agent_root, tiny_checkpoint, term_tables, tmp_pat
         seen["ground"] = await s.call_tool("ground_report", {"image_path": str(agent_root / "ct.nii.gz"),
                                                              "report_text": REPORT})
         masks = [st["mask_path"] for st in seg.structured_content["structures"]]
+        x, y, z = seg.structured_content["structures"][0]["stats"]["centroid_world_mm"] or (0.0, 0.0, 0.0)
+        seen["refine"] = await s.call_tool("refine", {"image_path": "ct.nii.gz", "prompt": "liver",
+                                                      "points": [{"x": x, "y": y, "z": z, "positive": True}]})
+        seen["refine_box"] = await s.call_tool("refine", {"image_path": "ct.nii.gz",
+                                                          "box": [x - 20, y - 20, z, x + 20, y + 20, z]})
+        seen["refine_bad"] = await s.call_tool("refine", {"image_path": "ct.nii.gz", "prompt": "liver",
+                                                          "points": [{"x": 1e5, "y": y, "z": z}]})
         seen["measure"] = await s.call_tool("measure", {"mask_path": masks[0], "image_path": "ct.nii.gz"})
         seen["compare"] = await s.call_tool("compare", {"mask_a": masks[0], "mask_b": masks[0]})
         seen["errors"] = [
@@ -115,6 +122,14 @@ def test_mcp_server_end_to_end(agent_root, tiny_checkpoint, term_tables, tmp_pat
         assert REPORT[m["start"]:m["end"]] == m["text"] and Path(f["mask_path"]).is_file()
         assert all(Path(k["png_path"]).is_file() for k in f["key_slices"])
     assert g["findings"][0]["mention"]["laterality"] == "left" and g["findings"][0]["mention"]["sizes_mm"] == [30.0]
+
+    for key in ("refine", "refine_box"):
+        r = seen[key]
+        assert not r.is_error, r.content
+        st = r.structured_content["structures"]
+        assert len(st) == 1 and Path(st[0]["mask_path"]).is_file() and st[0]["stats"]["voxel_count"] > 0
+    assert seen["refine"].structured_content["structures"][0]["concept"] == "liver"
+    assert seen["refine_bad"].is_error and "outside the image" in _err_text(seen["refine_bad"])
 
     meas, comp = seen["measure"].structured_content, seen["compare"].structured_content
     assert meas["stats"]["voxel_count"] == data["structures"][0]["stats"]["voxel_count"]

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sat.agent.schemas import input_schema, strict_schema, tool_definitions
 from sat.agent.tools import TOOLS
 
-EXPECTED = {"list_concepts", "resolve_prompt", "segment", "measure", "compare", "ground_report"}
+EXPECTED = {"list_concepts", "resolve_prompt", "segment", "refine", "measure", "compare", "ground_report"}
 
 
 def _objects(node):

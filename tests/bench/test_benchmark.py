@@ -70,14 +70,18 @@ def test_fit_overrides_select_the_table():
     from sat.bench.universal import fit_overrides
     from sat.knowledge.tree import load_tree
 
+    from sat.lightning_args import override_args
+
     p = PhantomProfile(steps=30, fit_overrides={"trainer.log_every_n_steps": 5})
-    args = fit_overrides(p, "onehot", (6.0, 6.0, 6.0))
+    o = fit_overrides(p, "onehot", (6.0, 6.0, 6.0))
+    assert o["model.concept_table"] == "onehot" and o["model.model.text_dim"] == len(load_tree().concepts)
+    assert o["trainer.max_steps"] == 30 and o["trainer.max_time"] is None
+    assert o["trainer.log_every_n_steps"] == 5
+    args = override_args(o)  # what sat.train.fit passes on
     assert "--model.concept_table=onehot" in args  # plain strings, not JSON-quoted
-    assert f"--model.model.text_dim={len(load_tree().concepts)}" in args
     assert "--trainer.max_steps=30" in args and "--trainer.max_time=null" in args
-    assert "--trainer.log_every_n_steps=5" in args
-    assert not any("concept_table" in a for a in fit_overrides(p, "minilm", (6.0, 6.0, 6.0)))
-    assert "--model.text.finetuned=/w.safetensors" in fit_overrides(p, "knowledge", (6.0,) * 3, Path("/w.safetensors"))
+    assert "model.concept_table" not in fit_overrides(p, "minilm", (6.0, 6.0, 6.0))
+    assert fit_overrides(p, "knowledge", (6.0,) * 3, Path("/w.safetensors"))["model.text.finetuned"] == "/w.safetensors"
     with pytest.raises(ValueError):
         fit_overrides(p, "knowledge", (6.0,) * 3)
 

@@ -46,10 +46,12 @@ def test_sample_recipe_extends_totalsegmentator():
 
 
 @pytest.mark.parametrize("raw, match", [
-    ({"layout": "msd"}, "missing recipe fields"),
+    ({"layout": "msd"}, r"recipe: missing field\(s\) \['channels', 'concepts'\]"),
     ({"layout": "weird", "channels": ["CT"], "concepts": {"liver": ["x"]}}, "layout 'weird'"),
     ({"layout": "msd", "channels": ["CT"], "concepts": {"liver": []}}, "maps to no source label"),
-    ({"layout": "msd", "channels": ["CT"], "concepts": {"liver": ["x"]}, "colour": 1}, "unknown recipe fields"),
+    ({"layout": "msd", "channels": ["CT"], "concepts": {"liver": ["x"]}, "colour": 1}, r"unknown field\(s\) \['colour'\]"),
+    ({"layout": "msd", "channels": ["CT"], "concepts": {"liver": ["x"]}, "source": {"imgs": 1}},
+     r"recipe: source: unknown field\(s\) \['imgs'\]"),
     ({"layout": "generic", "channels": ["CT"], "concepts": {"liver": ["x"]}}, "source.images or source.list"),
     ({"layout": "msd", "channels": ["CT"], "concepts": {"liver": ["x"]}, "labels": {"x": "a..b"}}, "not an integer"),
     ({"layout": "msd", "channels": ["CT"], "concepts": {"liver": ["x"]}, "spacing": [1, 0, 1]}, "spacing"),

@@ -95,3 +95,30 @@ def test_bad_clicks_and_boxes_are_one_line_errors_or_warnings(seg, phantom_ct, c
     caplog.set_level(logging.WARNING)
     out = seg.refine(res, "liver", points=[(*p, False)])
     assert not out.structures[0].mask.any() and "nothing to correct" in caplog.text
+
+
+def test_cli_point_and_box(capsys, tiny_checkpoint, phantom_ct, tmp_path):
+    from sat.cli import main
+    from sat.io.volume import load_volume
+
+    vol = load_volume(str(phantom_ct))
+    c = np.array(vol.shape) // 2
+    x, y, z = _world(vol, c)
+    common = ["-i", str(phantom_ct), "--checkpoint", str(tiny_checkpoint), "--modality", "CT", "--no-preview"]
+
+    def run(*args):
+        rc = main(["segment", *common, *args])
+        cap = capsys.readouterr()
+        return rc, cap.out, cap.err
+
+    rc, out, err = run("-o", str(tmp_path / "a"), "-p", "liver", f"--point={x},{y},{z},+", f"--point={x},{y},{z + 30},-")
+    assert rc == 0 and "liver" in out and (tmp_path / "a").is_dir()
+    lo, hi = _world(vol, c - 3), _world(vol, c + 3)
+    rc, out, err = run("-o", str(tmp_path / "b"), f"--box={lo[0]},{lo[1]},{lo[2]},{hi[0]},{hi[1]},{lo[2]}")
+    assert rc == 0 and "clicked structure" in out
+    rc, out, err = run("-o", str(tmp_path / "v"), "--voxel", f"--point={c[0]},{c[1]},{c[2]}")
+    assert rc == 0
+    for args, msg in [((f"--point=1e5,{y},{z}",), "outside the image"), (("--point=1,2",), "bad point"),
+                      (("--box=1,2,3",), "bad box"), (("-p", "liver", "-p", "spleen", f"--point={x},{y},{z}"), "at most one prompt")]:
+        rc, out, err = run("-o", str(tmp_path / "bad"), *args)
+        assert rc == 2 and msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

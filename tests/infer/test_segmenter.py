@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import nibabel as nib
 import numpy as np
@@ -60,7 +61,7 @@ def test_prompts_synonyms_groups_and_refusal(segmenter, phantom_ct):
 
 
 def test_grouping_prompt_is_union_of_trained_parts(segmenter, phantom_ct):
-    meta = {**segmenter.meta, "trained_concepts": [c for c in segmenter.trained if c != "kidneys"]}
+    meta = replace(segmenter.meta, trained_concepts=[c for c in segmenter.trained if c != "kidneys"])
     seg = Segmenter(segmenter.net, meta, "cpu", resolver=segmenter.resolver)
     res = seg.segment(str(phantom_ct), ["kidneys", "left kidney", "right kidney"], modality="CT")
     group, left, right = res.structures

@@ -112,3 +112,59 @@ def test_folder_of_series_is_a_batch(tmp_path):
     _write_series(root / "ct_b")
     cases = discover_cases(root)
     assert [c.case_id for c in cases] == ["ct_a", "ct_b"] and load_volume(cases[1].path).shape == SIZE
+
+
+def _anonymise(folder: Path, *, file_meta_too: bool = False) -> Path:
+    """Blank identifying attributes as anonymisers do: SOP UIDs, patient name and id (the file meta
+    keeps the SOP UIDs unless ``file_meta_too``)."""
+    import pydicom
+
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.SOPClassUID = ds.SOPInstanceUID = ds.PatientName = ds.PatientID = ""
+        if file_meta_too:
+            ds.file_meta.MediaStorageSOPClassUID = ""
+        ds.save_as(f)
+    return folder
+
+
+def test_anonymised_series_is_referenced_through_the_file_meta_with_snomed_codes(tmp_path):
+    import highdicom as hd
+    import pydicom
+
+    folder = _anonymise(_write_series(tmp_path / "series"))
+    volume = load_volume(folder)
+    result = _result(volume)
+    side = np.zeros(volume.shape, bool)
+    side[2:6, 2:6, 0:2] = True
+    result.structures.append(Structure("left kidney", "kidney_left", "left kidney", ["kidney_left"], side, None,
+                                       "left"))
+    summary = result.save(tmp_path / "out", formats=("nifti", "dicom_seg"), preview=False)
+    seg = hd.seg.segread(summary["dicom_seg"])
+    metas = [pydicom.dcmread(f).file_meta for f in folder.iterdir()]
+    referenced = {r.ReferencedSOPInstanceUID for r in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced == {m.MediaStorageSOPInstanceUID for m in metas}
+    liver, tumour, kidney = (seg.get_segment_description(i) for i in (1, 2, 3))
+    assert (liver.segmented_property_type.scheme_designator, liver.segmented_property_type.value) == ("SCT", "10200004")
+    assert tumour.segmented_property_type.meaning == "Neoplasm"
+    assert tumour.segmented_property_category.value == "49755003" and tumour.anatomic_regions[0].value == "10200004"
+    assert kidney.segmented_property_type.value == "64033007"  # kidney, the side as a modifier
+    (modifier,) = kidney.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence
+    assert (modifier.CodeValue, modifier.CodeMeaning) == ("7771000", "Left")
+
+
+def test_series_that_cannot_be_referenced_is_one_line_and_exit_2(tmp_path, tiny_checkpoint, capsys):
+    from sat.cli import main
+    from sat.errors import InputError
+    from sat.io.dicom_seg import write_dicom_seg
+
+    folder = _anonymise(_write_series(tmp_path / "series"), file_meta_too=True)
+    with pytest.raises(InputError, match="slice 1 has no SOPClassUID") as info:
+        write_dicom_seg(_result(load_volume(folder)), tmp_path / "seg.dcm")
+    assert "\n" not in str(info.value)
+    rc = main(["segment", "-i", str(folder), "-o", str(tmp_path / "out"), "-p", "liver", "--checkpoint",
+               str(tiny_checkpoint), "--formats", "nifti,dicom_seg", "--modality", "CT", "--no-preview"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "error" in line] == [
+        line for line in err.splitlines() if "cannot reference" in line]

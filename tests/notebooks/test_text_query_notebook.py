@@ -39,6 +39,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
     assert "'Lt kidney' -> kidney_left | mirror: kidney_right" in text
     assert "refused 'lumbar spine'" in text and "refused '???'" in text
     assert "covers both kidney masks: True" in text
+    assert "liver Dice: text alone" in text and "clicks" in text  # the refinement cell (issue 18)
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert pngs, "the preview overlay was not displayed"
     assert elapsed < 120, f"notebook took {elapsed:.0f} s"

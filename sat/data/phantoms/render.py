@@ -13,7 +13,7 @@ from scipy import ndimage
 from sat.data.phantoms.anatomy import PARTS
 from sat.data.phantoms.shapes import smooth_noise
 
-MODALITIES = ("CT", "MR")
+MODALITIES = ("CT", "MR")  # the modalities phantoms are rendered in (of sat.knowledge.modality.MODALITIES)
 
 TISSUE_OF = {
     "air": "air", "fat": "fat", "muscle": "muscle", "bowel_wall": "bowel_wall",
