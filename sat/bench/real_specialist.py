@@ -130,8 +130,14 @@ def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mir
     known = [c for c in concepts if c in spec.concepts]
     rows = [spec.concepts.index(c) for c in known]
 
+    # an image smaller than the patch (the hippocampus crops) is padded with its minimum, as the
+    # training crops were (sat.data.sampling pads with the image minimum); padding with 0, the mean
+    # after normalisation, shifts the instance-norm statistics the network learnt
+    pad = float(image.min())
+
     def window(x: torch.Tensor) -> torch.Tensor:  # (1, K, x, y, z) probabilities
-        return torch.sigmoid(sliding_window_inference(x, spec.patch, 2, spec.net, overlap=0.25, mode="gaussian").float())
+        return torch.sigmoid(sliding_window_inference(x, spec.patch, 2, spec.net, overlap=0.25, mode="gaussian",
+                                                      cval=pad).float())
 
     prob = window(image)[0]  # (K, x, y, z)
     if mirrors is not None:  # channel k of the mirrored pass answers mirror(concepts[k])
