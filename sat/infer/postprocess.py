@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 _FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, like MONAI's default
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """(x, y, z) bool -> the same mask with only its largest 26-connected component (ties: lowest label)."""
+    from scipy import ndimage  # only when a concept asks for it: plain segmentation stays light to start
+
     labels, n = ndimage.label(mask, structure=_FULL)
     if n <= 1:
         return mask.astype(bool, copy=False)
