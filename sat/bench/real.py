@@ -134,7 +134,8 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         specialists: train and score the per-dataset specialists (their budget is the universal
             run's wall time, or the profile's ``minutes`` when a checkpoint is given).
     """
-    from sat.bench.real_eval import evaluate_all
+    from sat.bench.real_eval import apply_largest_component, choose_largest_component, evaluate_all
+    from sat.model.checkpoint import load_checkpoint, update_extra
 
     threads = torch.get_num_threads()
     torch.set_num_threads(profile.threads)
@@ -153,15 +154,22 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         t0 = time.perf_counter()
         rows, extras = evaluate_all(profile, Path(universal["checkpoint"]), trained, work)
         eval_s = time.perf_counter() - t0
+        chosen = choose_largest_component(rows)  # on the validation patients; deployed from now on
+        rows = apply_largest_component(rows, chosen)
+        _, meta = load_checkpoint(universal["checkpoint"])
+        inference = {**(meta.extra.get("inference") or {}), "largest_component": chosen.get("universal", []),
+                     "chosen_on": "validation patients of sat benchmark real"}
         ckpt = resolve_path(profile.checkpoint)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         if ckpt.resolve() != Path(universal["checkpoint"]).resolve():
             shutil.copyfile(universal["checkpoint"], ckpt)
+        update_extra(ckpt, inference=inference)
         machine["load_average_1min_end"] = round(os.getloadavg()[0], 2)
         return {"profile": asdict(profile), "machine": machine, "shards": built, "data_s": data_s,
                 "universal": universal, "checkpoint": str(profile.checkpoint),
                 "specialists": {n: {"steps": s.steps, "train_s": s.train_s, "concepts": s.concepts,
                                     "filters": list(profile.specialist_filters)} for n, s in trained.items()},
+                "postprocessing": {"largest_component": chosen, "tta": inference.get("tta", False)},
                 "rows": rows, **extras, "eval_s": eval_s, "total_s": time.perf_counter() - t_start}
     finally:
         torch.set_num_threads(threads)

@@ -43,8 +43,11 @@ def _universal_rows(seg, case, paraphrases) -> tuple[list[dict], dict[str, np.nd
     concepts = [seg.tree.get(c) for c in case.concepts]
     styles = {c.id: prompt_styles(c, paraphrases) for c in concepts}
     prompts = list(dict.fromkeys(p for st in styles.values() for ps in st.values() for p in ps))
-    result = seg.segment(case.volume, prompts, modality=case.modality)
+    result = seg.segment(case.volume, prompts, modality=case.modality, largest_component=False)
     by_prompt = {s.prompt: s for s in result.structures}
+    names = [c.name for c in concepts]  # the same cached image features, largest component kept
+    largest = {s.prompt: s.mask for s in seg.segment(case.volume, names, modality=case.modality,
+                                                     largest_component=True).structures}
     rows, masks = [], {}
     for k, c in enumerate(concepts):
         for style, ps in styles[c.id].items():
@@ -53,9 +56,12 @@ def _universal_rows(seg, case, paraphrases) -> tuple[list[dict], dict[str, np.nd
                 mask = s.mask if s is not None else None
                 metrics = score3(mask, case.masks[k], case.volume) if style == "canonical" else \
                     {"dice": dice(mask if mask is not None else np.zeros_like(case.masks[k]), case.masks[k])}
+                if style == "canonical":
+                    metrics["largest"] = score3(largest.get(p), case.masks[k], case.volume)
                 rows.append({"model": "universal", "dataset": case.dataset, "case": case.case_id, "concept": c.id,
                              "style": "label" if style == "canonical" else style, "prompt": p,
-                             "resolved": s.concept if s is not None else None, **metrics})
+                             "resolved": s.concept if s is not None else None,
+                             "answered": list(s.used_concepts) if s is not None else [], **metrics})
                 if style == "canonical" and mask is not None:
                     masks[c.id] = mask
     seg.clear_cache()
@@ -81,6 +87,8 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
     from sat.infer.segmenter import Segmenter
 
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads)
+    # the specialists get the universal model's test-time mirroring whenever it has it
+    mirrors = {c.id: c.mirror for c in seg.tree.concepts.values() if c.mirror}
     rows, lateral = [], []
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
@@ -89,10 +97,11 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
             lateral += laterality_rows(seg.tree, case, masks)
             spec = specialists.get(name)
             if spec is not None:
-                pred = predict(spec, case.volume, case.modality, case.concepts)
+                pred = predict(spec, case.volume, case.modality, case.concepts, mirrors=mirrors if seg.tta else None)
                 rows += [{"model": "specialist", "dataset": case.dataset, "case": case.case_id, "concept": cid,
-                          "style": "label", "prompt": None, "resolved": cid if cid in pred else None,
-                          **score3(pred.get(cid), case.masks[k], case.volume)}
+                          "style": "label", "prompt": None, "resolved": cid if cid in pred["raw"] else None,
+                          **score3(pred["raw"].get(cid), case.masks[k], case.volume),
+                          "largest": score3(pred["largest"].get(cid), case.masks[k], case.volume)}
                          for k, cid in enumerate(case.concepts)]
     return rows, {"laterality": lateral}
 
@@ -101,3 +110,35 @@ def _root(root: str) -> Path:
     from sat.bench.config import resolve_path
 
     return resolve_path(root)
+
+
+def choose_largest_component(rows: list[dict]) -> dict[str, list[str]]:
+    """Per model, the concepts whose mean validation Dice rises when only the largest connected
+    component is kept (nnU-Net's way of choosing post-processing, on the validation split only)."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        if r["style"] == "label" and "largest" in r:
+            acc = sums.setdefault((r["model"], r["concept"]), [0.0, 0.0])
+            acc[0] += r["dice"]
+            acc[1] += r["largest"]["dice"]
+    chosen: dict[str, list[str]] = {}
+    for (model, concept), (raw, largest) in sorted(sums.items()):
+        if largest > raw:
+            chosen.setdefault(model, []).append(concept)
+    return chosen
+
+
+def apply_largest_component(rows: list[dict], chosen: dict[str, list[str]]) -> list[dict]:
+    """Label rows scored as deployed: the largest-component metrics where chosen (the plain ones
+    stay as ``raw``); prompt-robustness rows compare plain masks and are left alone."""
+    out = []
+    for r in rows:
+        variant = r.get("largest")
+        r = {k: v for k, v in r.items() if k != "largest"}
+        if variant is not None:
+            raw = {k: r[k] for k in variant}
+            if r["concept"] in chosen.get(r["model"], ()):
+                r.update(variant)
+            r["raw"] = raw
+        out.append(r)
+    return out

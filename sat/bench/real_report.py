@@ -24,7 +24,7 @@ HEADERS = {"universal_dice": "universal Dice", "specialist_dice": "specialist Di
            "universal_nsd": "universal NSD", "specialist_nsd": "specialist NSD",
            "universal_hd95": "universal HD95 mm", "specialist_hd95": "specialist HD95 mm",
            "mean_dice": "mean Dice", "loss_vs_canonical": "loss vs canonical",
-           "resolved_correctly": "resolved correctly", "mean_dice_own": "Dice vs own reference",
+           "resolved_correctly": "answers the intended structure", "mean_dice_own": "Dice vs own reference",
            "max_dice_mirror": "max Dice vs mirror reference", "swapped": "swapped cases"}
 
 
@@ -125,7 +125,7 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
             figures.append(overlay(resolve_path(result["universal"]["checkpoint"]), ds["recipe"],
                                    resolve_path(ds["root"]), case, folder / f"overlay_{name}.png"))
     (folder / "rows.json").write_text(json.dumps({**result, "tables": tables}, indent=1, default=str), encoding="utf-8")
-    specs = result["specialists"]
+    specs, post = result["specialists"], result.get("postprocessing")
     facts = bullet_list([
         f"command: `{command}` (profile `{prof['name']}`, seed {prof['seed']})",
         (f"universal model: {result['universal']['steps']} steps in {result['universal']['train_s']:.0f} s; "
@@ -135,6 +135,10 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
         *([] if specs else ["specialists: not run (`--no-specialists`)"]),
         *(f"specialist {n}: {s['steps']} steps in {s['train_s']:.0f} s (DynUNet {s['filters']})"
           for n, s in specs.items()),
+        *([f"test-time mirroring (lateral queries swapped): {'on' if post.get('tta') else 'off'} for both families; "
+           "largest connected component kept where it raised the validation Dice (nnU-Net's rule): "
+           + "; ".join(f"{m}: {', '.join(cs) or 'none'}" for m, cs in sorted(post.get('largest_component', {}).items()))
+           + " (Dice without it: `raw` in rows.json)"] if post else []),
         f"wall time: data {result['data_s']:.0f} s, evaluation {result['eval_s']:.0f} s, total {result['total_s']:.0f} s",
         f"machine: {result['machine']}",
         "validation patients only (OpenKBP validation-pats; a fixed 20 % hash hold-out of MSD Task04); "

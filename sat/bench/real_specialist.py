@@ -109,21 +109,46 @@ def train_specialist(name: str, pattern: str, concepts: list[str], *, spacing, p
 
 
 @torch.no_grad()
-def predict(spec: Specialist, volume, modality: str, concepts: list[str]) -> dict[str, np.ndarray]:
-    """Masks of ``concepts`` on ``volume``'s own grid: concept id -> (X, Y, Z) bool.
+def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mirrors: dict[str, str] | None = None,
+            ) -> dict[str, dict[str, np.ndarray]]:
+    """Masks of ``concepts`` on ``volume``'s own grid, plain and with only the largest component:
+    ``{"raw": {concept id: (X, Y, Z) bool}, "largest": {...}}``.
 
     Preprocessing and restoration are the universal model's (the same grid and the same trilinear
-    restore to the input grid), so the two families differ only in their networks.
+    restore to the input grid), so the two families differ only in their networks. With
+    ``mirrors`` (concept id -> mirror id) the probabilities are averaged with a left-right
+    mirrored pass whose lateral channels are swapped, nnU-Net's mirroring with sides kept right.
     """
     from monai.inferers import sliding_window_inference
 
+    from sat.infer.postprocess import keep_largest
     from sat.volume.preprocess import PreprocessSpec, preprocess_case
     from sat.infer.restore import restore_prompts
 
     pre = preprocess_case(volume.array, volume.affine, modality, PreprocessSpec(spacing=spec.spacing), crop=True)
     image = torch.from_numpy(pre["image"])[None]  # (1, 1, x, y, z)
-    logits = sliding_window_inference(image, spec.patch, 2, spec.net, overlap=0.25, mode="gaussian")
     known = [c for c in concepts if c in spec.concepts]
-    prob = torch.sigmoid(logits[0, [spec.concepts.index(c) for c in known]].float())  # (k, x, y, z)
-    restored = restore_prompts(prob, pre["affine"], volume, ["none"] * len(known))
-    return {c: r.mask for c, r in zip(known, restored)}
+    rows = [spec.concepts.index(c) for c in known]
+
+    # an image smaller than the patch (the hippocampus crops) is padded with its minimum, as the
+    # training crops were (sat.data.sampling pads with the image minimum); padding with 0, the mean
+    # after normalisation, shifts the instance-norm statistics the network learnt
+    pad = float(image.min())
+
+    def window(x: torch.Tensor) -> torch.Tensor:  # (1, K, x, y, z) probabilities
+        return torch.sigmoid(sliding_window_inference(x, spec.patch, 2, spec.net, overlap=0.25, mode="gaussian",
+                                                      cval=pad).float())
+
+    prob = window(image)[0]  # (K, x, y, z)
+    if mirrors is not None:  # channel k of the mirrored pass answers mirror(concepts[k])
+        flipped = window(image.flip(2))[0].flip(1)
+        swap = [spec.concepts.index(mirrors.get(c, c)) if mirrors.get(c, c) in spec.concepts else k
+                for k, c in enumerate(spec.concepts)]
+        prob = 0.5 * (prob + flipped[swap])
+    prob = prob[rows]  # (k, x, y, z)
+    out = {}
+    for variant in ("raw", "largest"):
+        p = keep_largest(prob.clone(), list(range(len(known)))) if variant == "largest" else prob
+        restored = restore_prompts(p, pre["affine"], volume, ["none"] * len(known))
+        out[variant] = {c: r.mask for c, r in zip(known, restored)}
+    return out

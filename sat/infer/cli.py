@@ -42,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="nifti", help=f"comma list of {','.join(FORMATS)}")
     p.add_argument("--probabilities", action="store_true", help="also write probability maps")
     p.add_argument("--channel", type=int, help="channel of a 4D (multi-channel) image")
-    p.add_argument("--tta", action="store_true", help="left-right mirrored test-time augmentation")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="left-right mirrored test-time augmentation (default: what the checkpoint recommends)")
     p.add_argument("--threads", default="auto", help="CPU threads: a number or auto")
     p.add_argument("--no-preview", action="store_true", help="skip preview.png")
     p.add_argument("--num-parts", type=int, default=1, help="split a batch into this many parts")

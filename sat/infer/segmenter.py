@@ -16,6 +16,7 @@ import torch
 from sat.errors import InputError
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
+from sat.infer.postprocess import keep_largest
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
@@ -84,10 +85,15 @@ class Segmenter:
         net: a :class:`UniversalSegmenter`. meta: checkpoint metadata. device: torch device.
         patch_size: sliding-window size (default: the training patch from the checkpoint).
         overlap: window overlap fraction.
-        tta: average with a left-right mirrored pass (lateral queries swapped) by default; only a
-            model trained with left-right flips (``meta.extra["lr_flip_prob"] > 0``) gets the
-            mirrored pass, any other runs the plain pass with one warning (mirrored anatomy it never
-            saw made its masks worse, not better).
+        tta: average with a left-right mirrored pass (lateral queries swapped); ``None``: what the
+            checkpoint recommends (``meta.extra["inference"]["tta"]``, else off). Only a model
+            trained with left-right flips (``meta.extra["lr_flip_prob"] > 0``) gets the mirrored
+            pass, any other runs the plain pass with one warning (mirrored anatomy it never saw made
+            its masks worse, not better).
+        largest_component: keep only the largest connected component of a structure: ``None``
+            for the concepts the checkpoint lists (``meta.extra["inference"]["largest_component"]``,
+            chosen on validation patients), ``True`` for every concept, ``False`` for none (see
+            :mod:`sat.infer.postprocess`).
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
         threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
             with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
@@ -97,13 +103,17 @@ class Segmenter:
     """
 
     def __init__(self, net, meta: CheckpointMeta, device: str | torch.device = "cpu", patch_size=None,
-                 overlap: float = 0.25, *, tta: bool = False, resolver=None,
-                 threads: int | str | None = "auto", warm_text: bool = False) -> None:
+                 overlap: float = 0.25, *, tta: bool | None = None, resolver=None,
+                 threads: int | str | None = "auto", warm_text: bool = False,
+                 largest_component: bool | None = None) -> None:
         self.net, self.meta, self.device = net, meta, resolve_device(device)
         self.tree = checkpoint_tree(meta)
         self.spec = meta.preprocess
         self.patch = tuple(patch_size or meta.extra.get("patch_size", (48, 48, 48)))
-        self.overlap, self.tta = overlap, tta
+        advice = meta.extra.get("inference") or {}
+        self.overlap = overlap
+        self.tta = bool(advice.get("tta", False)) if tta is None else bool(tta)
+        self.largest_component = self._lcc_set(largest_component, advice)
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
         self.trained = (set(meta.trained_concepts) & set(net.concept_ids)) & set(self.tree.concepts)
         self.flip_trained = float(meta.extra.get("lr_flip_prob") or 0.0) > 0.0
@@ -115,6 +125,15 @@ class Segmenter:
         self._warmup: threading.Thread | None = None
         if warm_text and resolver is None:
             self.start_text_warmup()
+
+    @staticmethod
+    def _lcc_set(choice: bool | None, advice: dict) -> set[str] | bool:
+        """``True`` (every concept), or the set of concept ids that keep their largest component."""
+        if choice is None:
+            return set(advice.get("largest_component") or ())
+        if not isinstance(choice, bool):
+            raise ValueError(f"largest_component must be True, False or None, not {choice!r}")
+        return True if choice else set()
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", **kw) -> Segmenter:
@@ -285,7 +304,7 @@ class Segmenter:
 
     def segment(self, image, prompts: list[str] | None = None, modality: str | None = None, *,
                 affine=None, all_concepts: bool = False, probabilities: bool = False,
-                tta: bool | None = None) -> SegmentationResult:
+                tta: bool | None = None, largest_component: bool | None = None) -> SegmentationResult:
         """Segment ``prompts`` (free text) in ``image``.
 
         Args:
@@ -298,6 +317,8 @@ class Segmenter:
             probabilities: keep float16 probability maps on the input grid (memory: 2 bytes per
                 voxel per prompt).
             tta: left-right mirrored test-time augmentation (default: the Segmenter's ``tta``).
+            largest_component: ``True`` / ``False`` for every concept in this call (default: the
+                Segmenter's setting).
 
         Returns:
             A :class:`SegmentationResult` whose masks have exactly the input's shape and affine.
@@ -308,11 +329,12 @@ class Segmenter:
         volume = image if isinstance(image, Volume) else load_volume(image, affine)
         threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
         with cpu_threads(threads):
+            lcc = self.largest_component if largest_component is None else self._lcc_set(largest_component, {})
             return self._segment(volume, prompts, modality, all_concepts, probabilities,
-                                 self.tta if tta is None else bool(tta))
+                                 self.tta if tta is None else bool(tta), lcc)
 
     def _segment(self, volume: Volume, prompts, modality, all_concepts: bool, probabilities: bool,
-                 tta: bool) -> SegmentationResult:
+                 tta: bool, lcc: set[str] | bool = frozenset()) -> SegmentationResult:
         if isinstance(prompts, str):  # one prompt, not its characters
             prompts = [prompts]
         prompts = [str(p) for p in (prompts or [])]
@@ -336,6 +358,7 @@ class Segmenter:
             features, pre = self._prepare(volume, modality, tta)
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
             probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
+            keep_largest(probs, [i for i, c in enumerate(needed) if lcc is True or c in lcc])
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])

@@ -19,7 +19,7 @@ from sat.knowledge.tree import KnowledgeTree
 SIDE_WORDS = {"lt": "left", "l": "left", "sinister": "left", "sinistra": "left",
               "sinistral": "left", "sinistrum": "left", "sin": "left", "rt": "right", "r": "right",
               "dexter": "right", "dextra": "right", "dextral": "right", "dextrum": "right"}
-_STOP = {"the", "of", "a", "an", "and"}
+_STOP = {"the", "of", "a", "an", "and", "side", "sided"}
 _ROMAN = {r: str(i) for i, r in enumerate(
     "i ii iii iv v vi vii viii ix x xi xii xiii xiv xv xvi xvii xviii xix xx".split(), start=1)}
 _ORDINAL = {w: str(i) for i, w in enumerate(

@@ -66,6 +66,20 @@ def save_checkpoint(path: str | Path, net, *, model_cfg: ModelConfig, text_spec:
     return path
 
 
+def update_extra(path: str | Path, **items) -> Path:
+    """Set ``extra[key] = value`` for each item in the metadata of an existing checkpoint
+    (atomically; tensors untouched), e.g. the inference settings ``sat benchmark real`` chose on
+    the validation patients. Any format version: ``extra`` is in all of them."""
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    meta = json.loads(blob["meta"])
+    meta["extra"] = {**(meta.get("extra") or {}), **items}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({**blob, "meta": json.dumps(meta)}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def force_offline() -> None:
     """Turn the Hugging Face hub off for this process (and for modules already imported)."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):

@@ -55,7 +55,9 @@ def training_facts(datamodule) -> dict:
 
     datasets = sorted(getattr(datamodule, "train", {}) or {})
     groups, _ = datamodule._tree_maps() if hasattr(datamodule, "_tree_maps") else ({}, {})
-    return {"lr_flip_prob": float(getattr(datamodule.sampling, "lr_flip_prob", 0.0)),
+    flip = float(getattr(datamodule.sampling, "lr_flip_prob", 0.0))
+    return {"lr_flip_prob": flip,
+            "inference": {"tta": flip > 0},  # a model trained on mirrored crops is asked both ways
             "trained_on": {"datasets": datasets,
                            "phantom_only": bool(datasets) and all(d.startswith("phantom") for d in datasets)},
             "concept_stats": concept_stats(dict(getattr(datamodule, "train", {}) or {}), groups)}

@@ -5,6 +5,7 @@ settings in ``configs/trainer/*.yaml``; nothing here depends on them.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -243,8 +244,12 @@ class SATModule(L.LightningModule):
         o = self.optim_cfg
         opt = torch.optim.AdamW(param_groups(self.net, lr=o.lr, weight_decay=o.weight_decay,
                                              text_lr_mult=o.text_lr_mult))
-        total = o.total_steps if o.total_steps > 0 else int(self.trainer.estimated_stepping_batches)
-        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=max(total, 1),
+        est = float(self.trainer.estimated_stepping_batches)  # inf for a run capped by time only
+        total = o.total_steps if o.total_steps > 0 else (int(est) if math.isfinite(est) else 0)
+        if total <= 0 and o.schedule != "time":
+            raise ValueError("optim.schedule 'steps' needs optim.total_steps or trainer.max_steps (got neither; "
+                             "a run capped only by trainer.max_time takes optim.schedule 'time')")
+        sched = warmup_cosine(opt, warmup_steps=o.warmup_steps, total_steps=total if total > 0 else None,
                               progress=self._time_progress() if o.schedule == "time" else None)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

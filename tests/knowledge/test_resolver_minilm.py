@@ -40,7 +40,7 @@ def test_left_kidney_paraphrases_never_flip(resolver, text):
 
 
 @pytest.mark.parametrize("text, gold", [("the whole right kidney organ", "kidney_right"),
-                                        ("kidney of the right side", "kidney_right"),
+                                        ("kidney situated on the right", "kidney_right"),
                                         ("the entire spleen organ", "spleen")])
 def test_embedding_path_finds_close_paraphrases(resolver, text, gold):
     res = resolver.resolve(text)
@@ -52,3 +52,14 @@ def test_embedding_path_finds_close_paraphrases(resolver, text, gold):
 def test_generic_noun_after_an_organ_word_is_dropped_lexically(resolver, text, gold):
     res = resolver.resolve(text)
     assert (res.concept, res.method, res.stage) == (gold, "lexical", "core")
+
+
+@pytest.mark.parametrize("text, gold", [("kidney, right side", "kidney_right"),
+                                        ("right-sided kidney", "kidney_right"),
+                                        ("kidney, left side", "kidney_left")])
+def test_side_phrasing_is_lexical(resolver, text, gold):
+    """"X, right side" and "right-sided X" name the sided concept exactly (the word "side" carries
+    nothing else), never by embedding similarity (which sent "parotid gland, right side" to the
+    liver's right lobe with the full tree)."""
+    res = resolver.resolve(text)
+    assert (res.concept, res.method) == (gold, "lexical")

@@ -63,3 +63,22 @@ def test_modality_spacing_picks_the_grid_and_round_trips():
     assert back.spacing_for("mr") == (1.0, 1.0, 1.0)
     assert back.spacing_for("CT") == (4.0, 4.0, 3.0)
     assert "modality_spacing" not in PreprocessSpec().to_dict()  # old checkpoints' meta unchanged
+
+
+def test_sliding_window_decoding_uses_the_side_vector_training_used():
+    """Inference must ask the head the same question training did: text plus side vector. (It
+    once fed the raw text table, so a side-conditioned model answered left and right alike.)"""
+    from sat.model.sliding_window import decode_prompts, encode_image
+
+    torch.manual_seed(2)
+    emb = torch.randn(1, 384).repeat(3, 1)
+    net = build_model(_cfg(True), IDS, emb, ["left", "right", "none"]).eval()
+    torch.nn.init.normal_(net.head.mask_embed[-1].weight)
+    torch.nn.init.normal_(net.side_embedding.weight)
+    image = torch.randn(1, 16, 16, 16)  # (C, X, Y, Z): one window
+    cache = encode_image(net, image, None, (16, 16, 16))
+    probs = decode_prompts(net, cache, IDS).float()  # (3, 16, 16, 16)
+    with torch.no_grad():
+        direct = torch.sigmoid(net(image[None], torch.tensor([[0, 1, 2]]))[0].float())
+    assert not torch.allclose(probs[0], probs[1], atol=1e-3)  # left and right differ
+    assert torch.allclose(probs, direct, atol=2e-3)  # and match the training-time forward pass

@@ -55,6 +55,18 @@ def test_stop_and_resume_continues_exactly(tmp_path, tiny_fit_args):
     assert set(state["trained_concepts"]) <= module.trained_concepts
 
 
+def test_run_capped_by_time_only_follows_the_time_schedule(tmp_path, tiny_fit_args):
+    """``max_steps: -1`` with ``max_time`` (what ``sat benchmark real`` runs): no step total
+    exists, so the cosine follows the share of the time used (it crashed on ``inf`` steps)."""
+    run = cli(tiny_fit_args(tmp_path, max_steps=-1, max_time="00:00:00:04")
+              + ["--data.steps_per_epoch=2", "--trainer.limit_val_batches=0", "--model.optim.schedule=time",
+                 "--model.optim.warmup_steps=1"])
+    t = run.trainer
+    assert t.global_step >= 1
+    lr, peak = t.optimizers[0].param_groups[0]["lr"], run.model.optim_cfg.lr
+    assert 0.0 <= lr < peak  # decayed by time, not stuck at the peak
+
+
 def test_two_process_cpu_ddp_fit_from_shards(tmp_path, tiny_fit_args):
     """Two gloo ranks, odd shard counts, an odd number of validation cases: must finish, gather
     metrics from both ranks, and export one checkpoint with the union of trained concepts."""

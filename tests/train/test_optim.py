@@ -82,6 +82,26 @@ def test_time_progress_runs_the_decay_ahead_of_the_steps():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_time_only_schedule_follows_progress_alone():
+    """No step total (a run capped by ``max_time`` only): the cosine follows the time used, not
+    a made-up total that would drop the rate to its floor after warm-up."""
+    from sat.train.optim import warmup_cosine
+
+    used = {"share": 0.0}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup_steps=2, total_steps=None, progress=lambda: used["share"])
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0)  # after warm-up, nothing of the time used
+    used["share"] = 0.5
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 + 0.99 * 0.5)
+    with pytest.raises(ValueError, match="progress"):
+        warmup_cosine(opt, warmup_steps=2, total_steps=None)
+
+
 def test_time_schedule_is_validated():
     from sat.train.module import OptimConfig
 

@@ -1,0 +1,39 @@
+"""Largest-connected-component post-processing and the inference settings a checkpoint carries."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sat.infer.postprocess import keep_largest, largest_component
+
+
+def test_largest_component_keeps_the_biggest_island_only():
+    mask = np.zeros((20, 20, 20), dtype=bool)
+    mask[2:5, 2:5, 2:5] = True        # 27 voxels
+    mask[10:16, 10:16, 10:16] = True  # 216 voxels
+    mask[16, 16, 16] = True           # touches the big one diagonally: 26-connected, kept
+    out = largest_component(mask)
+    assert out.sum() == 217 and not out[3, 3, 3] and out[16, 16, 16]
+
+
+def test_keep_largest_zeroes_probabilities_outside_and_leaves_other_rows():
+    probs = torch.zeros((2, 12, 12, 12), dtype=torch.float16)
+    probs[:, 1:3, 1:3, 1:3] = 0.9
+    probs[:, 6:11, 6:11, 6:11] = 0.8
+    before = probs.clone()
+    keep_largest(probs, [0])
+    assert probs[0, 1:3, 1:3, 1:3].max() == 0 and torch.equal(probs[0, 6:11, 6:11, 6:11], before[0, 6:11, 6:11, 6:11])
+    assert torch.equal(probs[1], before[1])  # not asked for
+    empty = torch.zeros((1, 4, 4, 4))
+    assert torch.equal(keep_largest(empty, [0]), torch.zeros((1, 4, 4, 4)))
+
+
+def test_segmenter_follows_the_checkpoint_advice_and_accepts_overrides():
+    from sat.infer.segmenter import Segmenter
+
+    advice = {"largest_component": ["liver"], "tta": True}
+    assert Segmenter._lcc_set(None, advice) == {"liver"}
+    assert Segmenter._lcc_set(True, advice) is True and Segmenter._lcc_set(False, advice) == set()
+    with pytest.raises(ValueError, match="'yes'"):
+        Segmenter._lcc_set("yes", advice)
