@@ -73,6 +73,9 @@ def test_experiment_config_instantiates(experiment, tmp_path, monkeypatch, meta_
         args = ["--trainer", str(REPO / "configs" / "trainer" / "cpu.yaml")] + args
     if experiment.stem.endswith("dynamic_conv"):  # an overlay on its base experiment
         args = ["--config", str(experiment.with_name("abdomen_ct_base.yaml"))] + args
+    init = ((raw.get("model") or {}).get("interaction") or {}).get("init_checkpoint")
+    if init:  # a fine-tune starts from a committed checkpoint, named from the repository root
+        args.append(f"--model.interaction.init_checkpoint={REPO / init}")
     built = cli(args, run=False)
     variant = raw.get("model", {}).get("model")
     if isinstance(variant, str):  # a reference to configs/model/<variant>.yaml
