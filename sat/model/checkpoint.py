@@ -74,9 +74,8 @@ def update_extra(path: str | Path, **items) -> Path:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     meta = json.loads(blob["meta"])
     meta["extra"] = {**(meta.get("extra") or {}), **items}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({**blob, "meta": json.dumps(meta)}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({**blob, "meta": json.dumps(meta)}, tmp)
     return path
 
 
