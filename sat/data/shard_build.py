@@ -93,6 +93,10 @@ def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, floa
     pre = preprocess_codes(case, recipe.channels, spacing)
     counts = np.bincount(case.codes.ravel(), minlength=case.lut.shape[1])
     voxel_ml = abs(float(np.linalg.det(case.affine[:3, :3]))) / 1000.0
+    # mean native intensity (HU for CT) per concept, before normalisation: plausibility references
+    sums = np.bincount(case.codes.ravel(), weights=case.image[0].ravel(), minlength=case.lut.shape[1])
+    inside = case.lut.astype(np.float64)
+    native_mean = [round(float(t / n), 2) if n else None for t, n in zip(inside @ sums, inside @ counts)]
     meta = {
         "case_id": ref.case_id, "dataset": recipe.name, "split": ref.split,
         "modality": recipe.modality, "channels": recipe.channels,
@@ -101,6 +105,7 @@ def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, floa
         "original_shape": list(case.image.shape[1:]), "concepts": case.concepts,
         "annotated": case.concepts,
         "original_ml": [round(float(n) * voxel_ml, 4) for n in case.lut.astype(np.int64) @ counts],
+        "native_mean": native_mean,
     }
     return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["codes"], pre["lut"], meta)
 

@@ -12,7 +12,9 @@ answers without ground truth:
 * ``outside_body``: more than half of the mask lies outside the body (the image's foreground,
   filled slice by slice so lungs and bowel gas count as inside);
 * ``wrong_side``: a left or right structure whose centre lies on the other side of the body's
-  centre (RAS world x: +x is the patient's right) by more than :data:`SIDE_MARGIN_MM`.
+  centre (RAS world x: +x is the patient's right) by more than :data:`SIDE_MARGIN_MM`;
+* ``hounsfield`` (CT only): the mask's mean Hounsfield units on the original image, and its air
+  fraction, against what the concept's tissue can be (:mod:`sat.infer.hounsfield`).
 
 Checks whose reference is missing (an older checkpoint without ``concept_stats``) are skipped.
 Flags go to ``statistics.json`` (``plausibility``), the preview legend and one warning line each;
@@ -23,6 +25,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
+from sat.infer.hounsfield import check_hu
 
 VOLUME_FACTOR = 2.0  # flagged below lo / factor or above hi * factor
 INTENSITY_MARGIN = 0.5  # normalised units (image standard deviations) beyond the training range
@@ -67,7 +71,8 @@ def training_range(stats: dict, concept: str, modality: str) -> tuple[dict | Non
 
 
 def check_mask(concept: str, laterality: str, volume_ml: float, mask: np.ndarray, image: np.ndarray,
-               body: np.ndarray, affine: np.ndarray, modality: str, stats: dict) -> dict:
+               body: np.ndarray, affine: np.ndarray, modality: str, stats: dict, *,
+               hu: np.ndarray | None = None, tissue: frozenset[str] | None = None) -> dict:
     """Run every check on one structure.
 
     Args:
@@ -76,13 +81,17 @@ def check_mask(concept: str, laterality: str, volume_ml: float, mask: np.ndarray
         mask: (X, Y, Z) bool on the model grid. image: (X, Y, Z) normalised image, same grid.
         body: :func:`body_mask` of ``image``. affine: (4, 4) of the model grid (RAS mm).
         modality: the modality the image was normalised as. stats: the checkpoint's concept_stats.
+        hu: (N,) the original image's values on the mask (input grid), checked when ``modality`` is CT.
+        tissue: the concept's tissue classes (:func:`sat.infer.hounsfield.tissue_classes`).
 
     Returns:
-        ``{"ok", "flags": [{"check", "message"}], "intensity_norm_mean", "inside_body_fraction"}``.
+        ``{"ok", "flags": [{"check", "message"}], "intensity_norm_mean", "inside_body_fraction",
+        "hu_mean", "air_fraction"}`` (the last two ``None`` unless CT).
     """
     flags: list[dict] = []
     n = int(mask.sum())
-    out = {"ok": True, "flags": flags, "intensity_norm_mean": None, "inside_body_fraction": None}
+    out = {"ok": True, "flags": flags, "intensity_norm_mean": None, "inside_body_fraction": None,
+           "hu_mean": None, "air_fraction": None}
     if n == 0 or volume_ml <= 0:
         return out
     own, vol = training_range(stats, concept, modality)
@@ -96,6 +105,10 @@ def check_mask(concept: str, laterality: str, volume_ml: float, mask: np.ndarray
         if not lo - INTENSITY_MARGIN <= mean <= hi + INTENSITY_MARGIN:
             flags.append({"check": "intensity", "message": f"mean normalised intensity {mean:.2f} is far "
                           f"outside the {lo:.2f} to {hi:.2f} of {concept} in training {modality} scans"})
+    if hu is not None and modality == "CT":
+        absolute = check_hu(concept, hu, own, tissue)
+        out.update(hu_mean=absolute["hu_mean"], air_fraction=absolute["air_fraction"])
+        flags += absolute["flags"]
     inside = float((mask & body).sum()) / n
     out["inside_body_fraction"] = round(inside, 4)
     if inside < OUTSIDE_BODY_FRACTION:

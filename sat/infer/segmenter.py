@@ -15,6 +15,7 @@ import torch
 
 from sat.errors import InputError
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
+from sat.infer.hounsfield import tissue_classes
 from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
 from sat.infer.postprocess import keep_largest
 from sat.infer.restore import restore_prompts
@@ -371,7 +372,8 @@ class Segmenter:
             for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):
                 check = check_mask(c.id, c.laterality, float(r.stats.get("volume_ml") or 0.0),
                                    (per_prompt[k] > 0.5).numpy(), image, body, pre["affine"], modality,
-                                   self.concept_stats)
+                                   self.concept_stats, tissue=tissue_classes(self.tree, p.concepts),
+                                   hu=volume.array[r.mask] if modality == "CT" else None)  # original HU
                 if check["flags"]:  # one line per structure, every failed check on it
                     log.warning("%r (%s) looks implausible: %s", p.prompt, c.name,
                                 "; ".join(f["message"] for f in check["flags"]))
