@@ -134,7 +134,6 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         specialists: train and score the per-dataset specialists (their budget is the universal
             run's wall time, or the profile's ``minutes`` when a checkpoint is given).
     """
-    from sat.bench.real_eval import apply_largest_component, choose_largest_component, evaluate_all
     from sat.model.checkpoint import load_checkpoint, update_extra
 
     threads = torch.get_num_threads()
@@ -151,13 +150,17 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
                      else trained_checkpoint(Path(checkpoint)))
         budget_s = universal["train_s"] if universal["train_s"] is not None else 60.0 * profile.minutes
         trained = train_specialists(profile, shards, base, budget_s) if specialists else {}
+        if trained:  # kept so a failed evaluation can be rerun without training again
+            torch.save({n: s.net.state_dict() for n, s in trained.items()}, work / "specialists.pt")
+        from sat.bench.real_eval import evaluate_all  # imported here: scoring code is read when scoring starts
+        from sat.bench.real_postprocess import advice, key
+
         t0 = time.perf_counter()
         rows, extras = evaluate_all(profile, Path(universal["checkpoint"]), trained, work)
         eval_s = time.perf_counter() - t0
-        chosen = choose_largest_component(rows)  # on the validation patients; deployed from now on
-        rows = apply_largest_component(rows, chosen)
+        chosen = extras.pop("chosen")  # on the validation patients; deployed from now on
         _, meta = load_checkpoint(universal["checkpoint"])
-        inference = {**(meta.extra.get("inference") or {}), "largest_component": chosen.get("universal", []),
+        inference = {**(meta.extra.get("inference") or {}), **advice(chosen.get("universal", {})),
                      "chosen_on": "validation patients of sat benchmark real"}
         ckpt = resolve_path(profile.checkpoint)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +172,8 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
                 "universal": universal, "checkpoint": str(profile.checkpoint),
                 "specialists": {n: {"steps": s.steps, "train_s": s.train_s, "concepts": s.concepts,
                                     "filters": list(profile.specialist_filters)} for n, s in trained.items()},
-                "postprocessing": {"largest_component": chosen, "tta": inference.get("tta", False)},
+                "postprocessing": {"tta": inference.get("tta", False),
+                                   "chosen": {m: {c: key(v) for c, v in cs.items()} for m, cs in chosen.items()}},
                 "rows": rows, **extras, "eval_s": eval_s, "total_s": time.perf_counter() - t_start}
     finally:
         torch.set_num_threads(threads)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sat.bench.real_cases import score3, validation_cases
+from sat.bench.real_postprocess import PLAIN, advice, apply, choose, grid_dice, key
 from sat.eval.metrics import dice
 
 
@@ -38,34 +39,31 @@ def prompt_styles(concept, paraphrases: dict[str, tuple[str, ...]], max_synonyms
     return {"canonical": [concept.name], "synonym": synonyms[:max_synonyms], "paraphrase": list(dict.fromkeys(para))}
 
 
-def _universal_rows(seg, case, paraphrases) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Rows of one case for every prompt style; also the canonical masks by concept id."""
+def _universal_rows(seg, case, paraphrases) -> list[dict]:
+    """Rows of one case for every prompt style, plain masks (threshold 0.5, every component);
+    canonical rows also carry the Dice of every post-processing setting (``grid``)."""
     concepts = [seg.tree.get(c) for c in case.concepts]
     styles = {c.id: prompt_styles(c, paraphrases) for c in concepts}
     prompts = list(dict.fromkeys(p for st in styles.values() for ps in st.values() for p in ps))
-    result = seg.segment(case.volume, prompts, modality=case.modality, largest_component=False)
+    result = seg.segment(case.volume, prompts, modality=case.modality, probabilities=True)
     by_prompt = {s.prompt: s for s in result.structures}
-    names = [c.name for c in concepts]  # the same cached image features, largest component kept
-    largest = {s.prompt: s.mask for s in seg.segment(case.volume, names, modality=case.modality,
-                                                     largest_component=True).structures}
-    rows, masks = [], {}
+    rows = []
     for k, c in enumerate(concepts):
         for style, ps in styles[c.id].items():
             for p in ps:
                 s = by_prompt.get(p)
-                mask = s.mask if s is not None else None
-                metrics = score3(mask, case.masks[k], case.volume) if style == "canonical" else \
-                    {"dice": dice(mask if mask is not None else np.zeros_like(case.masks[k]), case.masks[k])}
+                mask = s.mask if s is not None else np.zeros_like(case.masks[k])
                 if style == "canonical":
-                    metrics["largest"] = score3(largest.get(p), case.masks[k], case.volume)
+                    metrics = {**score3(mask, case.masks[k], case.volume),
+                               "grid": grid_dice(s.prob if s is not None else None, case.masks[k])}
+                else:
+                    metrics = {"dice": dice(mask, case.masks[k])}
                 rows.append({"model": "universal", "dataset": case.dataset, "case": case.case_id, "concept": c.id,
                              "style": "label" if style == "canonical" else style, "prompt": p,
                              "resolved": s.concept if s is not None else None,
                              "answered": list(s.used_concepts) if s is not None else [], **metrics})
-                if style == "canonical" and mask is not None:
-                    masks[c.id] = mask
     seg.clear_cache()
-    return rows, masks
+    return rows
 
 
 def laterality_rows(tree, case, masks: dict[str, np.ndarray]) -> list[dict]:
@@ -82,63 +80,70 @@ def laterality_rows(tree, case, masks: dict[str, np.ndarray]) -> list[dict]:
 
 
 def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tuple[list[dict], dict]:
-    """Every row of the benchmark, plus the laterality rows and the per-case means used for figures."""
+    """Every row of the benchmark, as deployed, plus the laterality rows and the chosen post-processing.
+
+    1. Every validation case with plain masks: prompt robustness, and for each canonical structure
+       the Dice of every post-processing setting (:mod:`.real_postprocess`).
+    2. Per model family and concept, the setting with the best mean validation Dice.
+    3. The label rows rescored as deployed: the universal model through a ``Segmenter`` that applies
+       the chosen setting (what its checkpoint will recommend), each specialist from its kept
+       probabilities; the plain metrics stay as ``raw``. Laterality uses the deployed masks.
+    """
     from sat.bench.real_specialist import predict
     from sat.infer.segmenter import Segmenter
 
-    seg = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads)
+    plain = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads, thresholds={},
+                                      largest_component=False)
     # the specialists get the universal model's test-time mirroring whenever it has it
-    mirrors = {c.id: c.mirror for c in seg.tree.concepts.values() if c.mirror}
-    rows, lateral = [], []
+    mirrors = {c.id: c.mirror for c in plain.tree.concepts.values() if c.mirror}
+    rows, probs = [], {}  # probs: (dataset, case) -> specialist probabilities on the input grid
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
-            urows, masks = _universal_rows(seg, case, profile.paraphrases)
-            rows += urows
-            lateral += laterality_rows(seg.tree, case, masks)
+            rows += _universal_rows(plain, case, profile.paraphrases)
             spec = specialists.get(name)
             if spec is not None:
-                pred = predict(spec, case.volume, case.modality, case.concepts, mirrors=mirrors if seg.tta else None)
+                pred = predict(spec, case.volume, case.modality, case.concepts, mirrors=mirrors if plain.tta else None)
+                probs[(name, case.case_id)] = pred
                 rows += [{"model": "specialist", "dataset": case.dataset, "case": case.case_id, "concept": cid,
-                          "style": "label", "prompt": None, "resolved": cid if cid in pred["raw"] else None,
-                          **score3(pred["raw"].get(cid), case.masks[k], case.volume),
-                          "largest": score3(pred["largest"].get(cid), case.masks[k], case.volume)}
+                          "style": "label", "prompt": None, "resolved": cid if cid in pred else None,
+                          **score3(apply(pred[cid], PLAIN) if cid in pred else None, case.masks[k], case.volume),
+                          "grid": grid_dice(pred.get(cid), case.masks[k])}
                          for k, cid in enumerate(case.concepts)]
-    return rows, {"laterality": lateral}
+    chosen = choose(rows)
+    uni = advice(chosen.get("universal", {}))
+    deployed = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads,
+                                         thresholds=uni["thresholds"], largest_component=uni["largest_component"])
+    scored, lateral = {}, []
+    for name, ds in profile.datasets.items():
+        for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
+            names = [deployed.tree.get(c).name for c in case.concepts]
+            result = deployed.segment(case.volume, names, modality=case.modality)
+            masks = {s.concept: s.mask for s in result.structures}
+            deployed.clear_cache()
+            lateral += laterality_rows(deployed.tree, case, masks)
+            pred = probs.pop((name, case.case_id), {})
+            for k, cid in enumerate(case.concepts):
+                scored[("universal", case.case_id, cid)] = score3(masks.get(cid), case.masks[k], case.volume)
+                if name in specialists:
+                    setting = chosen.get("specialist", {}).get(cid, PLAIN)
+                    scored[("specialist", case.case_id, cid)] = score3(
+                        apply(pred[cid], setting) if cid in pred else None, case.masks[k], case.volume)
+    return _as_deployed(rows, scored, chosen), {"laterality": lateral, "chosen": chosen}
+
+
+def _as_deployed(rows: list[dict], scored: dict, chosen: dict) -> list[dict]:
+    """Label rows with their deployed metrics (the plain ones kept as ``raw``) and setting name."""
+    out = []
+    for r in rows:
+        deployed = scored.get((r["model"], r["case"], r["concept"])) if r["style"] == "label" else None
+        if deployed is not None:
+            r = {**r, "raw": {k: r[k] for k in deployed}, **deployed,
+                 "setting": key(chosen.get(r["model"], {}).get(r["concept"], PLAIN))}
+        out.append(r)
+    return out
 
 
 def _root(root: str) -> Path:
     from sat.bench.config import resolve_path
 
     return resolve_path(root)
-
-
-def choose_largest_component(rows: list[dict]) -> dict[str, list[str]]:
-    """Per model, the concepts whose mean validation Dice rises when only the largest connected
-    component is kept (nnU-Net's way of choosing post-processing, on the validation split only)."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        if r["style"] == "label" and "largest" in r:
-            acc = sums.setdefault((r["model"], r["concept"]), [0.0, 0.0])
-            acc[0] += r["dice"]
-            acc[1] += r["largest"]["dice"]
-    chosen: dict[str, list[str]] = {}
-    for (model, concept), (raw, largest) in sorted(sums.items()):
-        if largest > raw:
-            chosen.setdefault(model, []).append(concept)
-    return chosen
-
-
-def apply_largest_component(rows: list[dict], chosen: dict[str, list[str]]) -> list[dict]:
-    """Label rows scored as deployed: the largest-component metrics where chosen (the plain ones
-    stay as ``raw``); prompt-robustness rows compare plain masks and are left alone."""
-    out = []
-    for r in rows:
-        variant = r.get("largest")
-        r = {k: v for k, v in r.items() if k != "largest"}
-        if variant is not None:
-            raw = {k: r[k] for k in variant}
-            if r["concept"] in chosen.get(r["model"], ()):
-                r.update(variant)
-            r["raw"] = raw
-        out.append(r)
-    return out

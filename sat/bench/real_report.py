@@ -136,9 +136,11 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
         *(f"specialist {n}: {s['steps']} steps in {s['train_s']:.0f} s (DynUNet {s['filters']})"
           for n, s in specs.items()),
         *([f"test-time mirroring (lateral queries swapped): {'on' if post.get('tta') else 'off'} for both families; "
-           "largest connected component kept where it raised the validation Dice (nnU-Net's rule): "
-           + "; ".join(f"{m}: {', '.join(cs) or 'none'}" for m, cs in sorted(post.get('largest_component', {}).items()))
-           + " (Dice without it: `raw` in rows.json)"] if post else []),
+           "post-processing chosen per structure on the validation patients (nnU-Net's rule, extended to the "
+           "foreground threshold; plain = 0.5 with every component), written into the universal checkpoint: "
+           + "; ".join(f"{m}: " + (", ".join(f"{c} {v}" for c, v in sorted(cs.items()) if v != "0.5") or "all plain")
+                       for m, cs in sorted(post.get("chosen", {}).items()))
+           + " (plain-mask Dice: `raw` in rows.json)"] if post else []),
         f"wall time: data {result['data_s']:.0f} s, evaluation {result['eval_s']:.0f} s, total {result['total_s']:.0f} s",
         f"machine: {result['machine']}",
         "validation patients only (OpenKBP validation-pats; a fixed 20 % hash hold-out of MSD Task04); "

@@ -110,9 +110,10 @@ def train_specialist(name: str, pattern: str, concepts: list[str], *, spacing, p
 
 @torch.no_grad()
 def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mirrors: dict[str, str] | None = None,
-            ) -> dict[str, dict[str, np.ndarray]]:
-    """Masks of ``concepts`` on ``volume``'s own grid, plain and with only the largest component:
-    ``{"raw": {concept id: (X, Y, Z) bool}, "largest": {...}}``.
+            ) -> dict[str, np.ndarray]:
+    """Probabilities of ``concepts`` on ``volume``'s own grid: ``{concept id: (X, Y, Z) float16}``
+    (concepts the specialist was not trained on are left out; thresholds and the largest-component
+    rule are applied by the caller, :mod:`sat.bench.real_postprocess`).
 
     Preprocessing and restoration are the universal model's (the same grid and the same trilinear
     restore to the input grid), so the two families differ only in their networks. With
@@ -121,7 +122,6 @@ def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mir
     """
     from monai.inferers import sliding_window_inference
 
-    from sat.infer.postprocess import keep_largest
     from sat.volume.preprocess import PreprocessSpec, preprocess_case
     from sat.infer.restore import restore_prompts
 
@@ -146,9 +146,5 @@ def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mir
                 for k, c in enumerate(spec.concepts)]
         prob = 0.5 * (prob + flipped[swap])
     prob = prob[rows]  # (k, x, y, z)
-    out = {}
-    for variant in ("raw", "largest"):
-        p = keep_largest(prob.clone(), list(range(len(known)))) if variant == "largest" else prob
-        restored = restore_prompts(p, pre["affine"], volume, ["none"] * len(known))
-        out[variant] = {c: r.mask for c, r in zip(known, restored)}
-    return out
+    restored = restore_prompts(prob, pre["affine"], volume, ["none"] * len(known), keep_probabilities=True)
+    return {c: r.prob for c, r in zip(known, restored)}

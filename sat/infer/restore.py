@@ -138,8 +138,9 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
 
 def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
                     lateralities: list[str], *, keep_probabilities: bool = False,
-                    workers: int = 1) -> list[Restored]:
-    """:func:`restore_prompt` for each channel of ``probs`` (Q, x, y, z).
+                    workers: int = 1, thresholds: list[float] | None = None) -> list[Restored]:
+    """:func:`restore_prompt` for each channel of ``probs`` (Q, x, y, z); ``thresholds`` (Q,)
+    gives each channel its own foreground threshold (default 0.5 for all).
 
     ``workers > 1`` restores that many prompts at once on a thread pool (the interpolation and the
     NumPy reductions release the GIL); prompts are independent, so results are identical to the
@@ -147,7 +148,8 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
     """
     def one(q: int) -> Restored:
         return restore_prompt(probs[q], src_affine, volume, laterality=lateralities[q],
-                              keep_probabilities=keep_probabilities)
+                              keep_probabilities=keep_probabilities,
+                              threshold=0.5 if thresholds is None else float(thresholds[q]))
 
     if workers <= 1 or len(lateralities) <= 1:
         return [one(q) for q in range(len(lateralities))]

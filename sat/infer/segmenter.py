@@ -17,7 +17,7 @@ from sat.errors import InputError
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.hounsfield import tissue_classes
 from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
-from sat.infer.postprocess import keep_largest
+from sat.infer.postprocess import check_threshold, keep_largest
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
@@ -93,8 +93,12 @@ class Segmenter:
             its masks worse, not better).
         largest_component: keep only the largest connected component of a structure: ``None``
             for the concepts the checkpoint lists (``meta.extra["inference"]["largest_component"]``,
-            chosen on validation patients), ``True`` for every concept, ``False`` for none (see
+            chosen on validation patients), ``True`` for every concept, ``False`` for none, or a
+            list of concept ids (see
             :mod:`sat.infer.postprocess`).
+        thresholds: concept id -> foreground threshold; ``None``: the checkpoint's
+            (``meta.extra["inference"]["thresholds"]``, chosen on validation patients), 0.5 for
+            every concept it does not list.
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
         threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
             with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
@@ -106,7 +110,8 @@ class Segmenter:
     def __init__(self, net, meta: CheckpointMeta, device: str | torch.device = "cpu", patch_size=None,
                  overlap: float = 0.25, *, tta: bool | None = None, resolver=None,
                  threads: int | str | None = "auto", warm_text: bool = False,
-                 largest_component: bool | None = None) -> None:
+                 largest_component: bool | list[str] | None = None,
+                 thresholds: dict[str, float] | None = None) -> None:
         self.net, self.meta, self.device = net, meta, resolve_device(device)
         self.tree = checkpoint_tree(meta)
         self.spec = meta.preprocess
@@ -115,6 +120,8 @@ class Segmenter:
         self.overlap = overlap
         self.tta = bool(advice.get("tta", False)) if tta is None else bool(tta)
         self.largest_component = self._lcc_set(largest_component, advice)
+        chosen = (advice.get("thresholds") or {}) if thresholds is None else thresholds
+        self.thresholds = {str(c): check_threshold(t, f"threshold of {c}") for c, t in chosen.items()}
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
         self.trained = (set(meta.trained_concepts) & set(net.concept_ids)) & set(self.tree.concepts)
         self.flip_trained = float(meta.extra.get("lr_flip_prob") or 0.0) > 0.0
@@ -128,10 +135,13 @@ class Segmenter:
             self.start_text_warmup()
 
     @staticmethod
-    def _lcc_set(choice: bool | None, advice: dict) -> set[str] | bool:
-        """``True`` (every concept), or the set of concept ids that keep their largest component."""
+    def _lcc_set(choice, advice: dict) -> set[str] | bool:
+        """``True`` (every concept), or the set of concept ids that keep their largest component;
+        ``choice``: ``None`` (the checkpoint's advice), a bool, or a collection of concept ids."""
         if choice is None:
             return set(advice.get("largest_component") or ())
+        if isinstance(choice, (set, frozenset, list, tuple)):
+            return {str(c) for c in choice}
         if not isinstance(choice, bool):
             raise ValueError(f"largest_component must be True, False or None, not {choice!r}")
         return True if choice else set()
@@ -359,19 +369,22 @@ class Segmenter:
             features, pre = self._prepare(volume, modality, tta)
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
             probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
-            keep_largest(probs, [i for i, c in enumerate(needed) if lcc is True or c in lcc])
+            cut = [self.thresholds.get(c, 0.5) for c in needed]  # (K,) foreground thresholds
+            keep_largest(probs, [i for i, c in enumerate(needed) if lcc is True or c in lcc], cut)
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
             concepts = [self.tree.get(p.resolution.concept) for p in answered]
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+            # a grouping prompt (the max of its members) takes the lowest of its members' thresholds
+            prompt_cut = [min(cut[row[c]] for c in p.concepts) for p in answered]
             restored = restore_prompts(per_prompt, pre["affine"], volume, [c.laterality for c in concepts],
-                                       keep_probabilities=probabilities, workers=workers)
+                                       keep_probabilities=probabilities, workers=workers, thresholds=prompt_cut)
             image = pre["image"][0]  # (x, y, z) normalised, model grid
             body = body_mask(image)
             for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):
                 check = check_mask(c.id, c.laterality, float(r.stats.get("volume_ml") or 0.0),
-                                   (per_prompt[k] > 0.5).numpy(), image, body, pre["affine"], modality,
+                                   (per_prompt[k] > prompt_cut[k]).numpy(), image, body, pre["affine"], modality,
                                    self.concept_stats, tissue=tissue_classes(self.tree, p.concepts),
                                    hu=volume.array[r.mask] if modality == "CT" else None)  # original HU
                 if check["flags"]:  # one line per structure, every failed check on it

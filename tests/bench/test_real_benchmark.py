@@ -23,7 +23,7 @@ needs_real = pytest.mark.skipif(not (REAL / "openkbp").is_dir() or not (REAL / "
 def test_profiles_parse_and_split_the_budget():
     full = load_profile("real", "full")
     assert set(full.datasets) == {"openkbp", "hippocampus"}
-    assert full.share("openkbp") == pytest.approx(0.75) and full.minutes > 0
+    assert full.share("openkbp") == pytest.approx(2 / 3) and full.minutes > 0
     assert load_profile("real", "quick").steps >= 1
 
 
@@ -49,6 +49,13 @@ def test_quick_profile_end_to_end(tmp_path):
     seg_dir = resolve_path(profile.datasets["openkbp"].root) / "validation-pats" / case / "segmentations"
     scored = {r["concept"] for r in rows if r["case"] == case and r["model"] == "specialist"}
     assert len(scored) == len(list(seg_dir.glob("*.nii.gz")))
+    # label rows are scored as deployed: every setting's Dice kept, the chosen one named, plain kept as raw
+    labels = [r for r in rows if r["style"] == "label"]
+    assert all({"grid", "setting", "raw"} <= set(r) for r in labels)
+    assert all(r["dice"] == pytest.approx(r["grid"][r["setting"]]) for r in labels if r["model"] == "specialist")
+    from sat.model.checkpoint import load_checkpoint
+    advice = load_checkpoint(profile.checkpoint)[1].extra["inference"]
+    assert isinstance(advice["thresholds"], dict) and isinstance(advice["largest_component"], list)
     # the checkpoint is self-contained and answers in the original (P, L, I) grid
     ct = resolve_path(profile.datasets["openkbp"].root) / "validation-pats" / case / "ct.nii.gz"
     seg = Segmenter.from_checkpoint(profile.checkpoint, device="cpu")

@@ -37,3 +37,34 @@ def test_segmenter_follows_the_checkpoint_advice_and_accepts_overrides():
     assert Segmenter._lcc_set(True, advice) is True and Segmenter._lcc_set(False, advice) == set()
     with pytest.raises(ValueError, match="'yes'"):
         Segmenter._lcc_set("yes", advice)
+
+
+def test_keep_largest_uses_each_channels_own_threshold():
+    probs = torch.zeros((2, 12, 12, 12))
+    probs[:, 6:11, 6:11, 6:11] = 0.45  # a big island only a 0.4 threshold sees
+    probs[:, 1:3, 1:3, 1:3] = 0.8      # a small confident one
+    keep_largest(probs, [0, 1], [0.4, 0.5])
+    assert probs[0, 1:3, 1:3, 1:3].max() == 0 and probs[0, 6:11, 6:11, 6:11].min() > 0.4  # 0.4: the big one
+    assert probs[1, 6:11, 6:11, 6:11].max() == 0 and probs[1, 1:3, 1:3, 1:3].min() > 0.7  # 0.5: the small one
+
+
+def test_segmenter_thresholds_follow_the_checkpoint_and_lower_ones_grow_masks(checkpoint_with, fast_resolver,
+                                                                              phantom_ct):
+    from sat.infer.segmenter import Segmenter
+
+    path = checkpoint_with("thresholds.ckpt", inference={"thresholds": {"liver": 0.3}})
+    seg = Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver)
+    assert seg.thresholds == {"liver": 0.3}
+    plain = Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, thresholds={})
+    assert plain.thresholds == {}
+    a = seg.segment(phantom_ct, ["liver"], probabilities=True).structures[0]
+    b = plain.segment(phantom_ct, ["liver"], probabilities=True).structures[0]
+    # the same probabilities, cut at 0.3 instead of 0.5 on the input grid (the kept maps are float16:
+    # they may differ from the float32 cut only within rounding of the threshold)
+    for s, t in ((a, 0.3), (b, 0.5)):
+        differ = s.mask != (s.prob > t)
+        assert np.all(np.abs(s.prob[differ].astype(np.float32) - t) < 2e-3)
+    assert a.mask.sum() >= b.mask.sum()
+    assert Segmenter._lcc_set(["liver", "spleen"], {}) == {"liver", "spleen"}
+    with pytest.raises(ValueError, match="threshold of liver"):
+        Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, thresholds={"liver": 1.5})
