@@ -56,10 +56,24 @@ def agreement_keys(words: list[str]) -> Keys:
     return frozenset(numbers | codes | directions), numbers
 
 
-def concept_keys(tree: KnowledgeTree) -> dict[str, frozenset[str]]:
-    """Concept id -> the strict agreement keys of its id and all its terms together."""
-    return {c.id: frozenset().union(*(agreement_keys(tokens(t))[0] for t in (c.id, *c.terms)))
-            for c in tree.concepts.values()}
+class ConceptKeys(dict):
+    """Concept id -> the strict agreement keys of its id and all its terms together, each
+    computed on first lookup (a prompt's candidates need a few dozen of the tree's thousands);
+    ``KeyError`` for an id the tree does not have."""
+
+    def __init__(self, tree: KnowledgeTree) -> None:
+        super().__init__()
+        self.tree = tree
+
+    def __missing__(self, cid: str) -> frozenset[str]:
+        c = self.tree.get(cid)
+        keys = self[cid] = frozenset().union(*(agreement_keys(tokens(t))[0] for t in (c.id, *c.terms)))
+        return keys
+
+
+def concept_keys(tree: KnowledgeTree) -> ConceptKeys:
+    """The agreement keys of ``tree``'s concepts (:class:`ConceptKeys`, filled on demand)."""
+    return ConceptKeys(tree)
 
 
 def agreeing_first(ranked: list[tuple[str, float]], keys: Keys, known: dict[str, frozenset[str]],

@@ -9,6 +9,7 @@ initials only narrows the candidates (:meth:`LexicalIndex.initials_candidates`).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import weakref
@@ -65,19 +66,23 @@ def acronym(text: str) -> str:
     return "".join(w[0] for w in words) if len(words) > 1 and all(w.isalpha() for w in words) else ""
 
 
-def initials(text: str, vocabulary: frozenset[str] | set[str]) -> set[str]:
+def initials(text: str, vocabulary: frozenset[str] | set[str],
+             memo: dict[str, list[str]] | None = None) -> set[str]:
     """All initials of a multi-word term, reading compound words as their parts.
 
     A word splits where its tail (4+ letters, after a head of 3+ letters) is itself in
     ``vocabulary``: with "duodenal" known, "gastroduodenal artery" gives "ga" and "gda".
+    ``memo``: each word's options, shared by calls with the same ``vocabulary``.
     """
     words = [SIDE_WORDS.get(t, t) for t in tokens(text) if t not in _STOP]
     if len(words) < 2 or not all(w.isalpha() for w in words):
         return set()
+    memo = {} if memo is None else memo
     options = []
     for w in words:
-        opts = {w[0]} | {w[0] + w[i] for i in range(3, len(w) - 3) if w[i:] in vocabulary}
-        options.append(sorted(opts))
+        if w not in memo:
+            memo[w] = sorted({w[0]} | {w[0] + w[i] for i in range(3, len(w) - 3) if w[i:] in vocabulary})
+        options.append(memo[w])
     return {"".join(p) for p in itertools.islice(itertools.product(*options), _MAX_VARIANTS)}
 
 
@@ -94,29 +99,67 @@ def abbreviation_key(raw: str, anatomy: str) -> str | None:
 
 
 class LexicalIndex:
-    """Exact, order-free and initials lookup over every id, name and synonym of a tree."""
+    """Exact, order-free and initials lookup over every id, name and synonym of a tree.
+
+    Each part is built on first use (``functools.cached_property``): an exact term needs none,
+    a free-text prompt the words and keys, only an abbreviation the initials (about half the
+    build time of the 3,132-concept tree).
+    """
 
     def __init__(self, tree: KnowledgeTree) -> None:
         self.tree = tree
-        self.words = frozenset(w for c in tree.concepts.values() for t in (c.id, *c.terms)
-                               for w in tokens(t))  # every normalised word of every term
+
+    def _terms(self):
+        """``(concept id, term)`` for every id, name and synonym."""
+        return ((c.id, t) for c in self.tree.concepts.values() for t in (c.id, *c.terms))
+
+    @functools.cached_property
+    def words(self) -> frozenset[str]:
+        """Every normalised word of every term."""
+        return frozenset(w for _, t in self._terms() for w in tokens(t))
+
+    @functools.cached_property
+    def _keys(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Order-free and compact keys that name exactly one concept."""
         bags: dict[str, set[str]] = {}
         compact: dict[str, set[str]] = {}
+        for cid, t in self._terms():
+            words = tokens(t)
+            bags.setdefault(bag_key(t, words), set()).add(cid)
+            compact.setdefault(compact_key(t, words), set()).add(cid)
+        return ({k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1},
+                {k: next(iter(v)) for k, v in compact.items() if len(k) > 3 and len(v) == 1})
+
+    @property
+    def bags(self) -> dict[str, str]:
+        return self._keys[0]
+
+    @property
+    def compact(self) -> dict[str, str]:
+        return self._keys[1]
+
+    @functools.cached_property
+    def _abbreviations(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+        """Unambiguous acronyms, and every initials key with the concepts it may mean."""
         plain: dict[str, set[str]] = {}
-        vocabulary = frozenset(w for w in self.words if len(w) >= 4 and w.isalpha())
         every: dict[str, set[str]] = {}
-        for c in tree.concepts.values():
-            for t in (c.id, *c.terms):
-                bags.setdefault(bag_key(t), set()).add(c.id)
-                compact.setdefault(compact_key(t), set()).add(c.id)
-                if "_" not in t:  # initials of natural wording only, not of dataset spellings
-                    plain.setdefault(acronym(t), set()).add(c.id)
-                    for key in initials(t, vocabulary):
-                        every.setdefault(key, set()).add(c.id)
-        self.bags = {k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1}
-        self.compact = {k: next(iter(v)) for k, v in compact.items() if len(k) > 3 and len(v) == 1}
-        self.acronyms = {k: next(iter(v)) for k, v in plain.items() if k and len(v) == 1}
-        self._initials = {k: tuple(sorted(v)) for k, v in every.items() if k}
+        vocabulary = frozenset(w for w in self.words if len(w) >= 4 and w.isalpha())
+        memo: dict[str, list[str]] = {}
+        for cid, t in self._terms():
+            if "_" not in t:  # initials of natural wording only, not of dataset spellings
+                plain.setdefault(acronym(t), set()).add(cid)
+                for key in initials(t, vocabulary, memo):
+                    every.setdefault(key, set()).add(cid)
+        return ({k: next(iter(v)) for k, v in plain.items() if k and len(v) == 1},
+                {k: tuple(sorted(v)) for k, v in every.items() if k})
+
+    @property
+    def acronyms(self) -> dict[str, str]:
+        return self._abbreviations[0]
+
+    @property
+    def _initials(self) -> dict[str, tuple[str, ...]]:
+        return self._abbreviations[1]
 
     @classmethod
     def for_tree(cls, tree: KnowledgeTree) -> LexicalIndex:

@@ -141,9 +141,9 @@ def read_wordnet(folder: str | Path, files: Iterable[str]) -> list[tuple[str, ..
         for line in fh:
             if line.startswith(" "):  # licence header
                 continue
-            fields = line.split()
-            if int(fields[1]) not in keep:
+            if int(line.split(None, 2)[1]) not in keep:  # most lines: split no further
                 continue
+            fields = line.split()
             count = int(fields[3], 16)
             out.append(tuple(fields[4 + 2 * i].replace("_", " ") for i in range(count)))
     return out

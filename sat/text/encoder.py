@@ -273,8 +273,11 @@ def build_text_encoder(spec: TextEncoderSpec | None = None) -> nn.Module:
     if spec.finetuned:
         from sat.text.bundle import load_finetuned
 
-        # a full state dict, or the changed tensors only (a delta carried by a model checkpoint)
-        unexpected = enc.load_state_dict(load_finetuned(spec.finetuned), strict=False).unexpected_keys
+        # a full state dict, or the changed tensors only (a delta carried by a model checkpoint);
+        # a plain copy, which one thread does as fast as two on idle cores and 7x as fast on busy
+        # ones (10.6 M values: 0.03 vs 0.28 s at a load average of 2.7 on 2 cores)
+        with _one_cpu_thread():
+            unexpected = enc.load_state_dict(load_finetuned(spec.finetuned), strict=False).unexpected_keys
         if unexpected:
             raise ValueError(f"finetuned weights {spec.finetuned} do not fit the {spec.backend} encoder: "
                              f"unexpected tensors {unexpected[:3]}")

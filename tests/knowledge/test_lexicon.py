@@ -33,3 +33,30 @@ def test_index_is_unambiguous_and_case_aware():
                 owners.setdefault(acronym(t), set()).add(c.id)
     assert idx.acronyms and all(owners[k] == {cid} for k, cid in idx.acronyms.items())
     assert idx.match("todo", "todo") == (None, "")  # initials only for upper-case words
+
+
+def test_index_parts_are_built_only_when_a_prompt_needs_them():
+    """An exact term builds nothing; other wording the keys; only an abbreviation the initials."""
+    from sat.knowledge.lexicon import initials
+
+    tree = knowledge.default_tree()
+    idx = LexicalIndex(tree)
+    assert idx.match("left kidney", "left kidney") == ("kidney_left", "exact")
+    assert not {"words", "_keys", "_abbreviations"} & set(vars(idx))
+    assert idx.match("kidney, Lt", "kidney, lt") == ("kidney_left", "lexical")
+    assert "_keys" in vars(idx) and "_abbreviations" not in vars(idx)
+    assert idx.initials_candidates("gda") == ("gastroduodenal_artery",)
+    # the per-word memo of the build gives the initials a fresh call gives
+    vocabulary = frozenset(w for w in idx.words if len(w) >= 4 and w.isalpha())
+    memo: dict[str, list[str]] = {}
+    for term in ("gastroduodenal artery", "left atrial appendage", "duodenal artery"):
+        assert initials(term, vocabulary, memo) == initials(term, vocabulary)
+
+
+def test_memoised_tokens_are_a_fresh_list_each_call():
+    from sat.knowledge.normalize import tokens
+
+    first = tokens("Hepatic_Veins")
+    assert first == ["hepatic", "vein"]
+    first.append("changed")
+    assert tokens("Hepatic_Veins") == ["hepatic", "vein"]

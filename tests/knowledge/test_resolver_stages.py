@@ -166,3 +166,11 @@ def test_the_resolver_runs_the_module_stage_list(monkeypatch):
     monkeypatch.setattr(stages, "LEXICAL_STAGES", ())  # no lexical stage: the encoder decides
     res = r.resolve("kidney, left")
     assert (res.concept, res.method, res.stage) == ("spleen", "embedding", "")
+
+
+def test_concept_keys_are_computed_per_concept_on_demand():
+    known = concept_keys(TREE)
+    assert len(known) == 0  # nothing computed before a lookup
+    assert {"6"} <= known["liver_segment_6"] and "liver_segment_6" in known and len(known) == 1
+    with pytest.raises(KeyError, match="no_such_concept"):
+        known["no_such_concept"]
