@@ -113,7 +113,7 @@ def hu_reference(name: str, own_stats: dict | None, classes: frozenset[str] | No
 
     Args:
         name: the concept id, for ``why``. own_stats: the concept's CT entry of ``concept_stats``
-            (may hold ``intensity_hu`` and ``cases``). classes: :func:`tissue_classes` of the structure.
+            (may hold ``intensity_hu`` and ``hu_cases``). classes: :func:`tissue_classes` of the structure.
     """
     measured = (own_stats or {}).get("intensity_hu")
     n_cases = (own_stats or {}).get("hu_cases", (own_stats or {}).get("cases"))
