@@ -48,16 +48,21 @@ def canonical_token(token: str) -> str:
     return token
 
 
+def _canonical(words: list[str]) -> list[str]:
+    """The canonical tokens both keys are made of: articles dropped, in order."""
+    return [canonical_token(t) for t in words if t not in _STOP]
+
+
 def bag_key(text: str, words: list[str] | None = None) -> str:
     """Order-free key of a term: canonical tokens, articles dropped, sorted (``words``: its
     tokens when already known)."""
-    return " ".join(sorted(canonical_token(t) for t in (words or tokens(text)) if t not in _STOP))
+    return " ".join(sorted(_canonical(words or tokens(text))))
 
 
 def compact_key(text: str, words: list[str] | None = None) -> str:
     """Ordered key with the spaces removed, for spacing and hyphenation variants
     ("rib cage" = "ribcage", "ilio-psoas" = "iliopsoas")."""
-    return "".join(canonical_token(t) for t in (words or tokens(text)) if t not in _STOP)
+    return "".join(_canonical(words or tokens(text)))
 
 
 def acronym(text: str) -> str:
@@ -124,9 +129,9 @@ class LexicalIndex:
         bags: dict[str, set[str]] = {}
         compact: dict[str, set[str]] = {}
         for cid, t in self._terms():
-            words = tokens(t)
-            bags.setdefault(bag_key(t, words), set()).add(cid)
-            compact.setdefault(compact_key(t, words), set()).add(cid)
+            canon = _canonical(tokens(t))  # bag_key and compact_key of t, canonicalised once
+            bags.setdefault(" ".join(sorted(canon)), set()).add(cid)
+            compact.setdefault("".join(canon), set()).add(cid)
         return ({k: next(iter(v)) for k, v in bags.items() if k and len(v) == 1},
                 {k: next(iter(v)) for k, v in compact.items() if len(k) > 3 and len(v) == 1})
 

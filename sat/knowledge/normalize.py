@@ -62,7 +62,8 @@ def tokens(text: str) -> list[str]:
 def _tokens(text: str) -> tuple[str, ...]:
     """:func:`tokens`, memoised: loading a tree, its lexical index and agreement keys tokenise
     each of ~18,000 terms about six times (110,000 calls on the first free-text prompt)."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    folded = text if text.isascii() else \
+        unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return tuple(singular(t) for t in _SPLIT.split(folded.lower()) if t)
 
 

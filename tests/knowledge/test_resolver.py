@@ -175,3 +175,20 @@ def test_agreement_never_trades_the_side_similarity_found():
     r = Resolver(tree, ids, torch.eye(3), lambda texts: torch.tensor([[0.9, 0.8, 0.0]] * len(texts)),
                  threshold=0.5, thesaurus=None)
     assert r.resolve("RML lateral piece").concept == "seg_r"  # "lateral" alone does not flip the side
+
+
+def test_a_prompt_builds_only_the_lexical_keys_it_needs():
+    """The first free-text prompt of a session pays for what it uses (issue 16): an exact term
+    builds no index part, a paraphrase no initials and no agreement keys of unrelated concepts."""
+    from sat.knowledge.tree import KnowledgeTree
+
+    base = knowledge.default_tree()
+    tree = KnowledgeTree(list(base.concepts.values()), base.hash)  # a fresh index, not the shared one
+    ids = list(tree.concepts)
+    emb = torch.eye(len(ids))
+    resolver = Resolver(tree, ids, emb, lambda texts: emb[[ids.index("liver")] * len(texts)], 0.5, thesaurus=None)
+    assert resolver.resolve("liver").method == "exact"
+    assert not {"words", "_keys", "_abbreviations"} & set(vars(resolver.lexicon))
+    res = resolver.resolve("liver as seen on the scan")
+    assert (res.concept, res.method) == ("liver", "embedding")
+    assert "_abbreviations" not in vars(resolver.lexicon) and len(resolver._keys) < 20
