@@ -34,6 +34,7 @@ _MAX_VARIANTS = 32
 _BY_TREE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def canonical_token(token: str) -> str:
     """Side abbreviations spelled out; roman numerals and ordinals as digits ("ivb" -> "4b")."""
     if token in SIDE_WORDS:
