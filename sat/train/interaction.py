@@ -86,8 +86,10 @@ def interactive_logits(net, image: torch.Tensor, queries: torch.Tensor, modality
                                                           p2d=cfg.box_2d_prob, generator=generator)
     prompts.has_text = ~((r() < cfg.no_text_prob) & present)
     n = int(torch.randint(0, cfg.max_clicks + 1, (1,), generator=generator))
-    if n == 0 and (~prompts.has_text & ~use_box).any():
-        n = 1  # a query with neither text nor box needs a click
+    if n == 0 and ((~prompts.has_text & ~use_box).any() or (cfg.freeze_base and not use_box.any())):
+        # a query with neither text nor box needs a click; with freeze_base a step with no click and
+        # no box would not reach the prompt encoder, the only part that trains
+        n = 1
     for _ in range(n):
         with torch.no_grad():
             pred = _main(net.head(feats, text, modality, pad, prompts)) > 0

@@ -168,6 +168,8 @@ class SATModule(L.LightningModule):
         terms = self.loss_fn(out, batch["target"], batch["valid"])
         bs = batch["image"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, prog_bar=True, batch_size=bs)
+        if not terms["loss"].requires_grad:  # frozen base and no prompt to learn from: skip the step
+            return None
         return terms["loss"]
 
     def optimizer_step(self, *args, **kwargs):

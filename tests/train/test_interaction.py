@@ -72,3 +72,24 @@ def test_interactive_fit_then_frozen_base_fine_tune(tmp_path, tiny_fit_args):
     before, after = net.state_dict(), tuned.state_dict()
     changed = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("head.prompt.") for k in changed)
+
+
+def test_frozen_base_step_always_reaches_the_prompt_encoder():
+    """With ``freeze_base`` only the prompt encoder trains: a step drawn with no click and no box
+    would give a loss without a gradient (the fine-tune crashed on it); it gets one click instead."""
+    from sat.model.builder import build_model
+    from sat.model.config import BackboneConfig, HeadConfig, ModelConfig
+    from sat.train.interaction import interactive_logits
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(text_dim=16, backbone=BackboneConfig(channels=(4, 8, 16), out_channels=8),
+                      head=HeadConfig(d_model=16, layers=1, heads=2, interactive=True))
+    net = build_model(cfg, ["liver", "spleen"], torch.randn(2, 16))
+    for name, p in net.named_parameters():
+        p.requires_grad_(name.startswith("head.prompt."))
+    target = torch.zeros(1, 2, 16, 16, 16)
+    target[0, 0, 4:10, 4:10, 4:10] = 1
+    it = InteractionConfig(enabled=True, freeze_base=True, max_clicks=0, box_prob=0.0, no_text_prob=0.0)
+    out, prompts = interactive_logits(net, torch.randn(1, 1, 16, 16, 16), torch.tensor([[0, 1]]), None,
+                                      torch.ones(1, 2, dtype=torch.bool), target, it)
+    assert out.requires_grad and out.shape == (1, 2, 16, 16, 16)
