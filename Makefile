@@ -23,5 +23,5 @@ test: $(STAMP)
 	# pytest exits 5 when no test is collected; that is a failure of the suite, not a pass.
 	$(BIN)/python -m pytest -q -x --durations=15
 
-clean:  # keeps the committed real-data checkpoint (outputs/real/universal.ckpt)
-	rm -rf data $(filter-out outputs/real,$(wildcard outputs/*)) $(filter-out outputs/real/universal.ckpt,$(wildcard outputs/real/*))
+clean:  # keeps the committed real-data checkpoints (outputs/real/universal.ckpt, interactive.ckpt)
+	rm -rf data $(filter-out outputs/real,$(wildcard outputs/*)) $(filter-out outputs/real/universal.ckpt outputs/real/interactive.ckpt,$(wildcard outputs/real/*))
