@@ -152,7 +152,7 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         trained = train_specialists(profile, shards, base, budget_s) if specialists else {}
         if trained:  # kept so a failed evaluation can be rerun without training again
             torch.save({n: s.net.state_dict() for n, s in trained.items()}, work / "specialists.pt")
-        from sat.bench.real_eval import evaluate_all  # imported here: scoring code is read when scoring starts
+        from sat.bench.real_eval import evaluate_all  # the scoring stack (Segmenter, metrics) loads only now
         from sat.bench.real_postprocess import advice, key
 
         t0 = time.perf_counter()

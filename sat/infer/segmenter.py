@@ -143,7 +143,8 @@ class Segmenter:
         if isinstance(choice, (set, frozenset, list, tuple)):
             return {str(c) for c in choice}
         if not isinstance(choice, bool):
-            raise ValueError(f"largest_component must be True, False or None, not {choice!r}")
+            raise ValueError(f"largest_component must be True, False, None or a list of concept ids, "
+                             f"not {choice!r}")
         return True if choice else set()
 
     @classmethod
@@ -315,7 +316,7 @@ class Segmenter:
 
     def segment(self, image, prompts: list[str] | None = None, modality: str | None = None, *,
                 affine=None, all_concepts: bool = False, probabilities: bool = False,
-                tta: bool | None = None, largest_component: bool | None = None) -> SegmentationResult:
+                tta: bool | None = None, largest_component: bool | list[str] | None = None) -> SegmentationResult:
         """Segment ``prompts`` (free text) in ``image``.
 
         Args:
@@ -328,8 +329,8 @@ class Segmenter:
             probabilities: keep float16 probability maps on the input grid (memory: 2 bytes per
                 voxel per prompt).
             tta: left-right mirrored test-time augmentation (default: the Segmenter's ``tta``).
-            largest_component: ``True`` / ``False`` for every concept in this call (default: the
-                Segmenter's setting).
+            largest_component: ``True`` / ``False`` for every concept in this call, or a list of
+                concept ids (default: the Segmenter's setting).
 
         Returns:
             A :class:`SegmentationResult` whose masks have exactly the input's shape and affine.
