@@ -18,6 +18,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import Dataset
 
+from sat.data.repeat_factor import case_crops, concept_frequencies, repeat_factors
 from sat.data.sampling import SamplingConfig, add_group_concepts, sample_crop
 from sat.data.shard_format import decode_case, decode_sample
 from sat.model.universal import modality_index
@@ -70,9 +71,11 @@ class _ToExample:
     Masks are expanded only for the crop and only for its queries (see :func:`sample_crop`).
     """
 
-    def __init__(self, cfg: SamplingConfig, groups: dict, mirrors: dict, crops_per_case: int, seed: int):
+    def __init__(self, cfg: SamplingConfig, groups: dict, mirrors: dict, crops_per_case: int, seed: int,
+                 factors: dict[str, float] | None = None):
         self.cfg, self.groups, self.mirrors = cfg, groups, mirrors
         self.crops_per_case, self.seed = crops_per_case, seed
+        self.factors = factors or {}  # concept -> repeat factor (sat.data.repeat_factor); {} = uniform
         self.rng: np.random.Generator | None = None
 
     def _generator(self) -> np.random.Generator:
@@ -88,8 +91,12 @@ class _ToExample:
             case = decode_case(raw)  # code map + lookup table: no per-concept masks yet
             meta = case.meta
             labels = add_group_concepts(case.labels.select(list(meta["annotated"])), self.groups)
-            for _ in range(self.crops_per_case):
-                ex = sample_crop(case.image, labels, self.cfg, rng, self.mirrors, meta.get("image_min"))
+            n = self.crops_per_case
+            if self.factors:
+                n = case_crops([c for c, p in zip(labels.concepts, labels.present) if p], self.factors, n, rng)
+            for _ in range(n):
+                ex = sample_crop(case.image, labels, self.cfg, rng, self.mirrors, meta.get("image_min"),
+                                 center_weights=self.factors)
                 ex["image"] = _augment(ex["image"], rng)
                 ex.update(modality=meta["modality"], dataset=meta["dataset"])
                 yield ex
@@ -187,7 +194,10 @@ class ShardDataModule(L.LightningDataModule):
                     wds.batched(self.batch_size, collation_fn=collate, partial=False)]
         sources, probs = [], []
         for name, spec in sorted(self.train.items()):
-            to_example = _ToExample(self.sampling_for(name), groups, mirrors, self.crops_per_case, self.seed)
+            cfg = self.sampling_for(name)
+            factors = repeat_factors(concept_frequencies(expand_urls(spec, self.allow_pipe)),
+                                     cfg.repeat_threshold, cfg.repeat_power) if cfg.repeat_threshold > 0 else {}
+            to_example = _ToExample(cfg, groups, mirrors, self.crops_per_case, self.seed, factors)
             pipe = wds.DataPipeline(
                 wds.ResampledShards(expand_urls(spec, self.allow_pipe), seed=self.seed, deterministic=True),
                 wds.tarfile_to_samples(handler=wds.warn_and_continue),

@@ -23,6 +23,10 @@ class SamplingConfig:
         foreground_prob: chance that a crop is centred on a random voxel of a random present concept.
         max_queries: cap on queries per crop. negative_ratio: negatives per positive (at least one).
         lr_flip_prob: chance of a left-right flip; lateral concepts are swapped with their mirrors.
+        repeat_threshold, repeat_power: repeat-factor sampling of rare structures
+            (:mod:`sat.data.repeat_factor`): a concept present in a fraction f of its dataset's
+            training cases gets r = max(1, (threshold / f) ** power) more crops and crop centres;
+            0 disables it.
     """
 
     patch_size: tuple[int, int, int] = (48, 48, 48)
@@ -30,6 +34,8 @@ class SamplingConfig:
     max_queries: int = 16
     negative_ratio: float = 1.0
     lr_flip_prob: float = 0.0
+    repeat_threshold: float = 0.0
+    repeat_power: float = 0.5
 
 
 def add_group_concepts(labels: CodedLabels, groups: dict[str, list[str]]) -> CodedLabels:
@@ -67,7 +73,8 @@ def random_voxel(labels: CodedLabels, k: int, rng: np.random.Generator, tries: i
 
 
 def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng: np.random.Generator,
-                mirrors: dict[str, str] | None = None, pad_value: float | None = None) -> dict:
+                mirrors: dict[str, str] | None = None, pad_value: float | None = None,
+                center_weights: dict[str, float] | None = None) -> dict:
     """Crop, choose queries, optionally flip left-right.
 
     Args:
@@ -76,6 +83,8 @@ def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng
         labels: code map of the same grid; every channel counts as annotated.
         mirrors: concept id -> mirror id for lateral concepts (needed for flips).
         pad_value: image value outside the case (default: the image minimum).
+        center_weights: concept id -> weight of centring a foreground crop on it (default 1 each;
+            the repeat factors of :mod:`sat.data.repeat_factor`).
 
     Returns:
         dict with ``image`` (C, *patch) float32, ``target`` (Q, *patch) bool, ``concepts`` (Q ids).
@@ -86,7 +95,12 @@ def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng
         raise ValueError(f"label grid {labels.codes.shape} differs from the image grid {shape}")
     present = [k for k, p in enumerate(labels.present) if p]
     if present and rng.random() < cfg.foreground_prob:
-        center = random_voxel(labels, int(rng.choice(present)), rng)
+        if center_weights:
+            w = np.array([center_weights.get(labels.concepts[k], 1.0) for k in present])
+            k = int(rng.choice(present, p=w / w.sum()))
+        else:
+            k = int(rng.choice(present))
+        center = random_voxel(labels, k, rng)
     else:
         center = tuple(int(rng.integers(0, n)) for n in shape)
     start = _crop_start(shape, patch, center, rng)
