@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sat.errors import InputError
+from sat.infer.click_locality import accept_near_clicks, click_voxels
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, POSITIVE, Prompts
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,24 @@ def _click(p) -> tuple[tuple[float, float, float], bool]:
     return xyz, sign not in ("-", "neg", False, 0)
 
 
+def _before_clicks(seg, cache, concepts: list[str], clicks, box, volume, pre, space: str, has_text: bool
+                   ) -> torch.Tensor:
+    """(x, y, z) probabilities of the text and box alone (zeros when neither), cached per volume."""
+    from sat.model.sliding_window import decode_prompts
+
+    if not has_text and box is None:
+        return torch.zeros(cache.shape, dtype=torch.float16)
+    key = (tuple(concepts), None if box is None else tuple(np.asarray(box, dtype=float).ravel()), has_text, space)
+    memo = seg._cache.setdefault("before_clicks", {})
+    if key not in memo:
+        prompts = None if box is None else grid_prompts([], box, volume, pre["affine"], cache.shape,
+                                                         has_text=has_text, n_queries=len(concepts), space=space)
+        memo[key] = decode_prompts(seg.net, cache, concepts, device=seg.device, prompts=prompts).amax(0)
+    return memo[key]
+
+
 def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modality: str | None = None,
-           space: str = "world", probabilities: bool = False):
+           space: str = "world", probabilities: bool = False, local: bool = True):
     """The body of :meth:`Segmenter.refine` (see there); returns a one-structure result."""
     from sat.infer.result import SegmentationResult, Structure
     from sat.infer.restore import restore_prompts
@@ -177,14 +194,18 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if ensure_prompt_encoder(seg.net):  # after the input checks: bad input gets one line, not two
         seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
                                             "removes a blob around itself and a box cuts the mask to the box")
+    before = None
+    if (local or box is None) and prompts.n_clicks:
+        before = _before_clicks(seg, features[0], concepts, clicks, box, volume, pre, space, bool(prompt))
     if prompt and box is None and prompts.n_clicks and not bool((prompts.labels == POSITIVE).any()):
-        base = decode_prompts(seg.net, features[0], concepts, device=seg.device)
-        if not bool((base > 0.5).any()):
+        if not bool((before > 0.5).any()):
             log.warning("negative click(s) ignored: the mask for %r is empty, there is nothing to correct", prompt)
             prompts = None
-    probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts)
+    probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
+    if local and before is not None and prompts is not None:
+        probs = accept_near_clicks(before, probs, click_voxels(prompts))
     side = concept.laterality if concept is not None else "none"
-    r = restore_prompts(probs.amax(0, keepdim=True), pre["affine"], volume, [side],
+    r = restore_prompts(probs[None], pre["affine"], volume, [side],
                         keep_probabilities=probabilities)[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}

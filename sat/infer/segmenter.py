@@ -219,8 +219,8 @@ class Segmenter:
         self._cache = {}
 
     def refine(self, result_or_volume, prompt: str | None = None, points=(), box=None, *,
-               modality: str | None = None, space: str = "world", probabilities: bool = False
-               ) -> SegmentationResult:
+               modality: str | None = None, space: str = "world", probabilities: bool = False,
+               local: bool = True) -> SegmentationResult:
         """Correct one structure with clicks and a box, reusing the image's cached features.
 
         Args:
@@ -232,6 +232,9 @@ class Segmenter:
                 box flat along one axis is a 2D box drawn on that slice.
             space: ``"world"`` (RAS+ mm, the frame of ``Volume.affine``) or ``"voxel"`` (input indices).
             probabilities: keep the float16 probability map.
+            local: take the clicked answer only in changed regions connected to a click, and the
+                text / box answer elsewhere (:mod:`sat.infer.click_locality`); False: the whole
+                clicked answer.
 
         Returns:
             A result with one structure (see :mod:`sat.infer.refine`).
@@ -244,7 +247,7 @@ class Segmenter:
         threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
         with cpu_threads(threads):
             return refine(self, result_or_volume, prompt, points, box, modality=modality, space=space,
-                          probabilities=probabilities)
+                          probabilities=probabilities, local=local)
 
     def _prepare(self, volume: Volume, modality: str, tta: bool) -> tuple[list[FeatureCache], dict]:
         """Preprocess and encode ``volume`` once (twice with TTA); reuse while it is alive."""

@@ -1,0 +1,64 @@
+"""Keep a click's correction where the click is: changes connected to a click are accepted, the rest
+of the mask stays as it was before the clicks.
+
+A click is local evidence ("this voxel is the structure", "this one is not"), but the network
+answers it with a whole new mask, and part of that answer can move far from the click: a positive
+click in a missed parotid lobe that also thins the gland's opposite border, a negative click on a
+leak that shifts the larynx elsewhere. Measured with the simulated user on the real validation
+patients, one of five clicks lowered the mean Dice in three of four protocol rows. Focus-region
+refinement in 2D interactive segmentation (e.g. FocalClick, Chen et al., CVPR 2022) answers this by
+letting a click change only the neighbourhood of the click; here the neighbourhood is found from the
+answer itself: the voxels whose label changed form connected components, and only components
+that touch a click (its voxel or the 26 around it) take the new probabilities. A missed lobe that
+a positive click fills is one component through the click and is kept whole, however large.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from sat.model.prompts import PAD, Prompts
+
+
+def click_voxels(prompts: Prompts | None) -> np.ndarray:
+    """(N, 3) int voxel indices of the clicks of the first query (padding left out)."""
+    if prompts is None or prompts.n_clicks == 0:
+        return np.zeros((0, 3), dtype=int)
+    keep = (prompts.labels[0, 0] != PAD).cpu().numpy()
+    return np.rint(prompts.points[0, 0].cpu().numpy()[keep]).astype(int).reshape(-1, 3)
+
+
+def accept_near_clicks(before: torch.Tensor, after: torch.Tensor, clicks: np.ndarray,
+                       threshold: float = 0.5) -> torch.Tensor:
+    """Probabilities that follow ``after`` only in changed regions connected to a click.
+
+    Args:
+        before: (X, Y, Z) probabilities without clicks (text and / or box only; zeros when neither).
+        after: (X, Y, Z) probabilities with the clicks, same grid.
+        clicks: (N, 3) click voxels on that grid; with none, ``after`` is returned as is.
+        threshold: the foreground cut that defines "changed".
+
+    Returns:
+        (X, Y, Z) probabilities, ``after``'s dtype: ``after`` inside every component of
+        ``(before > t) xor (after > t)`` (26-connected) that holds a click or a voxel next to one,
+        ``before`` elsewhere.
+    """
+    if before.shape != after.shape:
+        raise ValueError(f"probability grids differ: {tuple(before.shape)} and {tuple(after.shape)}")
+    if len(clicks) == 0:
+        return after
+    changed = ((before > threshold) ^ (after > threshold)).cpu().numpy()
+    labels, n = ndimage.label(changed, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return after
+    hit = set()
+    shape = np.asarray(changed.shape)
+    for v in clicks:
+        lo, hi = np.clip(v - 1, 0, shape - 1), np.clip(v + 2, 1, shape)
+        hit.update(int(x) for x in np.unique(labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]))
+    hit.discard(0)
+    if not hit:
+        return before.to(after.dtype)
+    accept = torch.from_numpy(np.isin(labels, sorted(hit)))
+    return torch.where(accept, after, before.to(after.dtype))

@@ -1,0 +1,59 @@
+"""A click's correction is kept where the click is: changed regions connected to a click take the
+clicked answer, every other voxel keeps the answer before the clicks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sat.infer.click_locality import accept_near_clicks, click_voxels
+from sat.model.prompts import NEGATIVE, PAD, POSITIVE, Prompts
+
+
+def _grid() -> torch.Tensor:
+    return torch.zeros((20, 20, 20), dtype=torch.float16)
+
+
+def test_only_changes_through_a_click_are_taken():
+    before = _grid()
+    before[2:8, 2:8, 2:8] = 0.9                 # the structure as text found it
+    after = before.clone()
+    after[8:11, 2:8, 2:8] = 0.8                 # grown where the user clicked: kept
+    after[15:18, 15:18, 15:18] = 0.7            # a new blob far from any click: dropped
+    after[2:4, 2:8, 2:8] = 0.1                  # the far border thinned: restored
+    out = accept_near_clicks(before, after, np.array([[9, 5, 5]]))
+    assert out.dtype == after.dtype
+    assert bool((out[8:11, 2:8, 2:8] == after[8:11, 2:8, 2:8]).all())
+    assert bool((out[15:18, 15:18, 15:18] == 0).all())
+    assert bool((out[2:4, 2:8, 2:8] == before[2:4, 2:8, 2:8]).all())
+
+
+def test_a_negative_click_removes_the_leak_it_sits_in_and_nothing_else():
+    before = _grid()
+    before[2:8, 2:8, 2:8] = 0.9
+    before[12:16, 12:16, 12:16] = 0.9           # a leak
+    after = before.clone()
+    after[12:16, 12:16, 12:16] = 0.2
+    after[2:8, 2:8, 2:4] = 0.3                  # collateral damage away from the click
+    out = accept_near_clicks(before, after, np.array([[13, 13, 13]]))
+    assert bool((out[12:16, 12:16, 12:16] < 0.5).all())
+    assert bool((out[2:8, 2:8, 2:8] > 0.5).all())
+
+
+def test_a_click_next_to_the_change_counts_and_no_click_changes_nothing():
+    before, after = _grid(), _grid()
+    after[5:9, 5:9, 5:9] = 0.9
+    assert bool((accept_near_clicks(before, after, np.array([[4, 6, 6]]))[5:9, 5:9, 5:9] > 0.5).all())
+    assert bool((accept_near_clicks(before, after, np.array([[0, 19, 0]])) == 0).all())
+    assert accept_near_clicks(before, after, np.zeros((0, 3), int)) is after
+    with pytest.raises(ValueError, match=r"\(20, 20, 20\) and \(2, 2, 2\)"):
+        accept_near_clicks(before, torch.zeros((2, 2, 2)), np.array([[1, 1, 1]]))
+
+
+def test_click_voxels_skip_padding():
+    p = Prompts.empty(1, 2, k=3)
+    p.points[0, :, 0] = torch.tensor([1.2, 2.7, 3.0])
+    p.points[0, :, 1] = torch.tensor([4.0, 5.0, 6.4])
+    p.labels[0, :, 0], p.labels[0, :, 1], p.labels[0, :, 2] = POSITIVE, NEGATIVE, PAD
+    assert click_voxels(p).tolist() == [[1, 3, 3], [4, 5, 6]]
+    assert click_voxels(None).shape == (0, 3)
