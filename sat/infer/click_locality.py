@@ -49,16 +49,21 @@ def accept_near_clicks(before: torch.Tensor, after: torch.Tensor, clicks: np.nda
     if len(clicks) == 0:
         return after
     changed = ((before > threshold) ^ (after > threshold)).cpu().numpy()
-    labels, n = ndimage.label(changed, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
+    box = ndimage.find_objects(changed.astype(np.uint8))
+    if not box:
         return after
+    box = box[0]  # label only the changed voxels' bounding box: a click costs milliseconds here
+    origin = np.array([s.start for s in box])
+    labels, _ = ndimage.label(changed[box], structure=np.ones((3, 3, 3), bool))
     hit = set()
-    shape = np.asarray(changed.shape)
-    for v in clicks:
-        lo, hi = np.clip(v - 1, 0, shape - 1), np.clip(v + 2, 1, shape)
-        hit.update(int(x) for x in np.unique(labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]))
+    shape = np.asarray(labels.shape)
+    for v in np.asarray(clicks) - origin:
+        lo, hi = np.clip(v - 1, 0, shape), np.clip(v + 2, 0, shape)
+        if np.all(hi > lo):
+            hit.update(int(x) for x in np.unique(labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]))
     hit.discard(0)
-    if not hit:
-        return before.to(after.dtype)
-    accept = torch.from_numpy(np.isin(labels, sorted(hit)))
-    return torch.where(accept, after, before.to(after.dtype))
+    out = before.to(after.dtype).clone()
+    if hit:
+        accept = torch.from_numpy(np.isin(labels, sorted(hit)))
+        out[box] = torch.where(accept, after[box], out[box])
+    return out
