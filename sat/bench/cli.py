@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     it.add_argument("--clicks", type=int, default=5, help="corrective clicks per structure (default 5)")
     it.add_argument("--threads", default="auto", help="CPU threads: a number or auto")
     it.add_argument("--out", type=Path, help="Markdown file (default: docs/results/interactive.md)")
+    it.add_argument("--global-clicks", action="store_true",
+                    help="take the whole clicked answer (default: only changes connected to a click)")
     sp = sub.add_parser("speed", help="inference, training-step, data-pipeline and memory timings")
     sp.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
     sp.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
@@ -104,11 +106,15 @@ def run_interactive_command(args, command: str) -> Path:
         threads = int(threads)
     curves, trained = run_benchmark(args.checkpoint, data=args.data, phantoms=args.phantoms,
                                     max_cases=args.max_cases, clicks=args.clicks, threads=threads,
-                                    log=lambda m: print(m, file=sys.stderr))
+                                    log=lambda m: print(m, file=sys.stderr), local=not args.global_clicks)
     if not curves:
         raise InputError("no structure was scored (no cases found, or none the checkpoint can answer)")
     out = args.out if args.out is not None else resolve_path("docs/results/interactive.md")
-    return write_report(curves, out, command=command, checkpoint=str(args.checkpoint), trained_clicks=trained)
+    note = ("Clicks: the whole clicked answer is taken (`--global-clicks`)." if args.global_clicks else
+            "Clicks: only changes connected to a click are taken, the rest keeps the text / box answer "
+            "(`Segmenter.refine(local=True)`, the default; `--global-clicks` takes the whole answer).")
+    return write_report(curves, out, command=command, checkpoint=str(args.checkpoint), trained_clicks=trained,
+                        note=note)
 
 
 def run_phantom_command(profile, out: Path, work: Path, command: str) -> Path:
