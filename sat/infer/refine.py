@@ -5,7 +5,9 @@ indices of the input image with ``space="voxel"``; they are mapped to the model 
 survive the resampling. The image's backbone features are the ones :meth:`Segmenter.segment`
 cached (the same :class:`Volume` object), so a click costs only the head over the windows and the
 restore to the input grid. Points are the whole click history: each call answers "text + all these
-clicks", nothing is remembered between calls.
+clicks", nothing is remembered between calls but the answer without clicks (cached with the
+features), against which the clicked answer is kept only near the clicks
+(:mod:`sat.infer.click_locality`).
 
 Bad input never raises anything but :class:`InputError` (one line): a point outside the image, a box
 outside it or flat along two or more axes, negative clicks alone with neither text nor box. A click
@@ -146,8 +148,7 @@ def _click(p) -> tuple[tuple[float, float, float], bool]:
     return xyz, sign not in ("-", "neg", False, 0)
 
 
-def _before_clicks(seg, cache, concepts: list[str], clicks, box, volume, pre, space: str, has_text: bool
-                   ) -> torch.Tensor:
+def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str, has_text: bool) -> torch.Tensor:
     """(x, y, z) probabilities of the text and box alone (zeros when neither), cached per volume."""
     from sat.model.sliding_window import decode_prompts
 
@@ -194,10 +195,11 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if ensure_prompt_encoder(seg.net):  # after the input checks: bad input gets one line, not two
         seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
                                             "removes a blob around itself and a box cuts the mask to the box")
-    before = None
-    if (local or box is None) and prompts.n_clicks:
-        before = _before_clicks(seg, features[0], concepts, clicks, box, volume, pre, space, bool(prompt))
-    if prompt and box is None and prompts.n_clicks and not bool((prompts.labels == POSITIVE).any()):
+    negative_only = bool(prompt) and box is None and not bool((prompts.labels == POSITIVE).any())
+    before = None  # the answer without clicks: for locality, and to see whether a negative click has a mask to cut
+    if prompts.n_clicks and (local or negative_only):
+        before = _before_clicks(seg, features[0], concepts, box, volume, pre, space, bool(prompt))
+    if negative_only and before is not None:
         if not bool((before > 0.5).any()):
             log.warning("negative click(s) ignored: the mask for %r is empty, there is nothing to correct", prompt)
             prompts = None
