@@ -194,12 +194,12 @@ class ShardDataModule(L.LightningDataModule):
                     wds.batched(self.batch_size, collation_fn=collate, partial=False)]
         sources, probs = [], []
         for name, spec in sorted(self.train.items()):
-            cfg = self.sampling_for(name)
-            factors = repeat_factors(concept_frequencies(expand_urls(spec, self.allow_pipe)),
-                                     cfg.repeat_threshold, cfg.repeat_power) if cfg.repeat_threshold > 0 else {}
+            cfg, urls = self.sampling_for(name), expand_urls(spec, self.allow_pipe)
+            factors = repeat_factors(concept_frequencies(urls), cfg.repeat_threshold,
+                                     cfg.repeat_power) if cfg.repeat_threshold > 0 else {}
             to_example = _ToExample(cfg, groups, mirrors, self.crops_per_case, self.seed, factors)
             pipe = wds.DataPipeline(
-                wds.ResampledShards(expand_urls(spec, self.allow_pipe), seed=self.seed, deterministic=True),
+                wds.ResampledShards(urls, seed=self.seed, deterministic=True),
                 wds.tarfile_to_samples(handler=wds.warn_and_continue),
                 wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer),
                 to_example,
