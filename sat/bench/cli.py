@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     rl.add_argument("--work", type=Path, help="shards and runs (default: the profile's work_dir)")
     rl.add_argument("--checkpoint", type=Path, help="score this universal checkpoint instead of training one")
     rl.add_argument("--no-specialists", action="store_true", help="skip the per-dataset specialists")
+    rl.add_argument("--rescore", action="store_true",
+                    help="score the models of the finished run in the work folder again, without training")
     rl.add_argument("--max-cases", type=int, help="cases per split and dataset (default: the profile's)")
     it = sub.add_parser("interactive", help="a simulated user refines masks: Dice and NSD per click")
     it.add_argument("--checkpoint", type=Path, default=Path("outputs/real/universal.ckpt"),
@@ -161,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             profile = replace(profile, max_cases=args.max_cases)
         if args.checkpoint is not None and not args.checkpoint.is_file():
             raise InputError(f"checkpoint not found: {args.checkpoint}")
+        if args.rescore and args.checkpoint is not None:
+            raise InputError("--rescore scores the work folder's trained models; leave out --checkpoint")
         work = args.work if args.work is not None else resolve_path(profile.work_dir) / profile.name
-        md = write_real_report(run_real(profile, work, args.checkpoint, not args.no_specialists), out, command)
+        md = write_real_report(run_real(profile, work, args.checkpoint, not args.no_specialists, args.rescore),
+                               out, command)
     else:
         md = run_speed_command(profile, out, command)
     print(f"wrote {md}")

@@ -12,6 +12,7 @@ real multi-patient data, scored on the validation patients in their original fil
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ import yaml
 
 from sat.bench.config import resolve_path
 from sat.bench.real_profile import RealProfile
+from sat.errors import InputError
 from sat.train.experiment import ExperimentConfig, fit, trained_steps
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ def train_universal(profile: RealProfile, shards: Path, out: Path) -> dict:
 
 def train_specialists(profile: RealProfile, shards: Path, base: dict, universal_s: float) -> dict:
     """One specialist per dataset; together they get the universal model's budget."""
+    from sat.data.manifest import rule_record
     from sat.data.recipes import load_recipe
     from sat.bench.real_specialist import train_specialist
     from sat.losses.partial_label import LossConfig
@@ -107,7 +110,8 @@ def train_specialists(profile: RealProfile, shards: Path, base: dict, universal_
                                      spacing=recipe.spacing, patch=ds.patch_size, filters=profile.specialist_filters,
                                      sampling=sampling, loss=loss, batch_size=profile.batch_size, lr=profile.lr,
                                      weight_decay=wd, seconds=seconds, steps=steps, seed=profile.seed,
-                                     loader_workers=profile.loader_workers)
+                                     loader_workers=profile.loader_workers,
+                                     intensity={recipe.modality.upper(): rule_record(recipe)} if recipe.intensity else None)
     return out
 
 
@@ -125,7 +129,26 @@ def trained_checkpoint(path: Path) -> dict:
             "given": True}
 
 
-def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, specialists: bool = True) -> dict:
+def write_trained(work: Path, record: dict) -> Path:
+    """``work/trained.json``: what training left (shards, timings, checkpoint) for a later rescore."""
+    path = work / "trained.json"
+    path.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    return path
+
+
+def read_trained(work: Path) -> dict:
+    """The record :func:`write_trained` left; ``InputError`` when ``work`` holds no finished run."""
+    path = work / "trained.json"
+    if not path.is_file():
+        raise InputError(f"nothing to rescore: {path} not found (run sat benchmark real without --rescore first)")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not Path(record["universal"]["checkpoint"]).is_file():
+        raise InputError(f"nothing to rescore: checkpoint {record['universal']['checkpoint']} not found")
+    return record
+
+
+def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, specialists: bool = True,
+             rescore: bool = False) -> dict:
     """Run the benchmark; returns the profile, timings, machine facts and every per-case row.
 
     Args:
@@ -133,8 +156,13 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
             unless specialists are trained).
         specialists: train and score the per-dataset specialists (their budget is the universal
             run's wall time, or the profile's ``minutes`` when a checkpoint is given).
+        rescore: score the models a finished run left in ``work`` again (``trained.json``,
+            ``universal/model.ckpt``, ``specialists.pt``) without training, for example with another
+            evaluation setting of the profile; the report keeps that run's training times, and its
+            total is that run's time before evaluation plus this evaluation.
     """
     from sat.model.checkpoint import load_checkpoint, update_extra
+    from sat.bench.real_specialist import load_specialists, save_specialists
 
     threads = torch.get_num_threads()
     torch.set_num_threads(profile.threads)
@@ -142,16 +170,25 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         t_start = time.perf_counter()
         machine = _machine()
         work.mkdir(parents=True, exist_ok=True)
-        shards = work / "shards"
-        built = build_real_shards(profile, shards) if checkpoint is None or specialists else {}
-        data_s = time.perf_counter() - t_start
-        base = yaml.safe_load(resolve_path(profile.base_config).read_text(encoding="utf-8")) or {}
-        universal = (train_universal(profile, shards, work / "universal") if checkpoint is None
-                     else trained_checkpoint(Path(checkpoint)))
-        budget_s = universal["train_s"] if universal["train_s"] is not None else 60.0 * profile.minutes
-        trained = train_specialists(profile, shards, base, budget_s) if specialists else {}
-        if trained:  # kept so a failed evaluation can be rerun without training again
-            torch.save({n: s.net.state_dict() for n, s in trained.items()}, work / "specialists.pt")
+        if rescore:
+            record = read_trained(work)
+            built, data_s, universal = record["shards"], record["data_s"], record["universal"]
+            trained = load_specialists(work / "specialists.pt") if specialists and record["specialists"] else {}
+            before_eval_s = record["before_eval_s"] + (time.perf_counter() - t_start)
+        else:
+            shards = work / "shards"
+            built = build_real_shards(profile, shards) if checkpoint is None or specialists else {}
+            data_s = time.perf_counter() - t_start
+            base = yaml.safe_load(resolve_path(profile.base_config).read_text(encoding="utf-8")) or {}
+            universal = (train_universal(profile, shards, work / "universal") if checkpoint is None
+                         else trained_checkpoint(Path(checkpoint)))
+            budget_s = universal["train_s"] if universal["train_s"] is not None else 60.0 * profile.minutes
+            trained = train_specialists(profile, shards, base, budget_s) if specialists else {}
+            if trained:  # kept so the evaluation can be rerun without training again (rescore)
+                save_specialists(trained, profile.specialist_filters, work / "specialists.pt")
+            before_eval_s = time.perf_counter() - t_start
+            write_trained(work, {"shards": built, "data_s": data_s, "universal": universal,
+                                 "specialists": sorted(trained), "before_eval_s": before_eval_s})
         from sat.bench.real_eval import evaluate_all  # the scoring stack (Segmenter, metrics) loads only now
         from sat.bench.real_postprocess import advice, key
 
@@ -161,6 +198,7 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
         chosen = extras.pop("chosen")  # on the validation patients; deployed from now on
         _, meta = load_checkpoint(universal["checkpoint"])
         inference = {**(meta.extra.get("inference") or {}), **advice(chosen.get("universal", {})),
+                     "overlap": profile.overlap,
                      "chosen_on": "validation patients of sat benchmark real"}
         ckpt = resolve_path(profile.checkpoint)
         ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -174,6 +212,7 @@ def run_real(profile: RealProfile, work: Path, checkpoint: Path | None = None, s
                                     "filters": list(profile.specialist_filters)} for n, s in trained.items()},
                 "postprocessing": {"tta": inference.get("tta", False),
                                    "chosen": {m: {c: key(v) for c, v in cs.items()} for m, cs in chosen.items()}},
-                "rows": rows, **extras, "eval_s": eval_s, "total_s": time.perf_counter() - t_start}
+                "rows": rows, **extras, "eval_s": eval_s, "rescored": rescore,
+                "total_s": before_eval_s + (time.perf_counter() - t0)}
     finally:
         torch.set_num_threads(threads)

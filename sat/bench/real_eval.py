@@ -93,7 +93,7 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
     from sat.infer.segmenter import Segmenter
 
     plain = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads, thresholds={},
-                                      largest_component=False)
+                                      largest_component=False, overlap=profile.overlap)
     # the specialists get the universal model's test-time mirroring whenever it has it
     mirrors = {c.id: c.mirror for c in plain.tree.concepts.values() if c.mirror}
     rows, probs = [], {}  # probs: (dataset, case) -> specialist probabilities on the input grid
@@ -102,7 +102,8 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
             rows += _universal_rows(plain, case, profile.paraphrases)
             spec = specialists.get(name)
             if spec is not None:
-                pred = predict(spec, case.volume, case.modality, case.concepts, mirrors=mirrors if plain.tta else None)
+                pred = predict(spec, case.volume, case.modality, case.concepts, mirrors=mirrors if plain.tta else None,
+                               overlap=profile.overlap)
                 probs[(name, case.case_id)] = pred
                 rows += [{"model": "specialist", "dataset": case.dataset, "case": case.case_id, "concept": cid,
                           "style": "label", "prompt": None, "resolved": cid if cid in pred else None,
@@ -112,7 +113,8 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
     chosen = choose(rows)
     uni = advice(chosen.get("universal", {}))
     deployed = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads,
-                                         thresholds=uni["thresholds"], largest_component=uni["largest_component"])
+                                         thresholds=uni["thresholds"], largest_component=uni["largest_component"],
+                                         overlap=profile.overlap)
     scored, lateral = {}, []
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):

@@ -47,6 +47,8 @@ class RealProfile:
             model's comes from its experiment.
         paraphrases: concept id -> extra prompts of the robustness study, besides the tree's
             synonyms; ``{name}`` is the canonical name.
+        overlap: sliding-window overlap of both model families on the validation patients,
+            written into the universal checkpoint as its recommended inference overlap.
         laterality_max_dice: the laterality check passes when the mask for one side scores at most
             this Dice against the other side's reference, on every case.
         checkpoint: where the universal model's self-contained checkpoint is copied.
@@ -68,6 +70,7 @@ class RealProfile:
     specialist_filters: tuple[int, ...] = (16, 32, 64, 128, 256)
     lr: float = 2e-3
     paraphrases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    overlap: float = 0.25
     laterality_max_dice: float = 0.05
     checkpoint: str = "outputs/real/universal.ckpt"
     work_dir: str = "outputs/benchmark/real"
@@ -83,6 +86,8 @@ class RealProfile:
             raise InputError(f"set minutes > 0 or steps >= 1, got minutes={self.minutes}, steps={self.steps}")
         if any(d.weight <= 0 for d in self.datasets.values()):
             raise InputError("dataset weights must be > 0")
+        if not 0.0 <= float(self.overlap) < 1.0:
+            raise InputError(f"overlap must be in [0, 1), got {self.overlap!r}")
         self.paraphrases = {k: tuple(v) for k, v in (self.paraphrases or {}).items()}
 
     def share(self, name: str) -> float:

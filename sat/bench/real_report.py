@@ -141,7 +141,10 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
            + "; ".join(f"{m}: " + (", ".join(f"{c} {v}" for c, v in sorted(cs.items()) if v != "0.5") or "all plain")
                        for m, cs in sorted(post.get("chosen", {}).items()))
            + " (plain-mask Dice: `raw` in rows.json)"] if post else []),
-        f"wall time: data {result['data_s']:.0f} s, evaluation {result['eval_s']:.0f} s, total {result['total_s']:.0f} s",
+        f"sliding-window overlap {prof.get('overlap', 0.25)} for both families (recommended by the universal checkpoint)",
+        f"wall time: data {result['data_s']:.0f} s, evaluation {result['eval_s']:.0f} s, total {result['total_s']:.0f} s"
+        + (" (rescored with `--rescore`: the trained models of the run in the work folder, scored again; "
+           "the total is that run's time before evaluation plus this evaluation)" if result.get("rescored") else ""),
         f"machine: {result['machine']}",
         "validation patients only (OpenKBP validation-pats; a fixed 20 % hash hold-out of MSD Task04); "
         "scored on each case's original file grid; uncontoured organs are not scored",

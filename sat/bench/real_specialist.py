@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from sat.errors import InputError
 from sat.losses.partial_label import LossConfig, PartialLabelLoss
 
 
@@ -28,6 +30,16 @@ class Specialist:
     patch: tuple[int, int, int]
     steps: int
     train_s: float
+    intensity: dict | None = None  # IntensityRule fields of its shards (None: the modality's default)
+
+    def preprocess(self):
+        """The :class:`PreprocessSpec` its shards were built with."""
+        from sat.volume.preprocess import IntensityRule, PreprocessSpec
+
+        spec = PreprocessSpec(spacing=self.spacing)
+        if self.intensity:
+            spec.rules.update({m: IntensityRule(**r) for m, r in self.intensity.items()})
+        return spec
 
 
 def build_dynunet(filters: tuple[int, ...], n_out: int) -> torch.nn.Module:
@@ -67,7 +79,7 @@ def query_logits(logits: torch.Tensor, batch: dict, channel: dict[str, int]) -> 
 def train_specialist(name: str, pattern: str, concepts: list[str], *, spacing, patch, filters,
                      sampling: dict, loss: LossConfig, batch_size: int, lr: float, weight_decay: float,
                      seconds: float, steps: int, seed: int, loader_workers: int = 1,
-                     warmup_steps: int = 50) -> Specialist:
+                     warmup_steps: int = 50, intensity: dict | None = None) -> Specialist:
     """Train one specialist on dataset ``name`` until ``seconds`` (if > 0) or ``steps`` run out.
 
     Args:
@@ -105,12 +117,13 @@ def train_specialist(name: str, pattern: str, concepts: list[str], *, spacing, p
         done += 1
         if done >= budget or (seconds > 0 and time.perf_counter() - t0 >= seconds):
             break
-    return Specialist(net.eval(), list(concepts), tuple(spacing), tuple(patch), done, time.perf_counter() - t0)
+    return Specialist(net.eval(), list(concepts), tuple(spacing), tuple(patch), done, time.perf_counter() - t0,
+                      intensity)
 
 
 @torch.no_grad()
 def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mirrors: dict[str, str] | None = None,
-            ) -> dict[str, np.ndarray]:
+            overlap: float = 0.25) -> dict[str, np.ndarray]:
     """Probabilities of ``concepts`` on ``volume``'s own grid: ``{concept id: (X, Y, Z) float16}``
     (concepts the specialist was not trained on are left out; thresholds and the largest-component
     rule are applied by the caller, :mod:`sat.bench.real_postprocess`).
@@ -122,10 +135,10 @@ def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mir
     """
     from monai.inferers import sliding_window_inference
 
-    from sat.volume.preprocess import PreprocessSpec, preprocess_case
+    from sat.volume.preprocess import preprocess_case
     from sat.infer.restore import restore_prompts
 
-    pre = preprocess_case(volume.array, volume.affine, modality, PreprocessSpec(spacing=spec.spacing), crop=True)
+    pre = preprocess_case(volume.array, volume.affine, modality, spec.preprocess(), crop=True)
     image = torch.from_numpy(pre["image"])[None]  # (1, 1, x, y, z)
     known = [c for c in concepts if c in spec.concepts]
     rows = [spec.concepts.index(c) for c in known]
@@ -136,7 +149,7 @@ def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mir
     pad = float(image.min())
 
     def window(x: torch.Tensor) -> torch.Tensor:  # (1, K, x, y, z) probabilities
-        return torch.sigmoid(sliding_window_inference(x, spec.patch, 2, spec.net, overlap=0.25, mode="gaussian",
+        return torch.sigmoid(sliding_window_inference(x, spec.patch, 2, spec.net, overlap=overlap, mode="gaussian",
                                                       cval=pad).float())
 
     prob = window(image)[0]  # (K, x, y, z)
@@ -148,3 +161,33 @@ def predict(spec: Specialist, volume, modality: str, concepts: list[str], *, mir
     prob = prob[rows]  # (k, x, y, z)
     restored = restore_prompts(prob, pre["affine"], volume, ["none"] * len(known), keep_probabilities=True)
     return {c: r.prob for c, r in zip(known, restored)}
+
+
+def save_specialists(trained: dict[str, Specialist], filters, path: Path) -> Path:
+    """Write the trained specialists (weights and how they were trained) so a later
+    ``sat benchmark real --rescore`` scores them again without training; returns ``path``."""
+    torch.save({"format": "sat-specialists/1", "filters": [int(f) for f in filters],
+                "nets": {n: s.net.state_dict() for n, s in trained.items()},
+                "meta": {n: {"concepts": list(s.concepts), "spacing": [float(v) for v in s.spacing],
+                             "patch": [int(v) for v in s.patch], "steps": int(s.steps), "train_s": float(s.train_s),
+                             "intensity": s.intensity}
+                         for n, s in trained.items()}}, path)
+    return path
+
+
+def load_specialists(path: Path) -> dict[str, Specialist]:
+    """The specialists :func:`save_specialists` wrote (``weights_only`` loading); ``InputError``
+    naming the file when it is missing or not such a file."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as e:  # missing, truncated or not a torch file
+        raise InputError(f"cannot read specialists {path}: {e}") from None
+    if not isinstance(blob, dict) or blob.get("format") != "sat-specialists/1":
+        raise InputError(f"{path} is not a specialists file of sat benchmark real (format sat-specialists/1)")
+    out = {}
+    for name, m in blob["meta"].items():
+        net = build_dynunet(tuple(blob["filters"]), len(m["concepts"]))
+        net.load_state_dict(blob["nets"][name])
+        out[name] = Specialist(net.eval(), list(m["concepts"]), tuple(m["spacing"]), tuple(m["patch"]),
+                               int(m["steps"]), float(m["train_s"]), m.get("intensity"))
+    return out

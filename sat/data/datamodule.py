@@ -18,6 +18,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import Dataset
 
+from sat.data.shard_rules import shard_rules
 from sat.data.repeat_factor import case_crops, concept_frequencies, repeat_factors
 from sat.data.sampling import SamplingConfig, add_group_concepts, sample_crop
 from sat.data.shard_format import decode_case, decode_sample
@@ -188,6 +189,7 @@ class ShardDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         groups, mirrors = self._tree_maps()
+        shard_rules(self.train)  # one intensity rule per modality, or a ValueError before any step
         # with per-dataset crops, batches (not samples) are mixed: a batch holds one crop size
         per_source = bool(self.dataset_sampling)
         batching = [wds.shuffle(4 * self.batch_size),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def rule_record(recipe: Recipe) -> dict | None:
+    """The intensity rule a recipe's shards are normalised with, as recorded in build parts."""
+    rule = recipe.intensity_rule()
+    return asdict(rule) if rule is not None else None
+
+
 def new_part(recipe: Recipe, split: str | None, part: int, num_parts: int, spacing) -> dict:
     """An empty record of one build part."""
     return {"format": FORMAT, "dataset": recipe.name, "split": split, "part": part,
             "num_parts": num_parts, "spacing": list(spacing), "channels": recipe.channels,
+            "intensity": rule_record(recipe),
             "license": recipe.license, "cases": {}, "failures": {}, "concepts": {}, "shards": {}}
 
 

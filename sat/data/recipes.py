@@ -92,6 +92,9 @@ class Recipe:
         weight: sampling weight factor when mixing datasets.
         holdout: fraction of the ``train`` split held out as ``val`` (chosen by a hash of the case
             id, so the same cases every time) when the dataset ships no validation split.
+        intensity: :class:`~sat.volume.preprocess.IntensityRule` fields for this recipe's
+            modality, replacing the default rule in its shards; the rule is recorded in every
+            shard sample and travels into the checkpoint, so inference normalises the same way.
     """
 
     name: str
@@ -112,11 +115,34 @@ class Recipe:
     notes: str = ""
     weight: float = 1.0
     holdout: float = 0.0
+    intensity: dict = field(default_factory=dict)
 
     @property
     def modality(self) -> str:
         """Modality of the first channel (drives intensity normalisation)."""
         return self.channels[0]
+
+    def intensity_rule(self):
+        """The :class:`~sat.volume.preprocess.IntensityRule` of this recipe's shards (``None`` for a
+        modality without a rule: preprocessing then fails case by case, naming it)."""
+        from sat.volume.preprocess import IntensityRule, PreprocessSpec
+
+        if self.intensity:
+            return IntensityRule(**self.intensity)
+        try:
+            return PreprocessSpec().rule(self.modality)
+        except ValueError:
+            return None
+
+    def rules(self) -> dict:
+        """Intensity rule per modality for this recipe's shards: the defaults, with ``intensity``
+        replacing the rule of the recipe's modality."""
+        from sat.volume.preprocess import default_rules
+
+        rules = default_rules()
+        if self.intensity:
+            rules[self.modality.upper()] = self.intensity_rule()
+        return rules
 
     def validate(self, tree=None) -> None:
         """Raise ``ValueError`` naming the first inconsistency; check concept ids against ``tree``."""
@@ -131,6 +157,11 @@ class Recipe:
                              f"{len(self.channels)} channels")
         if len(self.spacing) != 3 or not all(s > 0 for s in self.spacing):
             raise ValueError(f"recipe {self.name!r}: spacing must be three positive mm, got {self.spacing}")
+        if self.intensity:
+            try:
+                self.intensity_rule()
+            except TypeError as exc:
+                raise ValueError(f"recipe {self.name!r}: intensity: {exc}") from None
         if self.layout == "generic" and not (self.source.images or self.source.list):
             raise ValueError(f"recipe {self.name!r}: generic layout needs source.images or source.list")
         if self.source.images and len(self.source.images) != len(self.channels) and self.layout == "generic":

@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import numpy as np
 from sat.data.adapters import Case, CaseRef, list_cases, read_case
 from sat.data.label_codes import compact_codes
 from sat.volume.label_resample import match_volumes, resample_codes
-from sat.data.manifest import add_sample, new_part, sha256_file, write_manifest
+from sat.data.manifest import add_sample, new_part, rule_record, sha256_file, write_manifest
 from sat.volume.preprocess import PreprocessSpec, preprocess_case
 from sat.data.recipes import Recipe
 from sat.data.shard_format import encode_sample
@@ -62,7 +62,8 @@ def sample_key(dataset: str, case_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{dataset}__{case_id}")
 
 
-def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, float, float]) -> dict:
+def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, float, float],
+                     rules: dict | None = None) -> dict:
     """Preprocess a read case onto the RAS grid at ``spacing``, cropped to the foreground.
 
     The image goes through :func:`preprocess_case` (the same path as inference); the label code
@@ -74,23 +75,25 @@ def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, floa
         dict with ``image`` (C, X', Y', Z') float32, ``codes`` (X', Y', Z') unsigned, ``lut``
         (K, n_codes) bool (compacted, code 0 = background) and ``affine``.
     """
-    pre = preprocess_case(case.image, case.affine, channels, PreprocessSpec(spacing=spacing), crop=True)
+    spec = PreprocessSpec(spacing=spacing) if rules is None else PreprocessSpec(spacing=spacing, rules=rules)
+    pre = preprocess_case(case.image, case.affine, channels, spec, crop=True)
     codes = resample_codes(case.codes, case.affine, pre["affine"], pre["image"].shape[1:])
     codes = match_volumes(codes, case.codes, case.affine, pre["affine"])
     codes, lut = compact_codes(codes, case.lut)
     return {"image": pre["image"], "codes": codes, "lut": lut, "affine": pre["affine"]}
 
 
-def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float]) -> dict:
+def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float],
+                        rules: dict | None = None) -> dict:
     """:func:`preprocess_codes` plus ``masks`` (K, X', Y', Z') bool expanded from the code map."""
-    pre = preprocess_codes(case, channels, spacing)
+    pre = preprocess_codes(case, channels, spacing, rules)
     return {**pre, "masks": np.take(pre["lut"], pre["codes"], axis=1)}
 
 
 def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, float]) -> dict:
     """Read, preprocess and encode one case as a WebDataset sample dict."""
     case = read_case(ref, recipe)
-    pre = preprocess_codes(case, recipe.channels, spacing)
+    pre = preprocess_codes(case, recipe.channels, spacing, recipe.rules())
     counts = np.bincount(case.codes.ravel(), minlength=case.lut.shape[1])
     voxel_ml = abs(float(np.linalg.det(case.affine[:3, :3]))) / 1000.0
     # mean native intensity (HU for CT) per concept, before normalisation: plausibility references
@@ -106,6 +109,7 @@ def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, floa
         "annotated": case.concepts,
         "original_ml": [round(float(n) * voxel_ml, 4) for n in case.lut.astype(np.int64) @ counts],
         "native_mean": native_mean,
+        "intensity": rule_record(recipe),  # the rule the image went through
     }
     return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["codes"], pre["lut"], meta)
 
@@ -144,6 +148,15 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # one case per process; avoid oversubscribing the cores
 
 
+def _same_preprocessing(part: dict, recipe: Recipe, spacing: tuple) -> bool:
+    """Whether a finished part was built on ``spacing`` with ``recipe``'s intensity rule (a part
+    from before rules were recorded was built with the modality's default rule)."""
+    default = replace(recipe, intensity={})
+    recorded = part["intensity"] if "intensity" in part else rule_record(default)
+    same_grid = [float(v) for v in part.get("spacing", [])] == [float(v) for v in spacing]
+    return same_grid and recorded == rule_record(recipe)
+
+
 def build_shards(recipe: Recipe, input_dir: str | Path, output_dir: str | Path,
                  opts: BuildOptions | None = None, progress: bool = True) -> dict:
     """Build (one part of) a dataset's shards and return that part's record.
@@ -167,7 +180,10 @@ def build_shards(recipe: Recipe, input_dir: str | Path, output_dir: str | Path,
     stem = f"{recipe.name}-{opts.split or 'all'}-p{opts.part:03d}"
     done = out / f"{stem}.done.json"
     if done.exists():
-        return {**json.loads(done.read_text()), "skipped": True}
+        finished = json.loads(done.read_text())
+        if _same_preprocessing(finished, recipe, spacing):
+            return {**finished, "skipped": True}
+        done.unlink()  # built on another grid or with another intensity rule: rebuilt below
     for stale in out.glob(f"{stem}-*.tar"):  # left by an interrupted run of this part
         stale.unlink()
     refs = list_cases(recipe, input_dir, opts.split)

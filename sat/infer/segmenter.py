@@ -85,7 +85,8 @@ class Segmenter:
     Args:
         net: a :class:`UniversalSegmenter`. meta: checkpoint metadata. device: torch device.
         patch_size: sliding-window size (default: the training patch from the checkpoint).
-        overlap: window overlap fraction.
+        overlap: window overlap fraction in [0, 1); ``None``: what the checkpoint recommends
+            (``meta.extra["inference"]["overlap"]``, chosen by ``sat benchmark real``), else 0.25.
         tta: average with a left-right mirrored pass (lateral queries swapped); ``None``: what the
             checkpoint recommends (``meta.extra["inference"]["tta"]``, else off). Only a model
             trained with left-right flips (``meta.extra["lr_flip_prob"] > 0``) gets the mirrored
@@ -108,7 +109,7 @@ class Segmenter:
     """
 
     def __init__(self, net, meta: CheckpointMeta, device: str | torch.device = "cpu", patch_size=None,
-                 overlap: float = 0.25, *, tta: bool | None = None, resolver=None,
+                 overlap: float | None = None, *, tta: bool | None = None, resolver=None,
                  threads: int | str | None = "auto", warm_text: bool = False,
                  largest_component: bool | list[str] | None = None,
                  thresholds: dict[str, float] | None = None) -> None:
@@ -117,7 +118,9 @@ class Segmenter:
         self.spec = meta.preprocess
         self.patch = tuple(patch_size or meta.extra.get("patch_size", (48, 48, 48)))
         advice = meta.extra.get("inference") or {}
-        self.overlap = overlap
+        self.overlap = float(advice.get("overlap", 0.25) if overlap is None else overlap)
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"overlap must be in [0, 1), got {self.overlap!r}")
         self.tta = bool(advice.get("tta", False)) if tta is None else bool(tta)
         self.largest_component = self._lcc_set(largest_component, advice)
         chosen = (advice.get("thresholds") or {}) if thresholds is None else thresholds

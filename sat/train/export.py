@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sat.knowledge.tree import KnowledgeTree, load_tree
 from sat.model.checkpoint import save_checkpoint
-from sat.volume.preprocess import PreprocessSpec
+from sat.data.shard_rules import training_spec
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,9 @@ def export_module(module, datamodule, path: str | Path, net=None) -> Path:
 
     net = net if net is not None else module.export_net()
     return save_checkpoint(path, net, model_cfg=module.model_cfg, text_spec=asdict(module.text_spec),
-                           tree_hash=module.tree_hash, preprocess=PreprocessSpec(spacing=module.spacing,
-                                                     modality_spacing=getattr(module, "modality_spacing", {})).to_dict(),
+                           tree_hash=module.tree_hash, preprocess=training_spec(
+                               module.spacing, getattr(module, "modality_spacing", {}),
+                               dict(getattr(datamodule, "train", {}) or {})).to_dict(),
                            trained_concepts=sorted(module.trained_concepts),
                            extra={"patch_size": patch, "ema": net is not module.net,
                                   "steps": int(getattr(module, "global_step", 0)), **training_facts(datamodule)},

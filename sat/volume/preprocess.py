@@ -25,12 +25,31 @@ class IntensityRule:
         low, high: the clip bounds (values or percentiles).
         foreground: threshold (after clipping, in native units for ``window``, as a percentile
             for ``percentile``) above which a voxel counts as foreground for cropping.
+        scale: ``"image"`` z-scores with the clipped image's own mean and standard deviation;
+            ``"fixed"`` maps ``(x - center) / spread`` with constants, so one tissue gets one input
+            value in every scan (for CT, where the image's own statistics depend on how much air
+            the field of view holds: see ``data_shards/recipes/openkbp.yaml``).
+        center, spread: the constants of ``scale: fixed`` (native units; ``spread`` > 0).
     """
 
     clip: str = "window"
     low: float = -500.0
     high: float = 1000.0
     foreground: float = -500.0
+    scale: str = "image"
+    center: float = 0.0
+    spread: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.clip not in ("window", "percentile"):
+            raise ValueError(f"unknown clip mode {self.clip!r}; expected 'window' or 'percentile'")
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown intensity scale {self.scale!r}; expected one of {SCALES}")
+        if self.scale == "fixed" and not float(self.spread) > 0:
+            raise ValueError(f"intensity spread must be > 0, got {self.spread!r}")
+
+
+SCALES = ("image", "fixed")
 
 
 def default_rules() -> dict[str, IntensityRule]:
@@ -102,11 +121,14 @@ def normalize_intensity(image: np.ndarray, rule: IntensityRule) -> tuple[np.ndar
     elif rule.clip == "percentile":
         sample = img.ravel()[:: max(1, img.size // 500_000)]  # percentiles of a subsample
         lo, hi, fg = np.percentile(sample, [rule.low, rule.high, rule.foreground])
-    else:
+    else:  # unreachable for a validated rule
         raise ValueError(f"unknown clip mode {rule.clip!r}; expected 'window' or 'percentile'")
     img = np.clip(img, lo, hi)
-    mean, std = float(img.mean()), float(img.std())
-    std = std if std > 1e-6 else 1.0
+    if rule.scale == "fixed":
+        mean, std = float(rule.center), float(rule.spread)
+    else:
+        mean, std = float(img.mean()), float(img.std())
+        std = std if std > 1e-6 else 1.0
     return (img - mean) / std, (float(np.clip(fg, lo, hi)) - mean) / std
 
 

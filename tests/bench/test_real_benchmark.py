@@ -27,6 +27,35 @@ def test_profiles_parse_and_split_the_budget():
     assert load_profile("real", "quick").steps >= 1
 
 
+def test_specialists_round_trip_and_bad_files_are_named(tmp_path):
+    import torch
+
+    from sat.bench.real_specialist import Specialist, build_dynunet, load_specialists, save_specialists
+    from sat.errors import InputError
+
+    net = build_dynunet((4, 8, 16), 2).eval()
+    spec = Specialist(net, ["brainstem", "larynx"], (4.0, 4.0, 3.0), (32, 32, 32), 12, 3.5)
+    path = save_specialists({"openkbp": spec}, (4, 8, 16), tmp_path / "specialists.pt")
+    back = load_specialists(path)["openkbp"]
+    assert (back.concepts, back.spacing, back.patch, back.steps, back.train_s) == \
+        (spec.concepts, spec.spacing, spec.patch, 12, 3.5)
+    x = torch.randn(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(back.net(x), net(x))
+    torch.save({"openkbp": net.state_dict()}, tmp_path / "old.pt")  # weights without how they were trained
+    for bad in (tmp_path / "old.pt", tmp_path / "missing.pt"):
+        with pytest.raises(InputError, match=bad.name):
+            load_specialists(bad)
+
+
+def test_rescore_needs_a_finished_run(tmp_path):
+    from sat.bench.real import run_real
+    from sat.errors import InputError
+
+    with pytest.raises(InputError, match="nothing to rescore"):
+        run_real(load_profile("real", "quick"), tmp_path, rescore=True)
+
+
 @needs_real
 def test_quick_profile_end_to_end(tmp_path):
     from sat.bench.real import run_real
@@ -67,3 +96,11 @@ def test_quick_profile_end_to_end(tmp_path):
     again = run_real(profile, tmp_path / "again", checkpoint=Path(profile.checkpoint), specialists=False)
     assert {r["model"] for r in again["rows"]} == {"universal"} and again["shards"] == {}
     assert again["universal"]["steps"] == result["universal"]["steps"]
+    # the finished run is scored again without training, with another overlap that the checkpoint then recommends
+    profile.overlap = 0.5
+    rescored = run_real(profile, tmp_path / "work", rescore=True)
+    assert rescored["rescored"] and rescored["specialists"] == result["specialists"]
+    assert rescored["universal"]["train_s"] == pytest.approx(result["universal"]["train_s"])
+    assert {(r["model"], r["dataset"]) for r in rescored["rows"]} == models
+    assert rescored["total_s"] > result["total_s"] - result["eval_s"]
+    assert Segmenter.from_checkpoint(profile.checkpoint, device="cpu").overlap == 0.5

@@ -68,3 +68,15 @@ def test_segmenter_thresholds_follow_the_checkpoint_and_lower_ones_grow_masks(ch
     assert Segmenter._lcc_set(["liver", "spleen"], {}) == {"liver", "spleen"}
     with pytest.raises(ValueError, match="threshold of liver"):
         Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, thresholds={"liver": 1.5})
+
+
+def test_segmenter_overlap_follows_the_checkpoint_and_rejects_bad_values(checkpoint_with, fast_resolver):
+    from sat.infer.segmenter import Segmenter
+
+    path = checkpoint_with("overlap.ckpt", inference={"overlap": 0.5})
+    assert Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver).overlap == 0.5
+    assert Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, overlap=0.0).overlap == 0.0
+    plain = checkpoint_with("no_overlap.ckpt", inference={})
+    assert Segmenter.from_checkpoint(plain, device="cpu", resolver=fast_resolver).overlap == 0.25
+    with pytest.raises(ValueError, match="1.0"):
+        Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, overlap=1.0)
