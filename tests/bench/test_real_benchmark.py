@@ -85,6 +85,9 @@ def test_quick_profile_end_to_end(tmp_path):
     from sat.model.checkpoint import load_checkpoint
     advice = load_checkpoint(profile.checkpoint)[1].extra["inference"]
     assert isinstance(advice["thresholds"], dict) and isinstance(advice["largest_component"], list)
+    # the recipe's fixed CT scale went from the shards into the checkpoint; MR keeps the default
+    rules = load_checkpoint(profile.checkpoint)[1].preprocess.rules
+    assert rules["CT"].scale == "fixed" and rules["MR"].scale == "image"
     # the checkpoint is self-contained and answers in the original (P, L, I) grid
     ct = resolve_path(profile.datasets["openkbp"].root) / "validation-pats" / case / "ct.nii.gz"
     seg = Segmenter.from_checkpoint(profile.checkpoint, device="cpu")
