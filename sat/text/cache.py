@@ -3,8 +3,8 @@
 The cache folder is ``$SAT_CACHE_DIR``, else ``~/.cache/sat``. It is only written when a prompt
 actually needs the text encoder. When it cannot be written (a read-only home on a cluster or in a
 container), tables are kept in memory for the life of the process, after one warning. Entries
-read back are verified against their content (ids and texts as the tree gives them now, shape,
-finite values and a SHA-256 of the embeddings); a damaged or foreign entry is recomputed.
+read back are verified against their content (ids and texts as the tree gives them now, shape
+and a SHA-256 of the embeddings, which were finite when written); a damaged or foreign entry is recomputed.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _read_entry(path: Path, ids: list[str], texts: list[str]) -> torch.Tensor | 
         emb = blob["emb"]
         ok = (isinstance(meta, dict) and meta.get("ids") == ids and meta.get("texts") == texts
               and isinstance(emb, torch.Tensor) and emb.ndim == 2 and emb.shape[0] == len(texts)
-              and bool(torch.isfinite(emb).all()) and meta.get("sha256") == _digest(emb))
+              and meta.get("sha256") == _digest(emb))  # finite when written (see _write_entry)
     except Exception as exc:  # noqa: BLE001 - any unreadable entry is recomputed
         log.warning("ignoring unreadable cache entry %s (%s)", path, type(exc).__name__)
         return None
@@ -57,7 +57,10 @@ def _read_entry(path: Path, ids: list[str], texts: list[str]) -> torch.Tensor | 
 
 
 def _write_entry(path: Path, ids: list[str], texts: list[str], emb: torch.Tensor) -> bool:
-    """Write atomically; False (with one warning per folder) when the folder is not writable."""
+    """Write atomically; False (with one warning per folder) when the folder is not writable.
+    Non-finite embeddings are never written (``ValueError``), so a read checks only the digest."""
+    if not bool(torch.isfinite(emb).all()):
+        raise ValueError(f"refusing to cache non-finite text embeddings in {path.name}")
     try:
         with atomic_path(path, mkdir=True) as tmp:
             torch.save({"meta": json.dumps({"ids": ids, "texts": texts, "sha256": _digest(emb)}), "emb": emb}, tmp)

@@ -167,3 +167,17 @@ def test_cache_entries_are_verified_against_content(tmp_path, monkeypatch):
     blob["emb"] = torch.zeros_like(blob["emb"])  # poisoned in place: same key, other content
     torch.save(blob, entry)
     assert torch.equal(term_table(tree, spec, _FakeEncoder(), kind="names")[2], emb)
+
+
+def test_non_finite_embeddings_are_never_cached(tmp_path, monkeypatch):
+    from sat.knowledge.tree import load_tree
+    from sat.text.cache import term_table
+
+    class _NaNEncoder(_FakeEncoder):
+        def __call__(self, texts):
+            return torch.full((len(texts), 4), float("nan"))
+
+    monkeypatch.setenv("SAT_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="non-finite"):
+        term_table(load_tree(), TextEncoderSpec(max_length=19), _NaNEncoder(), kind="names")
+    assert list(tmp_path.glob("*.pt")) == []  # a read checks the digest only, so nothing bad is written
