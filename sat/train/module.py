@@ -126,6 +126,7 @@ class SATModule(L.LightningModule):
             self.spacing = tuple(float(x) for x in meta.preprocess.spacing)
             self.modality_spacing = {str(k).upper(): tuple(float(x) for x in v)
                                      for k, v in meta.preprocess.modality_spacing.items()}
+            self.init_rules = dict(meta.preprocess.rules)  # checked against the shards in on_fit_start
         if it.enabled:
             if not hasattr(self.net.head, "add_prompt_encoder"):
                 raise ValueError(f"interaction needs the query_decoder head, not {type(self.net.head).__name__}")
@@ -134,6 +135,21 @@ class SATModule(L.LightningModule):
         if it.freeze_base:
             for name, p in self.net.named_parameters():
                 p.requires_grad_(name.startswith("head.prompt."))
+
+    def on_fit_start(self) -> None:
+        """A fine-tune from ``interaction.init_checkpoint`` must see images normalised as that
+        checkpoint's were: shards built with another intensity rule are refused, naming both."""
+        rules = getattr(self, "init_rules", None)
+        dm = getattr(self.trainer, "datamodule", None)
+        if not rules or dm is None:
+            return
+        from sat.data.shard_rules import shard_rules
+
+        for modality, rule in shard_rules(dict(getattr(dm, "train", {}) or {})).items():
+            if modality in rules and rules[modality] != rule:
+                raise ValueError(f"the training shards normalise {modality} with {rule}, but "
+                                 f"{self.interaction.init_checkpoint} was trained with {rules[modality]}; "
+                                 "rebuild the shards with the recipe that checkpoint was trained on")
 
     def forward(self, image, queries, modality=None, pad=None):
         return self.net(image, queries, modality, pad)

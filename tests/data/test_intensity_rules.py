@@ -92,3 +92,24 @@ def test_shards_record_the_rule_rebuild_when_it_changes_and_the_checkpoint_spec_
     with pytest.raises(ValueError, match="normalise CT differently"):
         shard_rules({**train, "plain": str(tmp_path / "plain" / "*.tar")})
     assert json.loads((tmp_path / "fixed2" / "manifest.json").read_text())
+
+
+def test_a_fine_tune_refuses_shards_normalised_unlike_its_starting_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from sat.train.module import SATModule
+    from sat.volume.preprocess import default_rules
+
+    src = _dataset(tmp_path / "kbp", slice(4, 12))
+    build_shards(_recipe("kbp", FIXED), src, tmp_path / "fixed", BuildOptions(split="train", workers=0),
+                 progress=False)
+    dm = SimpleNamespace(train={"kbp": str(tmp_path / "fixed" / "*.tar")})
+
+    def fine_tune(rules):
+        return SimpleNamespace(init_rules=rules, trainer=SimpleNamespace(datamodule=dm),
+                               interaction=SimpleNamespace(init_checkpoint="universal.ckpt"))
+
+    with pytest.raises(ValueError, match="universal.ckpt was trained with"):
+        SATModule.on_fit_start(fine_tune(default_rules()))  # started from a per-scan z-score model
+    SATModule.on_fit_start(fine_tune({**default_rules(), "CT": IntensityRule(**FIXED)}))  # same rule: fine
+    SATModule.on_fit_start(fine_tune(None))  # no starting checkpoint: nothing to compare
