@@ -125,14 +125,9 @@ class Recipe:
     def intensity_rule(self):
         """The :class:`~sat.volume.preprocess.IntensityRule` of this recipe's shards (``None`` for a
         modality without a rule: preprocessing then fails case by case, naming it)."""
-        from sat.volume.preprocess import IntensityRule, PreprocessSpec
+        from sat.volume.preprocess import IntensityRule, default_rule
 
-        if self.intensity:
-            return IntensityRule(**self.intensity)
-        try:
-            return PreprocessSpec().rule(self.modality)
-        except ValueError:
-            return None
+        return IntensityRule(**self.intensity) if self.intensity else default_rule(self.modality)
 
     def rules(self) -> dict:
         """Intensity rule per modality for this recipe's shards: the defaults, with ``intensity``

@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from sat.data.adapters import Case, CaseRef, list_cases, read_case
 from sat.data.label_codes import compact_codes
 from sat.volume.label_resample import match_volumes, resample_codes
 from sat.data.manifest import add_sample, new_part, rule_record, sha256_file, write_manifest
-from sat.volume.preprocess import PreprocessSpec, preprocess_case
+from sat.volume.preprocess import PreprocessSpec, default_rule, preprocess_case
 from sat.data.recipes import Recipe
 from sat.data.shard_format import encode_sample
 
@@ -151,8 +151,8 @@ def _init_worker() -> None:
 def _same_preprocessing(part: dict, recipe: Recipe, spacing: tuple) -> bool:
     """Whether a finished part was built on ``spacing`` with ``recipe``'s intensity rule (a part
     from before rules were recorded was built with the modality's default rule)."""
-    default = replace(recipe, intensity={})
-    recorded = part["intensity"] if "intensity" in part else rule_record(default)
+    default = default_rule(recipe.modality)
+    recorded = part["intensity"] if "intensity" in part else (asdict(default) if default else None)
     same_grid = [float(v) for v in part.get("spacing", [])] == [float(v) for v in spacing]
     return same_grid and recorded == rule_record(recipe)
 

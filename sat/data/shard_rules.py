@@ -13,7 +13,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from sat.volume.preprocess import IntensityRule, PreprocessSpec
+from sat.volume.preprocess import IntensityRule, PreprocessSpec, default_rule
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,9 @@ def shard_rules(train: dict[str, str]) -> dict[str, IntensityRule]:
         if not meta:
             continue
         modality = str(meta.get("modality") or "CT").upper()
-        try:
-            default = asdict(PreprocessSpec().rule(modality))
-        except ValueError:
-            default = None
-        rule = meta.get("intensity") or default  # shards from before rules were recorded
+        default = default_rule(modality)
+        # shards from before rules were recorded went through the modality's default rule
+        rule = meta.get("intensity") or (asdict(default) if default else None)
         if rule is None:
             continue
         seen = found.setdefault(modality, (name, rule))

@@ -104,6 +104,14 @@ class PreprocessSpec:
         return cls(tuple(float(s) for s in d["spacing"]), rules, float(d.get("crop_margin_mm", 8.0)), per)
 
 
+def default_rule(modality: str) -> IntensityRule | None:
+    """The default rule of ``modality`` (PET and US scaled as MR); ``None`` for one without a rule."""
+    try:
+        return PreprocessSpec().rule(modality)
+    except ValueError:
+        return None
+
+
 def normalize_intensity(image: np.ndarray, rule: IntensityRule) -> tuple[np.ndarray, float]:
     """Clip then z-score an image.
 
@@ -118,11 +126,9 @@ def normalize_intensity(image: np.ndarray, rule: IntensityRule) -> tuple[np.ndar
     if rule.clip == "window":
         lo, hi = rule.low, rule.high
         fg = rule.foreground
-    elif rule.clip == "percentile":
+    else:  # "percentile" (IntensityRule validates the mode)
         sample = img.ravel()[:: max(1, img.size // 500_000)]  # percentiles of a subsample
         lo, hi, fg = np.percentile(sample, [rule.low, rule.high, rule.foreground])
-    else:  # unreachable for a validated rule
-        raise ValueError(f"unknown clip mode {rule.clip!r}; expected 'window' or 'percentile'")
     img = np.clip(img, lo, hi)
     if rule.scale == "fixed":
         mean, std = float(rule.center), float(rule.spread)
