@@ -30,6 +30,11 @@ def validation_cases(recipe_name: str, root: str | Path, max_cases: int = 0) -> 
                           list(case.concepts), case.masks())
 
 
+def reference_ml(gt: np.ndarray, volume: Volume) -> float:
+    """The reference mask's physical volume in millilitres."""
+    return float(np.count_nonzero(gt)) * float(np.prod(volume.spacing)) / 1000.0
+
+
 def score3(pred: np.ndarray | None, gt: np.ndarray, volume: Volume) -> dict[str, float]:
     """``{"dice", "nsd", "hd95"}`` of ``pred`` (``None`` = nothing predicted) against ``gt``.
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sat.bench.real_cases import score3, validation_cases
+from sat.bench.real_cases import reference_ml, score3, validation_cases
 from sat.bench.real_postprocess import PLAIN, advice, apply, choose, grid_dice, key
+from sat.infer.postprocess import advised_fractions
 from sat.eval.metrics import dice
 
 
@@ -55,7 +56,8 @@ def _universal_rows(seg, case, paraphrases) -> list[dict]:
                 mask = s.mask if s is not None else np.zeros_like(case.masks[k])
                 if style == "canonical":
                     metrics = {**score3(mask, case.masks[k], case.volume),
-                               "grid": grid_dice(s.prob if s is not None else None, case.masks[k])}
+                               "grid": grid_dice(s.prob if s is not None else None, case.masks[k]),
+                               "ref_ml": reference_ml(case.masks[k], case.volume)}
                 else:
                     metrics = {"dice": dice(mask, case.masks[k])}
                 rows.append({"model": "universal", "dataset": case.dataset, "case": case.case_id, "concept": c.id,
@@ -108,12 +110,13 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
                 rows += [{"model": "specialist", "dataset": case.dataset, "case": case.case_id, "concept": cid,
                           "style": "label", "prompt": None, "resolved": cid if cid in pred else None,
                           **score3(apply(pred[cid], PLAIN) if cid in pred else None, case.masks[k], case.volume),
-                          "grid": grid_dice(pred.get(cid), case.masks[k])}
+                          "grid": grid_dice(pred.get(cid), case.masks[k]),
+                          "ref_ml": reference_ml(case.masks[k], case.volume)}
                          for k, cid in enumerate(case.concepts)]
     chosen = choose(rows)
     uni = advice(chosen.get("universal", {}))
     deployed = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads,
-                                         thresholds=uni["thresholds"], largest_component=uni["largest_component"],
+                                         thresholds=uni["thresholds"], largest_component=advised_fractions(uni),
                                          overlap=profile.overlap)
     scored, lateral = {}, []
     for name, ds in profile.datasets.items():

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sat.bench.real_tables import laterality, median_case, per_structure, robustness
+from sat.bench.real_tables import (IMPLAUSIBLE, implausible_references, laterality, median_case, per_structure,
+                                   robustness, without)
 from sat.eval.plots import finish_dice_figure
 from sat.eval.report import bullet_list, markdown_table, section
+from sat.infer.postprocess import MAJOR_FRACTION
 
 FOLDER = "real_benchmark"
 HEADERS = {"universal_dice": "universal Dice", "specialist_dice": "specialist Dice", "difference": "difference",
@@ -25,7 +27,8 @@ HEADERS = {"universal_dice": "universal Dice", "specialist_dice": "specialist Di
            "universal_hd95": "universal HD95 mm", "specialist_hd95": "specialist HD95 mm",
            "mean_dice": "mean Dice", "loss_vs_canonical": "loss vs canonical",
            "resolved_correctly": "answers the intended structure", "mean_dice_own": "Dice vs own reference",
-           "max_dice_mirror": "max Dice vs mirror reference", "swapped": "swapped cases"}
+           "max_dice_mirror": "max Dice vs mirror reference", "swapped": "swapped cases",
+           "reference_ml": "reference ml", "median_ml": "median ml", "ratio": "ratio"}
 
 
 def _plt():
@@ -115,7 +118,9 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rows, prof = result["rows"], result["profile"]
     tables = {"per_structure": per_structure(rows), "robustness": robustness(rows),
-              "laterality": laterality(result["laterality"], prof["laterality_max_dice"])}
+              "laterality": laterality(result["laterality"], prof["laterality_max_dice"]),
+              "implausible_references": implausible_references(rows)}
+    tables["without_implausible"] = without(rows, tables["implausible_references"])
     figures = []
     for name, ds in prof["datasets"].items():
         dataset = load_recipe(ds["recipe"]).name  # rows name the dataset as its recipe does
@@ -137,7 +142,8 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
           for n, s in specs.items()),
         *([f"test-time mirroring (lateral queries swapped): {'on' if post.get('tta') else 'off'} for both families; "
            "post-processing chosen per structure on the validation patients (nnU-Net's rule, extended to the "
-           "foreground threshold; plain = 0.5 with every component), written into the universal checkpoint: "
+           f"foreground threshold and to major components, those of at least {MAJOR_FRACTION:.0%} of the largest's size; "
+           "plain = 0.5 with every component), written into the universal checkpoint: "
            + "; ".join(f"{m}: " + (", ".join(f"{c} {v}" for c, v in sorted(cs.items()) if v != "0.5") or "all plain")
                        for m, cs in sorted(post.get("chosen", {}).items()))
            + " (plain-mask Dice: `raw` in rows.json)"] if post else []),
@@ -157,6 +163,15 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
                                columns=["dataset", "structure", "cases", "universal_dice", "specialist_dice",
                                         "difference", "universal_nsd", "specialist_nsd", "universal_hd95",
                                         "specialist_hd95"])),
+        section("Reference masks of implausible size",
+                f"A reference mask more than {IMPLAUSIBLE:g} times above or below its structure's median volume over "
+                "the validation cases is listed here; it stays in every other table. Means without them follow "
+                "(the structures concerned and the dataset means).",
+                markdown_table(tables["implausible_references"], headers=HEADERS) if tables["implausible_references"]
+                else "None.",
+                *([markdown_table(tables["without_implausible"], headers=HEADERS,
+                                  columns=["dataset", "structure", "cases", "universal_dice", "specialist_dice",
+                                           "difference"])] if tables["without_implausible"] else [])),
         section("Prompt robustness (universal model)",
                 "Synonyms are the knowledge tree's; paraphrases are the profile's. The loss is the mean "
                 "drop in Dice against the canonical name on the same case and structure.",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from statistics import mean
+from statistics import mean, median
 
 
 def _mean(values) -> float:
@@ -36,6 +36,40 @@ def per_structure(rows: list[dict]) -> list[dict]:
                 summary[key] = _mean(r[key] for r in block)
         out += block + [summary]
     return out
+
+
+IMPLAUSIBLE = 5.0  # a reference this many times above or below its structure's median volume is flagged
+MIN_CASES = 5  # structures with fewer validation references are not checked
+
+
+def implausible_references(rows: list[dict], factor: float = IMPLAUSIBLE) -> list[dict]:
+    """Reference masks whose volume is more than ``factor`` times above or below the median of the
+    same structure's references over the validation cases (a spinal cord mask of 500 ml where the
+    median is 25 ml is another structure, or a planning margin, not a cord). Flagged references are
+    still scored in every table; :func:`without` gives the means without them."""
+    refs: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if r["model"] == "universal" and r["style"] == "label" and r.get("ref_ml") is not None:
+            refs[(r["dataset"], r["concept"])][r["case"]] = r["ref_ml"]
+    out = []
+    for (dataset, concept), by_case in refs.items():
+        if len(by_case) < MIN_CASES:
+            continue
+        med = median(by_case.values())
+        out += [{"dataset": dataset, "structure": concept, "case": case, "reference_ml": ml, "median_ml": med,
+                 "ratio": ml / med if med > 0 else float("inf")}
+                for case, ml in sorted(by_case.items()) if med > 0 and not med / factor <= ml <= med * factor]
+    return out
+
+
+def without(rows: list[dict], flagged: list[dict]) -> list[dict]:
+    """:func:`per_structure` over the rows whose reference is not flagged, for the structures with a
+    flagged reference and the dataset means."""
+    drop = {(f["dataset"], f["case"], f["structure"]) for f in flagged}
+    hit = {(f["dataset"], f["structure"]) for f in flagged}
+    kept = [r for r in rows if (r["dataset"], r["case"], r["concept"]) not in drop]
+    return [r for r in per_structure(kept) if (r["dataset"], r["structure"]) in hit
+            or (r["structure"] == "mean" and r["dataset"] in {d for d, _ in hit})]
 
 
 def robustness(rows: list[dict]) -> list[dict]:

@@ -1,11 +1,13 @@
 """Post-processing of predicted structures: per-concept foreground thresholds and keeping the
-largest connected component.
+largest connected component (or every component of a sizeable share of it).
 
 A structure that is one connected body (a brainstem, a mandible, a parotid gland) predicted as
 several islands has false positives far from it; they cost little Dice but dominate HD95.
 Which concepts get the rule is not guessed: ``sat benchmark real`` compares each trained
 concept's validation Dice with and without it (as nnU-Net chooses its post-processing) and
-records the winners in the checkpoint (``meta["extra"]["inference"]["largest_component"]``).
+records the winners in the checkpoint (``meta["extra"]["inference"]["largest_component"]``, and
+``["major_components"]`` for the concepts that keep every component of at least
+:data:`MAJOR_FRACTION` of the largest one's size).
 The same comparison picks each concept's foreground threshold from a small grid
 (``meta["extra"]["inference"]["thresholds"]``; 0.5 where none is recorded): a thin or
 under-trained structure whose probabilities stay below 0.5 at its borders gains from a lower one.
@@ -21,16 +23,48 @@ import torch
 _FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, like MONAI's default
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """(x, y, z) bool -> the same mask with only its largest 26-connected component (ties: lowest label)."""
+MAJOR_FRACTION = 0.3  # "major components": every component at least this share of the largest one
+
+
+def major_components(mask: np.ndarray, fraction: float = 1.0) -> np.ndarray:
+    """(x, y, z) bool -> the same mask with only its 26-connected components of at least ``fraction``
+    times the largest one's size: 1 keeps the largest alone (ties: lowest label), 0 keeps every one.
+
+    A tube the network predicts with a gap (a spinal cord interrupted at one level) falls into two
+    large pieces; keeping the largest alone drops the other, while islands of a few voxels far
+    away are below any sizeable fraction of the largest piece.
+    """
     from scipy import ndimage  # only when a concept asks for it: plain segmentation stays light to start
 
+    check_fraction(fraction)
     labels, n = ndimage.label(mask, structure=_FULL)
-    if n <= 1:
+    if n <= 1 or fraction <= 0.0:
         return mask.astype(bool, copy=False)
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    return labels == int(sizes.argmax())
+    if fraction >= 1.0:
+        return labels == int(sizes.argmax())
+    return np.isin(labels, np.nonzero(sizes >= fraction * sizes.max())[0])
+
+
+def check_fraction(value: float, name: str = "component fraction") -> float:
+    """``value`` as a float in [0, 1]; ``ValueError`` naming it otherwise."""
+    f = float(value)
+    if not 0.0 <= f <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return f
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """(x, y, z) bool -> the same mask with only its largest 26-connected component (ties: lowest label)."""
+    return major_components(mask, 1.0)
+
+
+def advised_fractions(advice: dict) -> dict[str, float]:
+    """Checkpoint inference advice -> concept id -> component fraction (``largest_component``: 1,
+    ``major_components``: :data:`MAJOR_FRACTION`); concepts in neither keep every component."""
+    return {**{str(c): MAJOR_FRACTION for c in advice.get("major_components") or ()},
+            **{str(c): 1.0 for c in advice.get("largest_component") or ()}}
 
 
 THRESHOLDS = (0.3, 0.4, 0.5)  # the grid a benchmark chooses each concept's threshold from
@@ -44,19 +78,20 @@ def check_threshold(value: float, name: str = "threshold") -> float:
     return t
 
 
-def keep_largest(probs: torch.Tensor, rows: list[int], threshold: float | list[float] = 0.5) -> torch.Tensor:
-    """Zero the probabilities of ``rows`` outside the largest component of ``probs[row] > threshold``.
+def keep_components(probs: torch.Tensor, rows: dict[int, float], threshold: float | list[float] = 0.5
+                    ) -> torch.Tensor:
+    """Zero the probabilities of each row outside its kept components of ``probs[row] > threshold``.
 
     Args:
         probs: (K, x, y, z) probabilities on the model grid (any float dtype); changed in place
             and returned.
-        rows: channels to post-process.
+        rows: channel -> component fraction (:func:`major_components`: 1 the largest alone).
         threshold: one foreground threshold, or one per channel of ``probs`` (K,).
     """
     per = [threshold] * probs.shape[0] if isinstance(threshold, (int, float)) else list(threshold)
-    for r in rows:
+    for r, fraction in rows.items():
         fg = (probs[r] > per[r]).cpu().numpy()
-        if fg.any():
-            keep = torch.from_numpy(largest_component(fg)).to(probs.device)
+        if fg.any() and fraction > 0.0:
+            keep = torch.from_numpy(major_components(fg, fraction)).to(probs.device)
             probs[r] = torch.where(keep, probs[r], torch.zeros((), dtype=probs.dtype, device=probs.device))
     return probs

@@ -17,7 +17,7 @@ from sat.errors import InputError
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.hounsfield import tissue_classes
 from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
-from sat.infer.postprocess import check_threshold, keep_largest
+from sat.infer.postprocess import advised_fractions, check_fraction, check_threshold, keep_components
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
@@ -94,9 +94,10 @@ class Segmenter:
             its masks worse, not better).
         largest_component: keep only the largest connected component of a structure: ``None``
             for the concepts the checkpoint lists (``meta.extra["inference"]["largest_component"]``,
-            chosen on validation patients), ``True`` for every concept, ``False`` for none, or a
-            list of concept ids (see
-            :mod:`sat.infer.postprocess`).
+            chosen on validation patients; those of ``["major_components"]`` keep every component
+            of at least :data:`~sat.infer.postprocess.MAJOR_FRACTION` of the largest), ``True`` for
+            every concept, ``False`` for none, a list of concept ids, or a dict concept id ->
+            component fraction (see :mod:`sat.infer.postprocess`).
         thresholds: concept id -> foreground threshold; ``None``: the checkpoint's
             (``meta.extra["inference"]["thresholds"]``, chosen on validation patients), 0.5 for
             every concept it does not list.
@@ -111,7 +112,7 @@ class Segmenter:
     def __init__(self, net, meta: CheckpointMeta, device: str | torch.device = "cpu", patch_size=None,
                  overlap: float | None = None, *, tta: bool | None = None, resolver=None,
                  threads: int | str | None = "auto", warm_text: bool = False,
-                 largest_component: bool | list[str] | None = None,
+                 largest_component: bool | list[str] | dict[str, float] | None = None,
                  thresholds: dict[str, float] | None = None) -> None:
         self.net, self.meta, self.device = net, meta, resolve_device(device)
         self.tree = checkpoint_tree(meta)
@@ -122,7 +123,7 @@ class Segmenter:
         if not 0.0 <= self.overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap!r}")
         self.tta = bool(advice.get("tta", False)) if tta is None else bool(tta)
-        self.largest_component = self._lcc_set(largest_component, advice)
+        self.components = self._component_rule(largest_component, advice)
         chosen = (advice.get("thresholds") or {}) if thresholds is None else thresholds
         self.thresholds = {str(c): check_threshold(t, f"threshold of {c}") for c, t in chosen.items()}
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
@@ -138,17 +139,21 @@ class Segmenter:
             self.start_text_warmup()
 
     @staticmethod
-    def _lcc_set(choice, advice: dict) -> set[str] | bool:
-        """``True`` (every concept), or the set of concept ids that keep their largest component;
-        ``choice``: ``None`` (the checkpoint's advice), a bool, or a collection of concept ids."""
+    def _component_rule(choice, advice: dict) -> dict[str, float] | float:
+        """Concept id -> component fraction (:func:`~sat.infer.postprocess.major_components`; 1:
+        the largest alone), or one fraction for every concept (1 or 0). ``choice``: ``None`` (the
+        checkpoint's advice), a bool, a collection of concept ids that keep their largest, or a dict
+        concept id -> fraction."""
         if choice is None:
-            return set(advice.get("largest_component") or ())
+            return advised_fractions(advice)
+        if isinstance(choice, dict):
+            return {str(c): check_fraction(f, f"component fraction of {c}") for c, f in choice.items()}
         if isinstance(choice, (set, frozenset, list, tuple)):
-            return {str(c) for c in choice}
+            return {str(c): 1.0 for c in choice}
         if not isinstance(choice, bool):
-            raise ValueError(f"largest_component must be True, False, None or a list of concept ids, "
-                             f"not {choice!r}")
-        return True if choice else set()
+            raise ValueError(f"largest_component must be True, False, None, a list of concept ids or a "
+                             f"dict of component fractions, not {choice!r}")
+        return 1.0 if choice else 0.0
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", **kw) -> Segmenter:
@@ -235,9 +240,10 @@ class Segmenter:
                 box flat along one axis is a 2D box drawn on that slice.
             space: ``"world"`` (RAS+ mm, the frame of ``Volume.affine``) or ``"voxel"`` (input indices).
             probabilities: keep the float16 probability map.
-            local: take the clicked answer only in changed regions connected to a click, and the
-                text / box answer elsewhere (:mod:`sat.infer.click_locality`); False: the whole
-                clicked answer.
+            local: take the clicks one at a time, each changing the answer before it only in
+                regions connected to itself, a positive click only adding foreground and a negative
+                one only removing it (:mod:`sat.infer.click_locality`, :mod:`sat.infer.refine`);
+                False: the network's whole answer to all the clicks.
 
         Returns:
             A result with one structure (see :mod:`sat.infer.refine`).
@@ -322,7 +328,7 @@ class Segmenter:
 
     def segment(self, image, prompts: list[str] | None = None, modality: str | None = None, *,
                 affine=None, all_concepts: bool = False, probabilities: bool = False,
-                tta: bool | None = None, largest_component: bool | list[str] | None = None) -> SegmentationResult:
+                tta: bool | None = None, largest_component: bool | list[str] | dict[str, float] | None = None) -> SegmentationResult:
         """Segment ``prompts`` (free text) in ``image``.
 
         Args:
@@ -347,12 +353,12 @@ class Segmenter:
         volume = image if isinstance(image, Volume) else load_volume(image, affine)
         threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
         with cpu_threads(threads):
-            lcc = self.largest_component if largest_component is None else self._lcc_set(largest_component, {})
+            rule = self.components if largest_component is None else self._component_rule(largest_component, {})
             return self._segment(volume, prompts, modality, all_concepts, probabilities,
-                                 self.tta if tta is None else bool(tta), lcc)
+                                 self.tta if tta is None else bool(tta), rule)
 
     def _segment(self, volume: Volume, prompts, modality, all_concepts: bool, probabilities: bool,
-                 tta: bool, lcc: set[str] | bool = frozenset()) -> SegmentationResult:
+                 tta: bool, components: dict[str, float] | float = 0.0) -> SegmentationResult:
         if isinstance(prompts, str):  # one prompt, not its characters
             prompts = [prompts]
         prompts = [str(p) for p in (prompts or [])]
@@ -377,7 +383,8 @@ class Segmenter:
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
             probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
             cut = [self.thresholds.get(c, 0.5) for c in needed]  # (K,) foreground thresholds
-            keep_largest(probs, [i for i, c in enumerate(needed) if lcc is True or c in lcc], cut)
+            keep_components(probs, {i: components if isinstance(components, float) else components.get(c, 0.0)
+                                    for i, c in enumerate(needed)}, cut)
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])

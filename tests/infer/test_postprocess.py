@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sat.infer.postprocess import keep_largest, largest_component
+from sat.infer.postprocess import MAJOR_FRACTION, keep_components, largest_component, major_components
 
 
 def test_largest_component_keeps_the_biggest_island_only():
@@ -17,33 +17,45 @@ def test_largest_component_keeps_the_biggest_island_only():
     assert out.sum() == 217 and not out[3, 3, 3] and out[16, 16, 16]
 
 
+def test_major_components_keep_a_broken_tube_and_drop_islands():
+    mask = np.zeros((10, 10, 40), dtype=bool)
+    mask[4:6, 4:6, 0:20] = True       # a cord predicted with a gap: 80 voxels ...
+    mask[4:6, 4:6, 23:35] = True      # ... and 48 below it
+    mask[0, 0, 38] = True             # a one-voxel island
+    kept = major_components(mask, 0.3)
+    assert kept.sum() == 128 and not kept[0, 0, 38]
+    assert largest_component(mask).sum() == 80 and major_components(mask, 0.0).sum() == 129
+    with pytest.raises(ValueError, match="1.5"):
+        major_components(mask, 1.5)
+
+
 def test_keep_largest_zeroes_probabilities_outside_and_leaves_other_rows():
     probs = torch.zeros((2, 12, 12, 12), dtype=torch.float16)
     probs[:, 1:3, 1:3, 1:3] = 0.9
     probs[:, 6:11, 6:11, 6:11] = 0.8
     before = probs.clone()
-    keep_largest(probs, [0])
+    keep_components(probs, {0: 1.0})
     assert probs[0, 1:3, 1:3, 1:3].max() == 0 and torch.equal(probs[0, 6:11, 6:11, 6:11], before[0, 6:11, 6:11, 6:11])
     assert torch.equal(probs[1], before[1])  # not asked for
     empty = torch.zeros((1, 4, 4, 4))
-    assert torch.equal(keep_largest(empty, [0]), torch.zeros((1, 4, 4, 4)))
+    assert torch.equal(keep_components(empty, {0: 1.0}), torch.zeros((1, 4, 4, 4)))
 
 
 def test_segmenter_follows_the_checkpoint_advice_and_accepts_overrides():
     from sat.infer.segmenter import Segmenter
 
-    advice = {"largest_component": ["liver"], "tta": True}
-    assert Segmenter._lcc_set(None, advice) == {"liver"}
-    assert Segmenter._lcc_set(True, advice) is True and Segmenter._lcc_set(False, advice) == set()
+    advice = {"largest_component": ["liver"], "major_components": ["spinal_cord"], "tta": True}
+    assert Segmenter._component_rule(None, advice) == {"liver": 1.0, "spinal_cord": MAJOR_FRACTION}
+    assert Segmenter._component_rule(True, advice) == 1.0 and Segmenter._component_rule(False, advice) == 0.0
     with pytest.raises(ValueError, match="'yes'"):
-        Segmenter._lcc_set("yes", advice)
+        Segmenter._component_rule("yes", advice)
 
 
 def test_keep_largest_uses_each_channels_own_threshold():
     probs = torch.zeros((2, 12, 12, 12))
     probs[:, 6:11, 6:11, 6:11] = 0.45  # a big island only a 0.4 threshold sees
     probs[:, 1:3, 1:3, 1:3] = 0.8      # a small confident one
-    keep_largest(probs, [0, 1], [0.4, 0.5])
+    keep_components(probs, {0: 1.0, 1: 1.0}, [0.4, 0.5])
     assert probs[0, 1:3, 1:3, 1:3].max() == 0 and probs[0, 6:11, 6:11, 6:11].min() > 0.4  # 0.4: the big one
     assert probs[1, 6:11, 6:11, 6:11].max() == 0 and probs[1, 1:3, 1:3, 1:3].min() > 0.7  # 0.5: the small one
 
@@ -65,7 +77,7 @@ def test_segmenter_thresholds_follow_the_checkpoint_and_lower_ones_grow_masks(ch
         differ = s.mask != (s.prob > t)
         assert np.all(np.abs(s.prob[differ].astype(np.float32) - t) < 2e-3)
     assert a.mask.sum() >= b.mask.sum()
-    assert Segmenter._lcc_set(["liver", "spleen"], {}) == {"liver", "spleen"}
+    assert Segmenter._component_rule(["liver", "spleen"], {}) == {"liver": 1.0, "spleen": 1.0}
     with pytest.raises(ValueError, match="threshold of liver"):
         Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, thresholds={"liver": 1.5})
 
