@@ -113,8 +113,10 @@ def run_interactive_command(args, command: str) -> Path:
         raise InputError("no structure was scored (no cases found, or none the checkpoint can answer)")
     out = args.out if args.out is not None else resolve_path("docs/results/interactive.md")
     note = ("Clicks: the whole clicked answer is taken (`--global-clicks`)." if args.global_clicks else
-            "Clicks: only changes connected to a click are taken, the rest keeps the text / box answer "
-            "(`Segmenter.refine(local=True)`, the default; `--global-clicks` takes the whole answer).")
+            "Clicks are taken one at a time: each keeps only what it changed in regions connected to itself, "
+            "a positive click only adding foreground and a negative one only removing it; the rest keeps "
+            "the answer before that click (`Segmenter.refine(local=True)`, the default; `--global-clicks` "
+            "takes the network's whole answer to all clicks).")
     return write_report(curves, out, command=command, checkpoint=str(args.checkpoint), trained_clicks=trained,
                         note=note)
 

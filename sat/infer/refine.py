@@ -5,9 +5,13 @@ indices of the input image with ``space="voxel"``; they are mapped to the model 
 survive the resampling. The image's backbone features are the ones :meth:`Segmenter.segment`
 cached (the same :class:`Volume` object), so a click costs only the head over the windows and the
 restore to the input grid. Points are the whole click history: each call answers "text + all these
-clicks", nothing is remembered between calls but the answer without clicks (cached with the
-features), against which the clicked answer is kept only near the clicks
-(:mod:`sat.infer.click_locality`).
+clicks". Clicks are taken one at a time: the answer after click k is the answer after click k-1,
+changed only where the network's answer to clicks 1..k differs from it in regions connected to
+click k, and only in the click's direction (a positive click adds foreground, a negative one
+removes it; :mod:`sat.infer.click_locality`), so a later click never undoes an earlier correction
+elsewhere and a "this is the structure" click never erases the structure.
+The answers to the history's prefixes are cached with the features (the answer depends on the
+click history alone, not on which calls came before).
 
 Bad input never raises anything but :class:`InputError` (one line): a point outside the image, a box
 outside it or flat along two or more axes, negative clicks alone with neither text nor box. A click
@@ -18,13 +22,15 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from sat.errors import InputError
 from sat.infer.click_locality import accept_near_clicks, click_voxels
-from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, POSITIVE, Prompts
+from sat.infer.postprocess import keep_components
+from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, PAD, POSITIVE, Prompts
 
 log = logging.getLogger(__name__)
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -148,10 +154,36 @@ def _click(p) -> tuple[tuple[float, float, float], bool]:
     return xyz, sign not in ("-", "neg", False, 0)
 
 
-def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str, has_text: bool) -> torch.Tensor:
-    """(x, y, z) probabilities of the text and box alone (zeros when neither), cached per volume."""
+def _cut(seg, concepts: list[str], has_text: bool) -> tuple[float, float]:
+    """The foreground threshold and component fraction ``segment`` gives this text (the checkpoint's
+    per-concept choices; a group's lowest threshold and no component rule), or 0.5 and none
+    without text."""
+    if not has_text:
+        return 0.5, 0.0
+    cut = min(seg.thresholds.get(c, 0.5) for c in concepts)
+    rule = seg.components
+    fraction = rule if isinstance(rule, float) else rule.get(concepts[0], 0.0) if len(concepts) == 1 else 0.0
+    return cut, fraction
+
+
+def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_text: bool, volume,
+               modality: str) -> torch.Tensor:
+    """(x, y, z) probabilities of the text and / or box, as ``segment`` answers the text: with its
+    mirrored pass (text alone, when the Segmenter mirrors) and its post-processing."""
     from sat.model.sliding_window import decode_prompts
 
+    if has_text and prompts is None and seg.tta and seg.flip_trained:
+        views, _ = seg._prepare(volume, modality, True)  # the cached image and its mirror
+        probs = seg._decode(views, concepts).amax(0)
+    else:
+        probs = decode_prompts(seg.net, cache, concepts, device=seg.device, prompts=prompts).amax(0)
+    cut, fraction = _cut(seg, concepts, has_text)
+    return keep_components(probs[None], {0: fraction}, cut)[0] if fraction else probs
+
+
+def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str, has_text: bool,
+                   modality: str) -> torch.Tensor:
+    """(x, y, z) probabilities of the text and box alone (zeros when neither), cached per volume."""
     if not has_text and box is None:
         return torch.zeros(cache.shape, dtype=torch.float16)
     key = (tuple(concepts), None if box is None else tuple(np.asarray(box, dtype=float).ravel()), has_text, space)
@@ -159,8 +191,45 @@ def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str
     if key not in memo:
         prompts = None if box is None else grid_prompts([], box, volume, pre["affine"], cache.shape,
                                                          has_text=has_text, n_queries=len(concepts), space=space)
-        memo[key] = decode_prompts(seg.net, cache, concepts, device=seg.device, prompts=prompts).amax(0)
+        memo[key] = _no_clicks(seg, cache, concepts, prompts, has_text, volume, modality)
     return memo[key]
+
+
+def _prefix(prompts: Prompts, k: int) -> Prompts:
+    """``prompts`` with its first ``k`` clicks only (the box and text flags unchanged)."""
+    return replace(prompts, points=prompts.points[:, :, :k], labels=prompts.labels[:, :, :k])
+
+
+_MEMO_SIZE = 64  # click-history answers kept per image (model grid, float16: a few MB each)
+
+
+def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, prompts: Prompts, box, space: str,
+                    has_text: bool, cut: float = 0.5) -> torch.Tensor:
+    """(x, y, z) probabilities of the clicks taken one at a time, each kept only near itself.
+
+    The answer after clicks 1..k is the answer after clicks 1..k-1, changed only where the network's
+    answer to clicks 1..k differs from it in regions connected to click k
+    (:func:`~sat.infer.click_locality.accept_near_clicks`): a later click cannot undo what an earlier
+    one corrected elsewhere, and the answer depends on the click history alone (answers to its
+    prefixes are cached with the image's features, so the usual one-more-click call decodes once).
+    """
+    from sat.model.sliding_window import decode_prompts
+
+    voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
+    labels = labels[labels != PAD]  # (N,) in click_voxels' order
+    memo = seg._cache.setdefault("click_history", {})
+    base = (tuple(concepts), None if box is None else tuple(np.asarray(box, dtype=float).ravel()), has_text, space)
+    probs = before
+    for k in range(1, prompts.n_clicks + 1):
+        key = base + (voxels[:k].tobytes(), labels[:k].tobytes())
+        if key not in memo:
+            answer = decode_prompts(seg.net, cache, concepts, device=seg.device, prompts=_prefix(prompts, k)).amax(0)
+            if len(memo) >= _MEMO_SIZE:
+                memo.pop(next(iter(memo)))
+            memo[key] = accept_near_clicks(probs, answer, voxels[k - 1:k], cut,
+                                           positive=labels[k - 1:k] == POSITIVE)
+        probs = memo[key]
+    return probs
 
 
 def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modality: str | None = None,
@@ -195,20 +264,25 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if ensure_prompt_encoder(seg.net):  # after the input checks: bad input gets one line, not two
         seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
                                             "removes a blob around itself and a box cuts the mask to the box")
+    cut = _cut(seg, concepts, bool(prompt))[0]
     negative_only = bool(prompt) and box is None and not bool((prompts.labels == POSITIVE).any())
     before = None  # the answer without clicks: for locality, and to see whether a negative click has a mask to cut
     if prompts.n_clicks and (local or negative_only):
-        before = _before_clicks(seg, features[0], concepts, box, volume, pre, space, bool(prompt))
+        before = _before_clicks(seg, features[0], concepts, box, volume, pre, space, bool(prompt), modality)
     if negative_only and before is not None:
-        if not bool((before > 0.5).any()):
+        if not bool((before > cut).any()):
             log.warning("negative click(s) ignored: the mask for %r is empty, there is nothing to correct", prompt)
             prompts = None
-    probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
-    if local and before is not None and prompts is not None:
-        probs = accept_near_clicks(before, probs, click_voxels(prompts))
+    if local and before is not None and prompts is not None and prompts.n_clicks:
+        probs = _click_by_click(seg, features[0], concepts, before, prompts, box, space, bool(prompt), cut)
+    elif prompts is None or not prompts.n_clicks:  # text and / or box only: as segment post-processes it
+        probs = _no_clicks(seg, features[0], concepts, None if prompts is None or prompts.is_empty() else prompts,
+                           bool(prompt), volume, modality)
+    else:
+        probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
     side = concept.laterality if concept is not None else "none"
     r = restore_prompts(probs[None], pre["affine"], volume, [side],
-                        keep_probabilities=probabilities)[0]
+                        keep_probabilities=probabilities, thresholds=[cut])[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
     s = Structure(prompt=str(prompt or "clicked structure"), concept=concept.id if concept else "interactive",

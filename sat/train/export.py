@@ -30,7 +30,8 @@ def export_module(module, datamodule, path: str | Path, net=None) -> Path:
                                dict(getattr(datamodule, "train", {}) or {})).to_dict(),
                            trained_concepts=sorted(module.trained_concepts),
                            extra={"patch_size": patch, "ema": net is not module.net,
-                                  "steps": int(getattr(module, "global_step", 0)), **training_facts(datamodule)},
+                                  "steps": int(getattr(module, "global_step", 0)), **training_facts(datamodule),
+                                  **getattr(module, "inherited_extra", {})},
                            text_delta=encoder_delta(module.text_spec), tree=training_tree(module))
 
 

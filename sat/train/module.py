@@ -127,6 +127,8 @@ class SATModule(L.LightningModule):
             self.modality_spacing = {str(k).upper(): tuple(float(x) for x in v)
                                      for k, v in meta.preprocess.modality_spacing.items()}
             self.init_rules = dict(meta.preprocess.rules)  # checked against the shards in on_fit_start
+            if it.freeze_base:  # the text path stays the checkpoint's: so do its flips and inference advice
+                self.inherited_extra = {k: meta.extra[k] for k in ("lr_flip_prob", "inference") if k in meta.extra}
         if it.enabled:
             if not hasattr(self.net.head, "add_prompt_encoder"):
                 raise ValueError(f"interaction needs the query_decoder head, not {type(self.net.head).__name__}")

@@ -57,3 +57,20 @@ def test_click_voxels_skip_padding():
     p.labels[0, :, 0], p.labels[0, :, 1], p.labels[0, :, 2] = POSITIVE, NEGATIVE, PAD
     assert click_voxels(p).tolist() == [[1, 3, 3], [4, 5, 6]]
     assert click_voxels(None).shape == (0, 3)
+
+
+def test_with_signs_a_positive_click_only_adds_and_a_negative_one_only_removes():
+    before = _grid()
+    before[2:10, 2:10, 2:10] = 0.9
+    after = before.clone()
+    after[10:12, 2:10, 2:10] = 0.8              # grown at the positive click ...
+    after[2:10, 2:10, 2:10] = 0.2               # ... while the answer also dropped the mask next to it
+    click = np.array([[10, 5, 5]])
+    out = accept_near_clicks(before, after, click, positive=np.array([True]))
+    assert bool((out[10:12, 2:10, 2:10] > 0.5).all()) and bool((out[2:10, 2:10, 2:10] > 0.5).all())
+    assert bool((accept_near_clicks(before, after, click)[2:10, 2:10, 2:10] < 0.5).all())  # unsigned: taken
+    cut = before.clone()
+    cut[8:10, 2:10, 2:10] = 0.1                 # removed at the negative click ...
+    cut[10:14, 2:10, 2:10] = 0.7                # ... and grown beside it: not what "not this" says
+    out = accept_near_clicks(before, cut, np.array([[9, 5, 5]]), positive=np.array([False]))
+    assert bool((out[8:10, 2:10, 2:10] < 0.5).all()) and bool((out[10:14] < 0.5).all())

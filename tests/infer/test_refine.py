@@ -122,3 +122,42 @@ def test_cli_point_and_box(capsys, tiny_checkpoint, phantom_ct, tmp_path):
                       (("--box=1,2,3",), "bad box"), (("-p", "liver", "-p", "spleen", f"--point={x},{y},{z}"), "at most one prompt")]:
         rc, out, err = run("-o", str(tmp_path / "bad"), *args)
         assert rc == 2 and msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_clicks_are_taken_one_at_a_time_and_a_later_click_does_not_undo_an_earlier_one(monkeypatch):
+    import sat.infer.refine as mod
+    from sat.model.prompts import NEGATIVE, POSITIVE, Prompts
+
+    before = torch.zeros((16, 16, 16), dtype=torch.float16)
+    before[2:6, 2:6, 2:6] = 0.9
+    answers = []  # what the network says to the first 1, 2 clicks: the second answer forgets the first fix
+
+    def first(k: int) -> torch.Tensor:
+        a = before.clone()
+        a[6:8, 2:6, 2:6] = 0.9                  # click 1 (positive, at x = 6) grows the mask
+        if k == 2:
+            a[6:8, 2:6, 2:6] = 0.1              # ... which the answer to both clicks drops again
+            a[12:15, 12:15, 12:15] = 0.8        # click 2 (positive, far away) adds a missed part
+        return a
+
+    def decode(net, cache, concepts, *, device, prompts):
+        answers.append(prompts.n_clicks)
+        return first(prompts.n_clicks)[None]
+
+    monkeypatch.setattr("sat.model.sliding_window.decode_prompts", decode)
+    p = Prompts.empty(1, 1, k=2)
+    p.points[0, 0, 0], p.labels[0, 0, 0] = torch.tensor([6.0, 3.0, 3.0]), POSITIVE
+    p.points[0, 0, 1], p.labels[0, 0, 1] = torch.tensor([13.0, 13.0, 13.0]), POSITIVE
+
+    class Seg:
+        net, device, _cache = None, "cpu", {}
+
+    out = mod._click_by_click(Seg, None, ["liver"], before, p, None, "world", True)
+    assert bool((out[6:8, 2:6, 2:6] > 0.5).all())       # the first correction stays
+    assert bool((out[12:15, 12:15, 12:15] > 0.5).all())  # the second is taken
+    assert answers == [1, 2]
+    again = mod._click_by_click(Seg, None, ["liver"], before, p, None, "world", True)
+    assert answers == [1, 2] and torch.equal(again, out)  # the history's answers are cached
+    p.labels[0, 0, 1] = NEGATIVE
+    mod._click_by_click(Seg, None, ["liver"], before, p, None, "world", True)
+    assert answers == [1, 2, 2]  # another second click: only the new prefix is decoded

@@ -63,12 +63,18 @@ def test_interactive_fit_then_frozen_base_fine_tune(tmp_path, tiny_fit_args):
     net, meta = load_checkpoint(first)
     assert meta.model.head.interactive is True and net.head.prompt is not None
 
-    # start again from that checkpoint, training only the prompt encoder
+    # start again from that checkpoint, training only the prompt encoder; its chosen inference
+    # settings (e.g. by sat benchmark real) are the text path's, so the fine-tune keeps them
+    from sat.model.checkpoint import update_extra
+
+    advice = {"tta": True, "thresholds": {"liver": 0.3}, "major_components": ["liver"], "overlap": 0.5}
+    update_extra(first, inference=advice, lr_flip_prob=0.5)
     second = tmp_path / "frozen.ckpt"
     run = cli(tiny_fit_args(tmp_path / "b", max_steps=3) + common + [
         f"--model.interaction.init_checkpoint={first}", "--model.interaction.freeze_base=true", f"--export={second}"])
     assert run.trainer.global_step == 3
-    tuned, _ = load_checkpoint(second)
+    tuned, tuned_meta = load_checkpoint(second)
+    assert tuned_meta.extra["inference"] == advice and tuned_meta.extra["lr_flip_prob"] == 0.5
     before, after = net.state_dict(), tuned.state_dict()
     changed = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("head.prompt.") for k in changed)
