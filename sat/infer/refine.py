@@ -161,9 +161,10 @@ def _cut(seg, concepts: list[str], has_text: bool) -> tuple[float, float]:
     if not has_text:
         return 0.5, 0.0
     cut = min(seg.thresholds.get(c, 0.5) for c in concepts)
+    if len(concepts) != 1:  # a group is the max of its members: segment cuts components per member
+        return cut, 0.0
     rule = seg.components
-    fraction = rule if isinstance(rule, float) else rule.get(concepts[0], 0.0) if len(concepts) == 1 else 0.0
-    return cut, fraction
+    return cut, rule if isinstance(rule, float) else rule.get(concepts[0], 0.0)
 
 
 def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_text: bool, volume,
