@@ -213,8 +213,10 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     (:func:`~sat.infer.click_locality.accept_near_clicks`): a later click cannot undo what an earlier
     one corrected elsewhere, and the answer depends on the click history alone (answers to its
     prefixes are cached with the image's features, so the usual one-more-click call decodes once).
+    The network answers click k only in the windows within half a window of it
+    (:func:`~sat.model.sliding_window.decode_near`), so one click changes at most that region.
     """
-    from sat.model.sliding_window import decode_prompts
+    from sat.model.sliding_window import decode_near
 
     voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
     labels = labels[labels != PAD]  # (N,) in click_voxels' order
@@ -224,7 +226,9 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     for k in range(1, prompts.n_clicks + 1):
         key = base + (voxels[:k].tobytes(), labels[:k].tobytes())
         if key not in memo:
-            answer = decode_prompts(seg.net, cache, concepts, device=seg.device, prompts=_prefix(prompts, k)).amax(0)
+            answer, exact = decode_near(seg.net, cache, concepts, voxels[k - 1], device=seg.device,
+                                        prompts=_prefix(prompts, k))
+            answer = torch.where(exact, answer.amax(0), probs)  # beyond the click's windows: unchanged
             if len(memo) >= _MEMO_SIZE:
                 memo.pop(next(iter(memo)))
             memo[key] = accept_near_clicks(probs, answer, voxels[k - 1:k], cut,

@@ -95,6 +95,29 @@ def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu
     ``prompts``: optional clicks and boxes (:class:`~sat.model.prompts.Prompts`, B = 1, Q queries)
     in voxels of the cached (unpadded) grid; each window sees them shifted to its own origin.
     """
+    return _decode_windows(net, cache, concepts, device, prompts)[0]
+
+
+@torch.no_grad()
+def decode_near(net, cache: FeatureCache, concepts: list[str], point, *, device="cpu", prompts=None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`decode_prompts` over only the windows that meet the box of half a window around
+    ``point`` (a voxel, 3 numbers): a click's answer at about a third of the cost at half-window
+    overlap. Returns the (Q, X, Y, Z) float16 probabilities and the (X, Y, Z) bool voxels every
+    window covering them ran for, where they equal :func:`decode_prompts`' (undefined elsewhere)."""
+    p = np.asarray(point, dtype=float)
+
+    def near(start) -> bool:
+        return all(s <= q + n // 2 and q - n // 2 < s + n for s, n, q in zip(start, cache.patch, p))
+
+    out, skipped = _decode_windows(net, cache, concepts, device, prompts, near)
+    return out, ~skipped
+
+
+def _decode_windows(net, cache: FeatureCache, concepts: list[str], device, prompts, keep=None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stitched probabilities of the windows ``keep(start)`` accepts (all by default), and the
+    (X, Y, Z) bool voxels some skipped window covers."""
     q = net.query_indices(concepts).to(device)[None]  # (1, Q)
     text = _query_text(net, q)
     if prompts is not None:
@@ -104,14 +127,18 @@ def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu
     small = len(concepts) * int(np.prod(full)) * 4 <= FLOAT32_BUFFER_BYTES
     acc = torch.zeros((len(concepts), *full), dtype=torch.float32 if small else torch.float16)
     norm = torch.zeros(full, dtype=torch.float32)
+    skipped = torch.zeros(full, dtype=torch.bool)
     w = gaussian_map(cache.patch)
     for (a, b, c), feats in cache.windows:
+        sl = (slice(a, a + cache.patch[0]), slice(b, b + cache.patch[1]), slice(c, c + cache.patch[2]))
+        if keep is not None and not keep((a, b, c)):
+            skipped[sl] = True
+            continue
         if prompts is None:
             logits = net.head(feats, text, mod, None)
         else:
             logits = net.head(feats, text, mod, None, prompts.shifted((a, b, c)))
         prob = torch.sigmoid(logits.float())[0].cpu()
-        sl = (slice(a, a + cache.patch[0]), slice(b, b + cache.patch[1]), slice(c, c + cache.patch[2]))
         acc[(slice(None), *sl)] += (prob * w).to(acc.dtype)
         norm[sl] += w
     crop = tuple(slice(0, n) for n in cache.shape)
@@ -119,7 +146,7 @@ def decode_prompts(net, cache: FeatureCache, concepts: list[str], *, device="cpu
     out = torch.empty((len(concepts), *cache.shape), dtype=torch.float16)
     for k in range(len(concepts)):  # one channel at a time: no float32 copy of the whole buffer
         out[k] = (acc[k][crop].float() / norm).half()
-    return out
+    return out, skipped[crop]
 
 
 def flip_lr(x: torch.Tensor) -> torch.Tensor:

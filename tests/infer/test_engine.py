@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sat.model.sliding_window import decode_prompts, encode_image, gaussian_map, window_starts
+from sat.model.sliding_window import decode_near, decode_prompts, encode_image, gaussian_map, window_starts
 from sat.vision.features import BackboneOutput
 
 
@@ -47,6 +47,27 @@ def test_stitching_matches_monai_oracle():
     # a per-voxel function is reproduced exactly by any blending; float16 buffer -> 1e-3
     assert torch.allclose(ours[0], ref[0], atol=2e-3)
     assert torch.allclose(ours[1], ours[0])
+
+
+class _WindowMean(_Echo):
+    """A head whose answer depends on the whole window (its mean), so blending matters."""
+
+    def head(self, feats, text, modality, pad):
+        m = torch.sigmoid(feats.pixel.mean()) * 0.5
+        return torch.logit(m).expand(1, text.shape[1], *feats.pixel.shape[2:])
+
+
+def test_decoding_near_a_point_is_exact_where_every_covering_window_ran():
+    torch.manual_seed(0)
+    image = torch.randn(1, 64, 40, 40)
+    net = _WindowMean()
+    cache = encode_image(net, image, "CT", (16, 16, 16), overlap=0.5)
+    full = decode_prompts(net, cache, ["a"])
+    near, exact = decode_near(net, cache, ["a"], (8, 20, 20))
+    assert exact.shape == (64, 40, 40) and bool(exact[8, 20, 20]) and not bool(exact[60, 20, 20])
+    assert 0 < int(exact.sum()) < exact.numel() // 2
+    assert torch.equal(near[0][exact], full[0][exact])
+    assert not torch.equal(near[0][~exact], full[0][~exact])  # the rest is not the full answer
 
 
 def test_small_volume_is_padded_and_cropped_back():

@@ -140,11 +140,11 @@ def test_clicks_are_taken_one_at_a_time_and_a_later_click_does_not_undo_an_earli
             a[12:15, 12:15, 12:15] = 0.8        # click 2 (positive, far away) adds a missed part
         return a
 
-    def decode(net, cache, concepts, *, device, prompts):
+    def decode(net, cache, concepts, point, *, device, prompts):
         answers.append(prompts.n_clicks)
-        return first(prompts.n_clicks)[None]
+        return first(prompts.n_clicks)[None], torch.ones(before.shape, dtype=torch.bool)
 
-    monkeypatch.setattr("sat.model.sliding_window.decode_prompts", decode)
+    monkeypatch.setattr("sat.model.sliding_window.decode_near", decode)
     p = Prompts.empty(1, 1, k=2)
     p.points[0, 0, 0], p.labels[0, 0, 0] = torch.tensor([6.0, 3.0, 3.0]), POSITIVE
     p.points[0, 0, 1], p.labels[0, 0, 1] = torch.tensor([13.0, 13.0, 13.0]), POSITIVE
