@@ -201,7 +201,7 @@ def _prefix(prompts: Prompts, k: int) -> Prompts:
     return replace(prompts, points=prompts.points[:, :, :k], labels=prompts.labels[:, :, :k])
 
 
-_MEMO_SIZE = 64  # click-history answers kept per image (model grid, float16: a few MB each)
+_MEMO_SIZE = 16  # click-history answers kept per image (model grid, float16: a few MB each)
 
 
 def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, prompts: Prompts, box, space: str,
