@@ -55,16 +55,17 @@ def check_fraction(value: float, name: str = "component fraction") -> float:
     return f
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """(x, y, z) bool -> the same mask with only its largest 26-connected component (ties: lowest label)."""
-    return major_components(mask, 1.0)
-
-
 def advised_fractions(advice: dict) -> dict[str, float]:
     """Checkpoint inference advice -> concept id -> component fraction (``largest_component``: 1,
     ``major_components``: :data:`MAJOR_FRACTION`); concepts in neither keep every component."""
     return {**{str(c): MAJOR_FRACTION for c in advice.get("major_components") or ()},
             **{str(c): 1.0 for c in advice.get("largest_component") or ()}}
+
+
+def fraction_of(rule: dict[str, float] | float, concept: str) -> float:
+    """A concept's component fraction under a rule: one fraction for every concept, or concept id
+    -> fraction (0, every component, for concepts it does not list)."""
+    return rule if isinstance(rule, float) else rule.get(concept, 0.0)
 
 
 THRESHOLDS = (0.3, 0.4, 0.5)  # the grid a benchmark chooses each concept's threshold from
@@ -90,8 +91,10 @@ def keep_components(probs: torch.Tensor, rows: dict[int, float], threshold: floa
     """
     per = [threshold] * probs.shape[0] if isinstance(threshold, (int, float)) else list(threshold)
     for r, fraction in rows.items():
+        if fraction <= 0.0:  # every component kept: nothing to label
+            continue
         fg = (probs[r] > per[r]).cpu().numpy()
-        if fg.any() and fraction > 0.0:
+        if fg.any():
             keep = torch.from_numpy(major_components(fg, fraction)).to(probs.device)
             probs[r] = torch.where(keep, probs[r], torch.zeros((), dtype=probs.dtype, device=probs.device))
     return probs

@@ -29,7 +29,7 @@ import torch
 
 from sat.errors import InputError
 from sat.infer.click_locality import accept_near_clicks, click_voxels
-from sat.infer.postprocess import keep_components
+from sat.infer.postprocess import fraction_of, keep_components
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, PAD, POSITIVE, Prompts
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,7 @@ def _cut(seg, concepts: list[str], has_text: bool) -> tuple[float, float]:
     cut = min(seg.thresholds.get(c, 0.5) for c in concepts)
     if len(concepts) != 1:  # a group is the max of its members: segment cuts components per member
         return cut, 0.0
-    rule = seg.components
-    return cut, rule if isinstance(rule, float) else rule.get(concepts[0], 0.0)
+    return cut, fraction_of(seg.components, concepts[0])
 
 
 def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_text: bool, volume,
@@ -188,12 +187,13 @@ def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str
     if not has_text and box is None:
         return torch.zeros(cache.shape, dtype=torch.float16)
     key = (tuple(concepts), None if box is None else tuple(np.asarray(box, dtype=float).ravel()), has_text, space)
-    memo = seg._cache.setdefault("before_clicks", {})
-    if key not in memo:
+    if key not in seg._cache.get("before_clicks", {}):
         prompts = None if box is None else grid_prompts([], box, volume, pre["affine"], cache.shape,
                                                          has_text=has_text, n_queries=len(concepts), space=space)
-        memo[key] = _no_clicks(seg, cache, concepts, prompts, has_text, volume, modality)
-    return memo[key]
+        answer = _no_clicks(seg, cache, concepts, prompts, has_text, volume, modality)
+        # stored after the answer: its mirrored pass may have replaced the cache (image + mirror)
+        seg._cache.setdefault("before_clicks", {})[key] = answer
+    return seg._cache["before_clicks"][key]
 
 
 def _prefix(prompts: Prompts, k: int) -> Prompts:

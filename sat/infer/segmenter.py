@@ -17,7 +17,7 @@ from sat.errors import InputError
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.hounsfield import tissue_classes
 from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
-from sat.infer.postprocess import advised_fractions, check_fraction, check_threshold, keep_components
+from sat.infer.postprocess import advised_fractions, check_fraction, check_threshold, fraction_of, keep_components
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
@@ -383,8 +383,7 @@ class Segmenter:
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
             probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
             cut = [self.thresholds.get(c, 0.5) for c in needed]  # (K,) foreground thresholds
-            keep_components(probs, {i: components if isinstance(components, float) else components.get(c, 0.0)
-                                    for i, c in enumerate(needed)}, cut)
+            keep_components(probs, {i: fraction_of(components, c) for i, c in enumerate(needed)}, cut)
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sat.infer.postprocess import MAJOR_FRACTION, keep_components, largest_component, major_components
+from sat.infer.postprocess import MAJOR_FRACTION, keep_components, major_components
 
 
 def test_largest_component_keeps_the_biggest_island_only():
@@ -13,7 +13,7 @@ def test_largest_component_keeps_the_biggest_island_only():
     mask[2:5, 2:5, 2:5] = True        # 27 voxels
     mask[10:16, 10:16, 10:16] = True  # 216 voxels
     mask[16, 16, 16] = True           # touches the big one diagonally: 26-connected, kept
-    out = largest_component(mask)
+    out = major_components(mask, 1.0)
     assert out.sum() == 217 and not out[3, 3, 3] and out[16, 16, 16]
 
 
@@ -24,7 +24,7 @@ def test_major_components_keep_a_broken_tube_and_drop_islands():
     mask[0, 0, 38] = True             # a one-voxel island
     kept = major_components(mask, 0.3)
     assert kept.sum() == 128 and not kept[0, 0, 38]
-    assert largest_component(mask).sum() == 80 and major_components(mask, 0.0).sum() == 129
+    assert major_components(mask, 1.0).sum() == 80 and major_components(mask, 0.0).sum() == 129
     with pytest.raises(ValueError, match="1.5"):
         major_components(mask, 1.5)
 
