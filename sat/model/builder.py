@@ -20,7 +20,7 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
         from sat.vision.unet import UNetBackbone
 
         return UNetBackbone(in_channels=cfg.in_channels, channels=b.channels,
-                            out_channels=b.out_channels, checkpointing=b.checkpointing)
+                            out_channels=b.out_channels, norm=b.norm, checkpointing=b.checkpointing)
     if b.name == "dynunet":
         from sat.vision.dynunet import DynUNetBackbone
 

@@ -28,6 +28,9 @@ class BackboneConfig:
         checkpointing: gradient checkpointing (recompute blocks in backward to save memory).
         checkpoint_min_patch: with ``checkpointing``, recompute only for inputs of at least this
             many voxels per side (0: always; unet and dynunet; see :mod:`sat.model.runtime`).
+        norm: unet normalisation: ``instance`` (affine instance norm), ``batch``, or
+            ``modality_instance`` (instance norm with a shared plus a per-modality scale and shift,
+            for one backbone over CT and MR; :mod:`sat.vision.modality_norm`).
         res_block: dynunet residual blocks.
         depths, num_heads, window_size: swinunetr transformer stages.
     """
@@ -37,6 +40,7 @@ class BackboneConfig:
     out_channels: int = 32
     checkpointing: bool = False
     checkpoint_min_patch: int = 0
+    norm: str = "instance"
     res_block: bool = True
     depths: tuple[int, ...] = (2, 2, 2, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
@@ -102,6 +106,9 @@ class ModelConfig:
             self.head = from_mapping(HeadConfig, self.head, "model config", "head")
         for name in ("channels", "depths", "num_heads"):
             setattr(self.backbone, name, tuple(getattr(self.backbone, name)))
+        if self.backbone.norm != "instance" and self.backbone.name != "unet":
+            raise ValueError(f"backbone.norm {self.backbone.norm!r} is a unet option; "
+                             f"{self.backbone.name!r} uses its own normalisation")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -73,7 +73,8 @@ def encode_image(net, image: torch.Tensor, modality: str | None, patch_size, *, 
     for i in range(0, len(starts), sw_batch):
         chunk = starts[i:i + sw_batch]
         x = torch.stack([image[:, a:a + patch[0], b:b + patch[1], c:c + patch[2]] for a, b, c in chunk])
-        feats = net.encode_image(x.to(device))
+        mod = torch.full((len(chunk),), cache.modality, dtype=torch.long, device=device)  # (n,)
+        feats = net.encode_image(x.to(device), mod)
         for j, s in enumerate(chunk):
             light = BackboneOutput(pixel=feats.pixel[j:j + 1],
                                    encoder=[f[j:j + 1] for f in feats.encoder[-(keep or len(feats.encoder)):]],

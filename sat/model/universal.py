@@ -57,8 +57,14 @@ class UniversalSegmenter(nn.Module):
         except KeyError as e:
             raise KeyError(f"concept {e.args[0]!r} has no text embedding in this model") from None
 
-    def encode_image(self, image: torch.Tensor) -> BackboneOutput:
-        """image: (B, C, D, H, W) -> features, reusable for any number of prompts."""
+    def encode_image(self, image: torch.Tensor, modality: torch.Tensor | None = None) -> BackboneOutput:
+        """image: (B, C, D, H, W) -> features, reusable for any number of prompts.
+
+        modality: (B,) :data:`MODALITY_INDEX` values, passed to a backbone that conditions on it
+        (``conditions_on_modality``, e.g. per-modality norms) and ignored by the others.
+        """
+        if getattr(self.backbone, "conditions_on_modality", False):
+            return self.backbone(image, modality)
         return self.backbone(image)
 
     def query_text(self, queries: torch.Tensor) -> torch.Tensor:
@@ -82,4 +88,4 @@ class UniversalSegmenter(nn.Module):
 
     def forward(self, image: torch.Tensor, queries: torch.Tensor, modality: torch.Tensor | None = None,
                 pad: torch.Tensor | None = None, prompts=None):
-        return self.decode(self.encode_image(image), queries, modality, pad, prompts)
+        return self.decode(self.encode_image(image, modality), queries, modality, pad, prompts)

@@ -72,9 +72,9 @@ def interactive_logits(net, image: torch.Tensor, queries: torch.Tensor, modality
     tgt = target.bool()
     if cfg.freeze_base:
         with torch.no_grad():
-            feats = net.encode_image(image)
+            feats = net.encode_image(image, modality)
     else:
-        feats = net.encode_image(image)
+        feats = net.encode_image(image, modality)
     text = net.query_text(queries)
     pad = ~valid
     present = tgt.flatten(2).any(-1) & valid  # (B, Q) queries whose structure is in the crop

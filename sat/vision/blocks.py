@@ -12,17 +12,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sat.knowledge.modality import MODALITIES
+
 __all__ = ["NORMS", "ConvNormAct", "DoubleConv", "DownStep", "UpStep"]
 
-NORMS = ("instance", "batch")
+NORMS = ("instance", "batch", "modality_instance")
+# rows of the modality norm's offsets: 0 unknown, then sat.model.universal.MODALITY_INDEX (CT 1, MR 2, ...)
+NUM_MODALITIES = len(MODALITIES) + 1
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    """Affine instance norm (no running statistics) or batch norm over ``channels``."""
+    """Affine instance norm (no running statistics), batch norm, or instance norm with a
+    per-modality affine (:class:`~sat.vision.modality_norm.ModalityInstanceNorm`) over ``channels``."""
     if kind == "instance":
         return nn.InstanceNorm3d(channels, affine=True)
     if kind == "batch":
         return nn.BatchNorm3d(channels)
+    if kind == "modality_instance":
+        from sat.vision.modality_norm import ModalityInstanceNorm
+
+        return ModalityInstanceNorm(channels, NUM_MODALITIES)
     raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
 
 

@@ -14,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from sat.vision.blocks import NORMS, DoubleConv, DownStep, UpStep
 from sat.vision.features import BackboneOutput
+from sat.vision.modality_norm import set_modality
 
 __all__ = ["BackboneOutput", "UNetBackbone"]
 
@@ -25,7 +26,8 @@ class UNetBackbone(nn.Module):
         in_channels: image channels.
         channels: encoder widths per scale; ``len(channels) - 1`` downsamplings.
         out_channels: width F of the full-resolution feature map.
-        norm: ``instance`` (affine) or ``batch``.
+        norm: ``instance`` (affine), ``batch`` or ``modality_instance`` (instance norm with a
+            shared plus a per-modality affine; :mod:`sat.vision.modality_norm`).
         checkpointing: recompute encoder blocks in backward to save memory.
     """
 
@@ -37,6 +39,7 @@ class UNetBackbone(nn.Module):
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
         self.channels, self.out_channels, self.checkpointing = tuple(channels), out_channels, checkpointing
+        self.conditions_on_modality = norm == "modality_instance"
         self.stem = DoubleConv(in_channels, channels[0], norm=norm)
         self.downs = nn.ModuleList(DownStep(channels[i], channels[i + 1], norm=norm)
                                    for i in range(len(channels) - 1))
@@ -54,8 +57,11 @@ class UNetBackbone(nn.Module):
             return checkpoint(block, *args, use_reentrant=False)
         return block(*args)
 
-    def forward(self, x: torch.Tensor) -> BackboneOutput:
-        """x: (B, C_in, D, H, W) with D, H, W divisible by ``self.downsample``."""
+    def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> BackboneOutput:
+        """x: (B, C_in, D, H, W) with D, H, W divisible by ``self.downsample``; modality: (B,) long
+        indices (:data:`sat.model.universal.MODALITY_INDEX`) or None, used by ``modality_instance``."""
+        if self.conditions_on_modality:
+            set_modality(self, modality)
         feats = [self._run(self.stem, x)]
         for down in self.downs:
             feats.append(self._run(down, feats[-1]))

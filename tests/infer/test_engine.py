@@ -25,7 +25,7 @@ class _Echo(torch.nn.Module):
     def query_indices(self, concepts):
         return torch.arange(len(concepts))
 
-    def encode_image(self, x):
+    def encode_image(self, x, modality=None):
         return BackboneOutput(pixel=x, encoder=[x], decoder=[])
 
     def head(self, feats, text, modality, pad):
@@ -94,7 +94,7 @@ class _SideNet(torch.nn.Module):
     def query_indices(self, concepts):
         return torch.tensor([self.concept_ids.index(c) for c in concepts])
 
-    def encode_image(self, x):
+    def encode_image(self, x, modality=None):
         return BackboneOutput(pixel=x, encoder=[x], decoder=[])
 
     def head(self, feats, text, modality, pad):
