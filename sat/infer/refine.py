@@ -181,27 +181,47 @@ def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_tex
     return keep_components(probs[None], {0: fraction}, cut)[0] if fraction else probs
 
 
+_MEMO_SIZE = 16  # answers kept per image and memo (model grid, float16: a few MB each)
+
+
+def answer_key(concepts: list[str], box, has_text: bool, space: str) -> tuple:
+    """Memo key of an answer to text and / or a box (the frame of the box's numbers matters only with one)."""
+    return (tuple(concepts), None if box is None else (tuple(np.asarray(box, dtype=float).ravel()), space), has_text)
+
+
+def _remember(memo: dict, key: tuple, answer: torch.Tensor) -> None:
+    """Store ``answer`` under ``key``, dropping the oldest entry beyond :data:`_MEMO_SIZE`."""
+    if key not in memo and len(memo) >= _MEMO_SIZE:
+        memo.pop(next(iter(memo)))
+    memo[key] = answer
+
+
+def remember_text_answer(seg, concept: str, probs: torch.Tensor) -> None:
+    """Keep ``segment``'s model-grid answer (x, y, z) to a one-concept prompt as refine's answer
+    before any click: the first click on a segmented structure then decodes only near itself.
+    ``segment`` calls this only when it answered as :func:`_no_clicks` would (the Segmenter's own
+    mirrored-pass and component settings), so the answer stays a function of the click history."""
+    _remember(seg._cache.setdefault("before_clicks", {}), answer_key([concept], None, True, "world"), probs)
+
+
 def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str, has_text: bool,
                    modality: str) -> torch.Tensor:
     """(x, y, z) probabilities of the text and box alone (zeros when neither), cached per volume."""
     if not has_text and box is None:
         return torch.zeros(cache.shape, dtype=torch.float16)
-    key = (tuple(concepts), None if box is None else tuple(np.asarray(box, dtype=float).ravel()), has_text, space)
+    key = answer_key(concepts, box, has_text, space)
     if key not in seg._cache.get("before_clicks", {}):
         prompts = None if box is None else grid_prompts([], box, volume, pre["affine"], cache.shape,
                                                          has_text=has_text, n_queries=len(concepts), space=space)
         answer = _no_clicks(seg, cache, concepts, prompts, has_text, volume, modality)
         # stored after the answer: its mirrored pass may have replaced the cache (image + mirror)
-        seg._cache.setdefault("before_clicks", {})[key] = answer
+        _remember(seg._cache.setdefault("before_clicks", {}), key, answer)
     return seg._cache["before_clicks"][key]
 
 
 def _prefix(prompts: Prompts, k: int) -> Prompts:
     """``prompts`` with its first ``k`` clicks only (the box and text flags unchanged)."""
     return replace(prompts, points=prompts.points[:, :, :k], labels=prompts.labels[:, :, :k])
-
-
-_MEMO_SIZE = 16  # click-history answers kept per image (model grid, float16: a few MB each)
 
 
 def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, prompts: Prompts, box, space: str,
@@ -221,7 +241,7 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
     labels = labels[labels != PAD]  # (N,) in click_voxels' order
     memo = seg._cache.setdefault("click_history", {})
-    base = (tuple(concepts), None if box is None else tuple(np.asarray(box, dtype=float).ravel()), has_text, space)
+    base = answer_key(concepts, box, has_text, space)
     probs = before
     for k in range(1, prompts.n_clicks + 1):
         key = base + (voxels[:k].tobytes(), labels[:k].tobytes())
@@ -229,10 +249,8 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
             answer, exact = decode_near(seg.net, cache, concepts, voxels[k - 1], device=seg.device,
                                         prompts=_prefix(prompts, k))
             answer = torch.where(exact, answer.amax(0), probs)  # beyond the click's windows: unchanged
-            if len(memo) >= _MEMO_SIZE:
-                memo.pop(next(iter(memo)))
-            memo[key] = accept_near_clicks(probs, answer, voxels[k - 1:k], cut,
-                                           positive=labels[k - 1:k] == POSITIVE)
+            _remember(memo, key, accept_near_clicks(probs, answer, voxels[k - 1:k], cut,
+                                                    positive=labels[k - 1:k] == POSITIVE))
         probs = memo[key]
     return probs
 
@@ -281,8 +299,8 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if local and before is not None and prompts is not None and prompts.n_clicks:
         probs = _click_by_click(seg, features[0], concepts, before, prompts, box, space, bool(prompt), cut)
     elif prompts is None or not prompts.n_clicks:  # text and / or box only: as segment post-processes it
-        probs = _no_clicks(seg, features[0], concepts, None if prompts is None or prompts.is_empty() else prompts,
-                           bool(prompt), volume, modality)
+        probs = before if before is not None else _before_clicks(seg, features[0], concepts, box, volume, pre,
+                                                                  space, bool(prompt), modality)
     else:
         probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
     side = concept.laterality if concept is not None else "none"

@@ -387,6 +387,12 @@ class Segmenter:
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
+            if tta == bool(self.tta and self.flip_trained) and components is self.components:
+                from sat.infer.refine import remember_text_answer  # refine's answer before clicks, as computed
+
+                for p, answer in zip(answered, per_prompt):
+                    if len(p.concepts) == 1:
+                        remember_text_answer(self, p.concepts[0], answer.clone())
             concepts = [self.tree.get(p.resolution.concept) for p in answered]
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             # a grouping prompt (the max of its members) takes the lowest of its members' thresholds

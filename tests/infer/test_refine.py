@@ -92,6 +92,8 @@ def test_bad_clicks_and_boxes_are_one_line_errors_or_warnings(seg, phantom_ct, c
     # a negative click on an empty mask is ignored with a warning
     with torch.no_grad():
         seg.net.head.bias.fill_(-50.0)
+    res = seg.segment(vol, ["liver"], modality="CT")  # the changed model's answer replaces the kept one
+    assert not res.structures[0].mask.any()
     caplog.set_level(logging.WARNING)
     out = seg.refine(res, "liver", points=[(*p, False)])
     assert not out.structures[0].mask.any() and "nothing to correct" in caplog.text
@@ -161,3 +163,29 @@ def test_clicks_are_taken_one_at_a_time_and_a_later_click_does_not_undo_an_earli
     p.labels[0, 0, 1] = NEGATIVE
     mod._click_by_click(Seg, None, ["liver"], before, p, None, "world", True)
     assert answers == [1, 2, 2]  # another second click: only the new prefix is decoded
+
+
+def test_first_click_after_segment_reuses_its_answer(tiny_checkpoint, fast_resolver, phantom_ct, monkeypatch):
+    """segment leaves its answer for refine: the first click decodes only near itself, and the mask
+    is the one a Segmenter that never ran segment gives for the same click."""
+    from sat.infer.segmenter import Segmenter
+
+    fresh = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu", resolver=fast_resolver)
+    used = Segmenter.from_checkpoint(tiny_checkpoint, device="cpu", resolver=fast_resolver)
+    res = used.segment(str(phantom_ct), ["liver"], modality="CT")
+    vol = res.volume
+    click = [(*_world(vol, tuple(n // 2 + 3 for n in vol.shape)), True)]
+    decodes = []
+    real = used._decode
+    monkeypatch.setattr(used, "_decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    import sat.model.sliding_window as sw
+
+    full = []
+    real_prompts = sw.decode_prompts
+    monkeypatch.setattr(sw, "decode_prompts", lambda *a, **k: full.append(1) or real_prompts(*a, **k))
+    after = used.refine(res, "liver", points=click).structures[0].mask
+    assert decodes == [] and full == []  # no whole-volume decode: the text answer came from segment
+    expected = fresh.refine(vol, "liver", points=click, modality="CT").structures[0].mask
+    np.testing.assert_array_equal(after, expected)
+    # refine without clicks gives segment's mask
+    np.testing.assert_array_equal(used.refine(res, "liver").structures[0].mask, res.structures[0].mask)
