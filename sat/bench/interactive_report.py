@@ -80,8 +80,26 @@ def render(curves: list[Curve], *, command: str, checkpoint: str, trained_clicks
         lines += ["", "## Click latency", "",
                   f"{len(lat)} refinement calls (decoder over the cached features + restore to the input grid): "
                   f"median {np.median(lat):.3f} s, 90th percentile {np.percentile(lat, 90):.3f} s, on this "
-                  "machine under its load at the time (shared CPU)."]
+                  "machine under its load at the time (shared CPU). The first click of a structure also "
+                  "computes its answer before clicks when `segment` has not (the box protocol's first "
+                  "`refine` has).", "", *latency_table(curves)]
     return "\n".join(lines) + "\n"
+
+
+def latency_table(curves: list[Curve]) -> list[str]:
+    """Markdown rows: click latency per dataset and protocol, first click and later clicks apart."""
+    rows = ["| dataset | protocol | clicks | first click median s | later clicks median s | 90th percentile s | max s |",
+            "|---|---|---|---|---|---|---|"]
+    for (ds, proto), cs in _groups(curves, lambda c: (c.dataset, c.protocol)).items():
+        first = [c.click_s[0] for c in cs if c.click_s]
+        later = [t for c in cs for t in c.click_s[1:]]
+        every = first + later
+        if not every:
+            continue
+        med = lambda xs: f"{np.median(xs):.3f}" if xs else "-"  # noqa: E731
+        rows.append(f"| {ds} | {proto} | {len(every)} | {med(first)} | {med(later)} | "
+                    f"{np.percentile(every, 90):.3f} | {max(every):.3f} |")
+    return rows
 
 
 def write_report(curves: list[Curve], out: Path, **kw) -> Path:

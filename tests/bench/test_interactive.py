@@ -40,6 +40,8 @@ def test_summary_auc_and_report():
     assert low_start_gain([a, b]) == {"n": 1, "mean_gain": pytest.approx(0.4), "gained_0.10": 1}
     md = render([a, b], command="sat benchmark interactive", checkpoint="x.ckpt", trained_clicks=True)
     assert "| d | text | 2 | 0.700 |" in md and "median 0.150 s" in md and "| d | liver | text | 2 |" in md
+    # latency per dataset and protocol: b's first click 0.1 s, its later one 0.2 s; a has no timings
+    assert "| d | text | 2 | 0.100 | 0.200 | 0.190 | 0.200 |" in md
 
 
 def test_command_on_phantoms_with_the_tiny_checkpoint(tmp_path, tiny_checkpoint, tiny_phantoms, capsys):
