@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from sat.errors import InputError
+from sat.infer.answer_memo import answer_key, remember
 from sat.infer.click_locality import accept_near_clicks, click_voxels
 from sat.infer.postprocess import fraction_of, keep_components
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, PAD, POSITIVE, Prompts
@@ -181,29 +182,6 @@ def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_tex
     return keep_components(probs[None], {0: fraction}, cut)[0] if fraction else probs
 
 
-_MEMO_SIZE = 16  # answers kept per image and memo (model grid, float16: a few MB each)
-
-
-def answer_key(concepts: list[str], box, has_text: bool, space: str) -> tuple:
-    """Memo key of an answer to text and / or a box (the frame of the box's numbers matters only with one)."""
-    return (tuple(concepts), None if box is None else (tuple(np.asarray(box, dtype=float).ravel()), space), has_text)
-
-
-def _remember(memo: dict, key: tuple, answer: torch.Tensor) -> None:
-    """Store ``answer`` under ``key``, dropping the oldest entry beyond :data:`_MEMO_SIZE`."""
-    if key not in memo and len(memo) >= _MEMO_SIZE:
-        memo.pop(next(iter(memo)))
-    memo[key] = answer
-
-
-def remember_text_answer(seg, concept: str, probs: torch.Tensor) -> None:
-    """Keep ``segment``'s model-grid answer (x, y, z) to a one-concept prompt as refine's answer
-    before any click: the first click on a segmented structure then decodes only near itself.
-    ``segment`` calls this only when it answered as :func:`_no_clicks` would (the Segmenter's own
-    mirrored-pass and component settings), so the answer stays a function of the click history."""
-    _remember(seg._cache.setdefault("before_clicks", {}), answer_key([concept], None, True, "world"), probs)
-
-
 def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str, has_text: bool,
                    modality: str) -> torch.Tensor:
     """(x, y, z) probabilities of the text and box alone (zeros when neither), cached per volume."""
@@ -215,7 +193,7 @@ def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str
                                                          has_text=has_text, n_queries=len(concepts), space=space)
         answer = _no_clicks(seg, cache, concepts, prompts, has_text, volume, modality)
         # stored after the answer: its mirrored pass may have replaced the cache (image + mirror)
-        _remember(seg._cache.setdefault("before_clicks", {}), key, answer)
+        remember(seg._cache.setdefault("before_clicks", {}), key, answer)
     return seg._cache["before_clicks"][key]
 
 
@@ -249,8 +227,8 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
             answer, exact = decode_near(seg.net, cache, concepts, voxels[k - 1], device=seg.device,
                                         prompts=_prefix(prompts, k))
             answer = torch.where(exact, answer.amax(0), probs)  # beyond the click's windows: unchanged
-            _remember(memo, key, accept_near_clicks(probs, answer, voxels[k - 1:k], cut,
-                                                    positive=labels[k - 1:k] == POSITIVE))
+            remember(memo, key, accept_near_clicks(probs, answer, voxels[k - 1:k], cut,
+                                                   positive=labels[k - 1:k] == POSITIVE))
         probs = memo[key]
     return probs
 

@@ -388,7 +388,7 @@ class Segmenter:
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
             if tta == bool(self.tta and self.flip_trained) and components is self.components:
-                from sat.infer.refine import remember_text_answer  # refine's answer before clicks, as computed
+                from sat.infer.answer_memo import remember_text_answer  # refine's answer before clicks
 
                 for p, answer in zip(answered, per_prompt):
                     if len(p.concepts) == 1:
