@@ -173,7 +173,7 @@ def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_tex
     mirrored pass (text alone, when the Segmenter mirrors) and its post-processing."""
     from sat.model.sliding_window import decode_prompts
 
-    if has_text and prompts is None and seg.tta and seg.flip_trained:
+    if has_text and prompts is None and seg.mirrors:
         views, _ = seg._prepare(volume, modality, True)  # the cached image and its mirror
         probs = seg._decode(views, concepts).amax(0)
     else:

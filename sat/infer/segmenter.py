@@ -138,6 +138,12 @@ class Segmenter:
         if warm_text and resolver is None:
             self.start_text_warmup()
 
+    @property
+    def mirrors(self) -> bool:
+        """Whether ``segment`` takes the mirrored pass by default: asked to (``tta``) and the model
+        was trained with left-right flips. ``refine`` answers text before clicks the same way."""
+        return self.tta and self.flip_trained
+
     @staticmethod
     def _component_rule(choice, advice: dict) -> dict[str, float] | float:
         """Concept id -> component fraction (:func:`~sat.infer.postprocess.major_components`; 1:
@@ -387,7 +393,7 @@ class Segmenter:
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
-            if tta == bool(self.tta and self.flip_trained) and components is self.components:
+            if tta == self.mirrors and components is self.components:  # as refine would answer it
                 from sat.infer.answer_memo import remember_text_answer  # refine's answer before clicks
 
                 for p, answer in zip(answered, per_prompt):
