@@ -211,7 +211,7 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     (:func:`~sat.infer.click_locality.accept_near_clicks`): a later click cannot undo what an earlier
     one corrected elsewhere, and the answer depends on the click history alone (answers to its
     prefixes are cached with the image's features, so the usual one-more-click call decodes once).
-    The network answers click k only in the windows within half a window of it
+    The network answers click k only in the windows within a quarter window of it
     (:func:`~sat.model.sliding_window.decode_near`), so one click changes at most that region.
     """
     from sat.model.sliding_window import decode_near

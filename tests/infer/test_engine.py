@@ -1,6 +1,7 @@
 """Sliding-window stitching checked against MONAI's sliding_window_inference as an oracle."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sat.model.sliding_window import decode_near, decode_prompts, encode_image, gaussian_map, window_starts
@@ -68,6 +69,33 @@ def test_decoding_near_a_point_is_exact_where_every_covering_window_ran():
     assert 0 < int(exact.sum()) < exact.numel() // 2
     assert torch.equal(near[0][exact], full[0][exact])
     assert not torch.equal(near[0][~exact], full[0][~exact])  # the rest is not the full answer
+
+
+def test_a_shorter_reach_runs_fewer_windows_and_stays_exact_around_the_point():
+    torch.manual_seed(0)
+    net = _WindowMean()
+    cache = encode_image(net, torch.randn(1, 64, 64, 64), "CT", (16, 16, 16), overlap=0.5)
+    full = decode_prompts(net, cache, ["a"])
+    calls = {}
+    for reach in (0.5, 0.25):
+        n = 0
+        head = net.head
+
+        def counting(*a, **k):
+            nonlocal n
+            n += 1
+            return head(*a, **k)
+
+        net.head = counting
+        near, exact = decode_near(net, cache, ["a"], (32, 32, 32), reach=reach)
+        del net.head
+        calls[reach] = n
+        r = int(16 * reach)
+        assert bool(exact[32 - r:32 + r, 32 - r:32 + r, 32 - r:32 + r].all())  # at least reach x window each side
+        assert torch.equal(near[0][exact], full[0][exact])
+    assert calls == {0.5: 4 ** 3, 0.25: 3 ** 3}
+    with pytest.raises(ValueError, match="reach"):
+        decode_near(net, cache, ["a"], (32, 32, 32), reach=0.0)
 
 
 def test_small_volume_is_padded_and_cropped_back():
