@@ -3,7 +3,8 @@
 :meth:`sat.knowledge.resolver.Resolver.resolve_many` runs them in this order:
 
 1. ``parse`` (:func:`sat.knowledge.prompt_parse.parse_prompt`): qualifiers cut out, the anatomy left.
-2. ``screen`` (:func:`screen`): empty, over-long or letterless prompts are refused.
+2. ``screen`` (:func:`screen`): empty, over-long or letterless prompts, and placeholders of a
+   missing value ("N/A", "none", "TBD"), are refused.
 3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
 4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
    decides: ``terms``, ``english``, ``organ``, ``core``, ``initials``, ``sided``, ``thesaurus``.
@@ -40,6 +41,15 @@ MAX_PROMPT_CHARS = 512
 MAX_SUGGESTIONS = 5
 # Code / number / direction agreement applies to names, not to sentences describing a structure.
 MAX_AGREEMENT_WORDS = 8
+# What a spreadsheet or a form puts where no value was given (tokens joined by spaces): a batch
+# prompt file with such a cell gets a refusal that says so, not the nearest concept ("N/A" was
+# answered with the non-coronary aortic sinus). No tree term normalises to one of these
+# (tests/knowledge/test_resolver_stages.py checks).
+PLACEHOLDERS = frozenset({
+    "n a", "na", "n d", "nd", "none", "null", "nil", "nan", "void", "empty", "blank", "unknown", "unk",
+    "undefined", "missing", "not applicable", "not available", "not given", "not specified",
+    "unspecified", "tbd", "tba", "todo", "to do", "placeholder", "xxx", "xx", "x",
+})
 
 Hit = tuple[str, str]  # (concept id, method: exact | lexical | thesaurus)
 
@@ -103,6 +113,8 @@ def screen(raw: str, p: ParsedPrompt) -> str:
         return f"prompt longer than {MAX_PROMPT_CHARS} characters ({len(raw)})"
     if not tokens(p.anatomy):
         return "prompt names no anatomy (no letters or digits)"
+    if " ".join(tokens(raw)) in PLACEHOLDERS:
+        return f"{raw.strip()!r} is a placeholder for a missing value, not a structure name"
     return ""
 
 

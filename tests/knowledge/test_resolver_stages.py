@@ -62,6 +62,21 @@ def test_screen_passes_a_prompt_with_anatomy():
     assert screen("liver on CT", parse_prompt("liver on CT")) == ""
 
 
+@pytest.mark.parametrize("text", ["N/A", "n/a", " NA ", "None", "null", "NaN", "TBD", "not applicable", "unknown"])
+def test_screen_refuses_placeholders_of_a_missing_value(text):
+    assert "placeholder for a missing value" in screen(text, parse_prompt(text))
+
+
+def test_no_tree_term_is_a_placeholder():
+    """Refusing a placeholder never refuses a name the project's tree holds."""
+    from sat.knowledge.normalize import tokens
+    from sat.knowledge.tree import load_tree
+
+    clash = [(c.id, term) for c in load_tree(None).concepts.values() for term in (c.id.replace("_", " "), *c.terms)
+             if " ".join(tokens(term)) in stages.PLACEHOLDERS]
+    assert clash == []
+
+
 @pytest.mark.parametrize("stage,text,hit", [
     (stages.by_terms, "kidney, left", ("kidney_left", "exact")),
     (stages.by_terms, "Kidney Left", ("kidney_left", "exact")),
