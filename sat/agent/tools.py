@@ -50,7 +50,8 @@ TOOLS: dict[str, ToolSpec] = {t.name: t for t in (
              "statistics per structure (volume in ml, centroid and bounding box in RAS mm, mean confidence) and "
              "the prompts that were refused, with suggestions.", SegmentInput, SegmentOutput, read_only=False),
     ToolSpec("refine", "Correct one structure's mask with clicks (points inside or outside it, RAS mm) and/or "
-             "a box, optionally with its free-text name; reuses the image features of an earlier segment call. "
+             "a box, optionally with its free-text name (a box alone that fits a structure the model knows is "
+             "answered as that structure, named in the reply); reuses the image features of an earlier segment call. "
              "Pass every click so far. Returns the mask file and statistics like segment.",
              RefineInput, SegmentOutput, read_only=False),
     ToolSpec("measure", "Measure a mask file: volume, extent, centroid and bounding box; intensity statistics "

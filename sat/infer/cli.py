@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--box", metavar="X0,Y0,Z0,X1,Y1,Z1",
                    help="refine with a box: two opposite corners in mm (flat along one axis: a 2D box on that slice)")
     p.add_argument("--voxel", action="store_true", help="--point and --box are voxel indices of the input image")
+    p.add_argument("--generic-box", action="store_true",
+                   help="a --box without a prompt gets the text-less box answer (default: the known structure "
+                        "whose answer fits the box, when one does)")
     return p
 
 
@@ -180,7 +183,8 @@ def _single(args, ckpt, threads, source, out, options, save) -> int:
             points = [parse_point(p) for p in args.point]  # ((x, y, z), positive)
             box = parse_box(args.box) if args.box else None
             result = seg.refine(volume, (options["prompts"] or [None])[0], points, box, modality=args.modality,
-                                space="voxel" if args.voxel else "world", probabilities=options["probabilities"])
+                                space="voxel" if args.voxel else "world", probabilities=options["probabilities"],
+                                name_boxes=not args.generic_box)
         else:
             result = seg.segment(volume, options["prompts"], modality=args.modality,
                                  all_concepts=options["all_concepts"], probabilities=options["probabilities"],

@@ -233,8 +233,22 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     return probs
 
 
+def _named_box(seg, cache, prompts: Prompts, box, space: str, modality: str):
+    """The known structure a text-less box names (:func:`sat.infer.box_naming.name_box`), cached per image."""
+    from sat.infer.box_naming import name_box
+
+    memo = seg._cache.setdefault("named_boxes", {})
+    key = answer_key([], box, False, space)
+    if key not in memo:
+        named = name_box(seg, cache, prompts, modality)
+        if named is not None:
+            log.info("the box names %s (fit %.2f)", seg.tree.get(named.concept).name, named.fit)
+        remember(memo, key, named)
+    return memo[key]
+
+
 def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modality: str | None = None,
-           space: str = "world", probabilities: bool = False, local: bool = True):
+           space: str = "world", probabilities: bool = False, local: bool = True, name_boxes: bool = True):
     """The body of :meth:`Segmenter.refine` (see there); returns a one-structure result."""
     from sat.infer.result import SegmentationResult, Structure
     from sat.infer.restore import restore_prompts
@@ -265,20 +279,26 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if ensure_prompt_encoder(seg.net):  # after the input checks: bad input gets one line, not two
         seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
                                             "removes a blob around itself and a box cuts the mask to the box")
-    cut = _cut(seg, concepts, bool(prompt))[0]
+    named = _named_box(seg, features[0], prompts, box, space, modality) if name_boxes and box is not None and not prompt else None
+    if named is not None:  # the box names a known structure: answered as its name and the box would be
+        concepts, concept = list(named.members), seg.tree.get(named.concept)
+        prompts = grid_prompts(clicks, box, volume, pre["affine"], features[0].shape, has_text=True,
+                               n_queries=len(concepts), space=space)
+    has_text = bool(prompt) or named is not None
+    cut = _cut(seg, concepts, has_text)[0]
     negative_only = bool(prompt) and box is None and not bool((prompts.labels == POSITIVE).any())
     before = None  # the answer without clicks: for locality, and to see whether a negative click has a mask to cut
     if prompts.n_clicks and (local or negative_only):
-        before = _before_clicks(seg, features[0], concepts, box, volume, pre, space, bool(prompt), modality)
+        before = _before_clicks(seg, features[0], concepts, box, volume, pre, space, has_text, modality)
     if negative_only and before is not None:
         if not bool((before > cut).any()):
             log.warning("negative click(s) ignored: the mask for %r is empty, there is nothing to correct", prompt)
             prompts = None
     if local and before is not None and prompts is not None and prompts.n_clicks:
-        probs = _click_by_click(seg, features[0], concepts, before, prompts, box, space, bool(prompt), cut)
+        probs = _click_by_click(seg, features[0], concepts, before, prompts, box, space, has_text, cut)
     elif prompts is None or not prompts.n_clicks:  # text and / or box only: as segment post-processes it
         probs = before if before is not None else _before_clicks(seg, features[0], concepts, box, volume, pre,
-                                                                  space, bool(prompt), modality)
+                                                                  space, has_text, modality)
     else:
         probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
     side = concept.laterality if concept is not None else "none"
@@ -286,7 +306,10 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
                         keep_probabilities=probabilities, thresholds=[cut])[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
-    s = Structure(prompt=str(prompt or "clicked structure"), concept=concept.id if concept else "interactive",
-                  name=concept.name if concept else "clicked structure", used_concepts=concepts if prompt else [],
+    if named is not None:
+        stats["box_names"] = {"concept": named.concept, "fit": named.fit}
+    s = Structure(prompt=str(prompt or ("boxed structure" if named else "clicked structure")),
+                  concept=concept.id if concept else "interactive",
+                  name=concept.name if concept else "clicked structure", used_concepts=concepts if has_text else [],
                   mask=r.mask, prob=r.prob, laterality=side, stats=stats)
     return SegmentationResult(volume=volume, modality=modality, structures=[s], refused=[])

@@ -234,7 +234,7 @@ class Segmenter:
 
     def refine(self, result_or_volume, prompt: str | None = None, points=(), box=None, *,
                modality: str | None = None, space: str = "world", probabilities: bool = False,
-               local: bool = True) -> SegmentationResult:
+               local: bool = True, name_boxes: bool = True) -> SegmentationResult:
         """Correct one structure with clicks and a box, reusing the image's cached features.
 
         Args:
@@ -250,6 +250,9 @@ class Segmenter:
                 regions connected to itself, a positive click only adding foreground and a negative
                 one only removing it (:mod:`sat.infer.click_locality`, :mod:`sat.infer.refine`);
                 False: the network's whole answer to all the clicks.
+            name_boxes: a box without text that fits the answer of a structure this model knows
+                names it: the answer is that structure's, bounded by the box
+                (:mod:`sat.infer.box_naming`; ``stats["box_names"]``). False: the text-less box answer.
 
         Returns:
             A result with one structure (see :mod:`sat.infer.refine`).
@@ -262,7 +265,7 @@ class Segmenter:
         threads = resolve_threads(self.threads) if self.device.type == "cpu" else None
         with cpu_threads(threads):
             return refine(self, result_or_volume, prompt, points, box, modality=modality, space=space,
-                          probabilities=probabilities, local=local)
+                          probabilities=probabilities, local=local, name_boxes=name_boxes)
 
     def _prepare(self, volume: Volume, modality: str, tta: bool) -> tuple[list[FeatureCache], dict]:
         """Preprocess and encode ``volume`` once (twice with TTA); reuse while it is alive."""

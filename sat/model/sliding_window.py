@@ -126,6 +126,19 @@ def decode_near(net, cache: FeatureCache, concepts: list[str], point, *, device=
     return out, ~skipped
 
 
+@torch.no_grad()
+def decode_region(net, cache: FeatureCache, concepts: list[str], region: tuple[slice, slice, slice], *,
+                  device="cpu", prompts=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`decode_prompts` over only the windows that meet ``region`` (three slices of the cached
+    grid). Returns the (Q, X, Y, Z) float16 probabilities and the (X, Y, Z) bool voxels every window
+    covering them ran for (the region among them), where they equal :func:`decode_prompts`'."""
+    def meets(start) -> bool:
+        return all(s < r.stop and r.start < s + n for s, n, r in zip(start, cache.patch, region))
+
+    out, skipped = _decode_windows(net, cache, concepts, device, prompts, meets)
+    return out, ~skipped
+
+
 def _decode_windows(net, cache: FeatureCache, concepts: list[str], device, prompts, keep=None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stitched probabilities of the windows ``keep(start)`` accepts (all by default), and the

@@ -67,7 +67,7 @@ def test_2d_box_only_gives_a_mask_inside_the_box(seg, phantom_ct):
     c = np.array(vol.shape) // 2
     lo, hi = c - 4, c + 4
     lo[2] = hi[2] = c[2]  # drawn on one axial slice
-    out = seg.refine(vol, None, box=(_world(vol, lo), _world(vol, hi)), modality="CT").structures[0]
+    out = seg.refine(vol, None, box=(_world(vol, lo), _world(vol, hi)), modality="CT", name_boxes=False).structures[0]
     idx = np.argwhere(out.mask)
     assert len(idx) and out.mask[tuple(c)]
     assert (idx[:, :2] >= lo[:2] - 1).all() and (idx[:, :2] <= hi[:2] + 1).all()
@@ -116,7 +116,8 @@ def test_cli_point_and_box(capsys, tiny_checkpoint, phantom_ct, tmp_path):
     rc, out, err = run("-o", str(tmp_path / "a"), "-p", "liver", f"--point={x},{y},{z},+", f"--point={x},{y},{z + 30},-")
     assert rc == 0 and "liver" in out and (tmp_path / "a").is_dir()
     lo, hi = _world(vol, c - 3), _world(vol, c + 3)
-    rc, out, err = run("-o", str(tmp_path / "b"), f"--box={lo[0]},{lo[1]},{lo[2]},{hi[0]},{hi[1]},{lo[2]}")
+    rc, out, err = run("-o", str(tmp_path / "b"), f"--box={lo[0]},{lo[1]},{lo[2]},{hi[0]},{hi[1]},{lo[2]}",
+                       "--generic-box")
     assert rc == 0 and "clicked structure" in out
     rc, out, err = run("-o", str(tmp_path / "v"), "--voxel", f"--point={c[0]},{c[1]},{c[2]}")
     assert rc == 0
