@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     it.add_argument("--out", type=Path, help="Markdown file (default: docs/results/interactive.md)")
     it.add_argument("--global-clicks", action="store_true",
                     help="take the whole clicked answer (default: only changes connected to a click)")
+    it.add_argument("--generic-boxes", action="store_true",
+                    help="box protocol: the text-less box answer (default: a box names the known structure it fits)")
     sp = sub.add_parser("speed", help="inference, training-step, data-pipeline and memory timings")
     sp.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
     sp.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
@@ -108,7 +110,8 @@ def run_interactive_command(args, command: str) -> Path:
         threads = int(threads)
     curves, trained = run_benchmark(args.checkpoint, data=args.data, phantoms=args.phantoms,
                                     max_cases=args.max_cases, clicks=args.clicks, threads=threads,
-                                    log=lambda m: print(m, file=sys.stderr), local=not args.global_clicks)
+                                    log=lambda m: print(m, file=sys.stderr), local=not args.global_clicks,
+                                    name_boxes=not args.generic_boxes)
     if not curves:
         raise InputError("no structure was scored (no cases found, or none the checkpoint can answer)")
     out = args.out if args.out is not None else resolve_path("docs/results/interactive.md")
@@ -117,6 +120,9 @@ def run_interactive_command(args, command: str) -> Path:
             "a positive click only adding foreground and a negative one only removing it; the rest keeps "
             "the answer before that click (`Segmenter.refine(local=True)`, the default; `--global-clicks` "
             "takes the network's whole answer to all clicks).")
+    note += (" Boxes: the text-less box answer (`--generic-boxes`)." if args.generic_boxes else
+             " Boxes: a box without text names the known structure whose answer fits it and is answered as "
+             "that name plus the box (`sat/infer/box_naming.py`; `--generic-boxes` takes the text-less box answer).")
     return write_report(curves, out, command=command, checkpoint=str(args.checkpoint), trained_clicks=trained,
                         note=note)
 

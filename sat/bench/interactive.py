@@ -85,9 +85,10 @@ def _score(curve: Curve, mask: np.ndarray, gt: np.ndarray, tol: float, spacing) 
 
 
 def simulate(seg, case: HeldOutCase, k: int, protocol: str, prompt: str | None, n_clicks: int,
-             local: bool = True) -> Curve | None:
+             local: bool = True, name_boxes: bool = True) -> Curve | None:
     """Run one protocol on structure ``k`` of ``case``; None when the text protocol's prompt is refused.
-    ``local``: :meth:`Segmenter.refine`'s click locality (False: the whole clicked answer)."""
+    ``local``: :meth:`Segmenter.refine`'s click locality (False: the whole clicked answer);
+    ``name_boxes``: its box naming (False: the text-less box answer)."""
     gt = case.masks[k].astype(bool)
     vol, spacing = case.volume, case.volume.spacing
     tol = NSD_TOLERANCE_VOXELS * float(min(spacing))
@@ -100,7 +101,7 @@ def simulate(seg, case: HeldOutCase, k: int, protocol: str, prompt: str | None, 
         text = prompt
     else:
         box, text = reference_box(vol, gt), None
-        res = seg.refine(vol, None, box=box, modality=case.modality)
+        res = seg.refine(vol, None, box=box, modality=case.modality, name_boxes=name_boxes)
     mask = res.structures[0].mask
     _score(curve, mask, gt, tol, spacing)
     points: list[tuple] = []
@@ -112,14 +113,15 @@ def simulate(seg, case: HeldOutCase, k: int, protocol: str, prompt: str | None, 
             continue
         points.append((*world(vol, click[0]), click[1]))
         t = time.perf_counter()
-        mask = seg.refine(vol, text, points, box, modality=case.modality, local=local).structures[0].mask
+        mask = seg.refine(vol, text, points, box, modality=case.modality, local=local,
+                          name_boxes=name_boxes).structures[0].mask
         curve.click_s.append(time.perf_counter() - t)
         _score(curve, mask, gt, tol, spacing)
     return curve
 
 
 def run_cases(seg, cases: Iterable[HeldOutCase], n_clicks: int = 5, protocols=PROTOCOLS,
-              log=print, local: bool = True) -> list[Curve]:
+              log=print, local: bool = True, name_boxes: bool = True) -> list[Curve]:
     """Both protocols on every annotated, non-empty structure of every case."""
     curves = []
     for case in cases:
@@ -131,7 +133,7 @@ def run_cases(seg, cases: Iterable[HeldOutCase], n_clicks: int = 5, protocols=PR
                 if protocol == "text" and cid not in seg.trained:
                     continue
                 try:
-                    c = simulate(seg, case, k, protocol, name, n_clicks, local)
+                    c = simulate(seg, case, k, protocol, name, n_clicks, local, name_boxes)
                 except InputError as exc:  # e.g. a structure lying in cropped background
                     log(f"{case.case_id} {cid} {protocol}: skipped ({exc})")
                     continue
@@ -170,12 +172,13 @@ def case_sources(data: str, phantoms: Path | None, max_cases: int, seed: int = 7
 
 
 def run_benchmark(checkpoint: Path, *, data: str = "real", phantoms: Path | None = None, max_cases: int = 3,
-                  clicks: int = 5, threads: int | str = "auto", log=print, local: bool = True
-                  ) -> tuple[list[Curve], bool]:
+                  clicks: int = 5, threads: int | str = "auto", log=print, local: bool = True,
+                  name_boxes: bool = True) -> tuple[list[Curve], bool]:
     """Load ``checkpoint``, run both protocols; returns the curves and whether clicks were trained."""
     from sat.infer.segmenter import Segmenter
 
     seg = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=threads)
     seg.warn_domain = False
     trained = getattr(seg.net.head, "prompt", None) is not None
-    return run_cases(seg, case_sources(data, phantoms, max_cases), clicks, log=log, local=local), trained
+    return run_cases(seg, case_sources(data, phantoms, max_cases), clicks, log=log, local=local,
+                     name_boxes=name_boxes), trained

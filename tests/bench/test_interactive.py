@@ -53,9 +53,11 @@ def test_command_on_phantoms_with_the_tiny_checkpoint(tmp_path, tiny_checkpoint,
     assert rc == 0 and out.is_file()
     text = out.read_text(encoding="utf-8")
     assert "| box |" in text and "Click latency" in text and "Clicks are taken one at a time" in text
+    assert "names the known structure whose answer fits it" in text
     rc = main(["benchmark", "interactive", "--checkpoint", str(tiny_checkpoint), "--data", "phantom",
                "--phantoms", str(tiny_phantoms), "--max-cases", "1", "--clicks", "1", "--out", str(out),
-               "--global-clicks"])
-    assert rc == 0 and "whole clicked answer is taken" in out.read_text(encoding="utf-8")
+               "--global-clicks", "--generic-boxes"])
+    text = out.read_text(encoding="utf-8")
+    assert rc == 0 and "whole clicked answer is taken" in text and "text-less box answer (`--generic-boxes`)" in text
     assert main(["benchmark", "interactive", "--checkpoint", str(tmp_path / "none.ckpt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
