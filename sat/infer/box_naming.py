@@ -11,14 +11,16 @@ decoded once around the box. The fit of a candidate mask M to a box B is
     fit = IoU(bbox(M ∩ B), B) * |M ∩ B+| / |M|
 
 where B+ is the box grown by :data:`MARGIN` of its extent on each side (at least one voxel) and M is
-the mask within the decoded region (the box grown by :data:`CONTEXT` of its extent): 1 for a mask that spans the box and stays inside it, low for a
-structure that only crosses the box (a spinal cord through a larynx box) or fills only part of it.
-A 2D box (flat along one axis) is fitted on its slice; only concepts trained on the image's
+the mask within the decoded region (the box grown by :data:`CONTEXT` of its extent): 1 for a mask
+that spans the box and stays inside it, low for a structure that only crosses the box (a spinal
+cord through a larynx box) or fills only part of it. The context matters: decoded over B+ alone,
+every mask seemed to stay inside the box, and the union of all structures won larynx boxes. A 2D box (flat along one axis) is fitted on its slice; only concepts trained on the image's
 modality compete, and a tie goes to the candidate with fewer members. The best candidate at or
 above :data:`MIN_FIT` is answered as its name and the box together would be (the text + box path of
 the prompt encoder, which also takes the clicks that follow); otherwise the box keeps its text-less
-answer (a structure this model was not trained on). Measured on two OpenKBP validation patients,
-box-only Dice of the mandible went from 0.002 / 0.005 to 0.888 / 0.863.
+answer (a structure this model was not trained on). On all OpenKBP validation patients
+(`sat benchmark interactive`), box-only Dice went from 0.622 to 0.742 and the mandible's from 0.026
+to 0.871.
 """
 from __future__ import annotations
 

@@ -279,7 +279,9 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if ensure_prompt_encoder(seg.net):  # after the input checks: bad input gets one line, not two
         seg._warn_once("untrained_prompts", "this checkpoint was not trained with clicks: each click adds or "
                                             "removes a blob around itself and a box cuts the mask to the box")
-    named = _named_box(seg, features[0], prompts, box, space, modality) if name_boxes and box is not None and not prompt else None
+    named = None
+    if name_boxes and box is not None and not prompt:
+        named = _named_box(seg, features[0], prompts, box, space, modality)
     if named is not None:  # the box names a known structure: answered as its name and the box would be
         concepts, concept = list(named.members), seg.tree.get(named.concept)
         prompts = grid_prompts(clicks, box, volume, pre["affine"], features[0].shape, has_text=True,
