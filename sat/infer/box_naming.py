@@ -14,8 +14,9 @@ where B+ is the box grown by :data:`MARGIN` of its extent on each side (at least
 the mask within the decoded region (the box grown by :data:`CONTEXT` of its extent): 1 for a mask
 that spans the box and stays inside it, low for a structure that only crosses the box (a spinal
 cord through a larynx box) or fills only part of it. The context matters: decoded over B+ alone,
-every mask seemed to stay inside the box, and the union of all structures won larynx boxes. A 2D box (flat along one axis) is fitted on its slice; only concepts trained on the image's
-modality compete, and a tie goes to the candidate with fewer members. The best candidate at or
+every mask seemed to stay inside the box, and the union of all structures won larynx boxes. A 2D
+box (flat along one axis) is fitted on its slice; only concepts trained on the image's modality
+compete, and a tie goes to the candidate with fewer members. The best candidate at or
 above :data:`MIN_FIT` is answered as its name and the box together would be (the text + box path of
 the prompt encoder, which also takes the clicks that follow); otherwise the box keeps its text-less
 answer (a structure this model was not trained on). On all OpenKBP validation patients

@@ -251,7 +251,7 @@ class Segmenter:
                 one only removing it (:mod:`sat.infer.click_locality`, :mod:`sat.infer.refine`);
                 False: the network's whole answer to all the clicks.
             name_boxes: a box without text that fits the answer of a structure this model knows
-                names it: the answer is that structure's, bounded by the box
+                names it, and is answered as that structure's name plus the box
                 (:mod:`sat.infer.box_naming`; ``stats["box_names"]``). False: the text-less box answer.
 
         Returns:

@@ -118,12 +118,9 @@ def decode_near(net, cache: FeatureCache, concepts: list[str], point, *, device=
         raise ValueError(f"reach must be in (0, 1] windows, got {reach!r}")
     p = np.asarray(point, dtype=float)
     half = [int(round(n * reach)) for n in cache.patch]
-
-    def near(start) -> bool:
-        return all(s <= q + r and q - r < s + n for s, n, q, r in zip(start, cache.patch, p, half))
-
-    out, skipped = _decode_windows(net, cache, concepts, device, prompts, near)
-    return out, ~skipped
+    # the voxels within ``half`` of the point: a window meets them when s <= q + r and q - r < s + n
+    region = tuple(slice(int(np.floor(q - r)), int(np.floor(q + r)) + 1) for q, r in zip(p, half))
+    return decode_region(net, cache, concepts, region, device=device, prompts=prompts)
 
 
 @torch.no_grad()
