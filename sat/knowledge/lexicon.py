@@ -15,6 +15,7 @@ import re
 import weakref
 
 from sat.knowledge.normalize import tokens
+from sat.knowledge.spelling import SpellingIndex, english_words
 from sat.knowledge.tree import KnowledgeTree
 
 SIDE_WORDS = {"lt": "left", "l": "left", "sinister": "left", "sinistra": "left",
@@ -123,6 +124,11 @@ class LexicalIndex:
     def words(self) -> frozenset[str]:
         """Every normalised word of every term."""
         return frozenset(w for _, t in self._terms() for w in tokens(t))
+
+    @functools.cached_property
+    def spelling(self) -> SpellingIndex:
+        """Corrections of one-letter slips into :attr:`words`; English words are never corrected."""
+        return SpellingIndex(self.words, english_words())
 
     @functools.cached_property
     def _keys(self) -> tuple[dict[str, str], dict[str, str]]:

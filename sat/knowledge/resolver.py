@@ -20,7 +20,9 @@ is written once, in :meth:`Resolver.resolve_many`):
    bones); ``initials``: abbreviations whose initials point to one concept ("GDA":
    gastroduodenal artery); ``sided``: a side word with a term of the bilateral concept ("left
    peroneal bone" = the left fibula); ``thesaurus``: rewrites through
-   :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term.
+   :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term;
+   ``spelling``: one-letter slips corrected into the tree's words, never in an English word
+   (:mod:`sat.knowledge.spelling`: "pancrease", "oesophogus").
 4. **Embedding**: nearest term embedding of the anatomy, its English reading and its core (the
    best counts), accepted at or above a calibrated threshold; among the candidates above it,
    the best one whose terms name every code, number and direction word of the prompt comes

@@ -7,7 +7,8 @@
    missing value ("N/A", "none", "TBD"), are refused.
 3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
 4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
-   decides: ``terms``, ``english``, ``organ``, ``core``, ``initials``, ``sided``, ``thesaurus``.
+   decides: ``terms``, ``english``, ``organ``, ``core``, ``initials``, ``sided``, ``thesaurus``,
+   ``spelling``.
 5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
    abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
 6. ``embedding`` (batched over the prompts, in the resolver): best term similarity per concept.
@@ -187,11 +188,19 @@ def by_thesaurus(q: Lookup, ctx: StageContext) -> Hit | None:
     return (q.rewrites[0], "thesaurus") if len(q.rewrites) == 1 else None
 
 
+def by_spelling(q: Lookup, ctx: StageContext) -> Hit | None:
+    """The anatomy with its one-letter slips corrected (:mod:`sat.knowledge.spelling`:
+    "pancrease", "oesophogus", "vertebrae sacrales"), when the corrected words name one concept."""
+    fixed = ctx.lexicon.spelling.corrected(q.words) if q.words else None
+    cid = ctx.lexicon.match_words(fixed) if fixed else None
+    return (cid, "lexical") if cid else None
+
+
 LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
 # The lexical stages, in order.
 LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
-    ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus))
+    ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus), ("spelling", by_spelling))
 
 
 def first_lexical(q: Lookup, ctx: StageContext) -> tuple[str, Hit] | None:
