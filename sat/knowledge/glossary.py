@@ -115,6 +115,21 @@ _LATIN = {**_LATIN_NOUNS, **_LATIN_ADJECTIVES}
 # Latin forms that are also English words: they never decide that a phrase is Latin.
 _ENGLISH_TOO = frozenset(("vertebrae", "media", "plexus", "ganglion", "sinus", "fossa", "lamina",
                           "cerebrum", "prostata", "costae", "processus", "meatus", "hilus"))
+# Latin adjective and noun endings and their English forms, most specific first ("mitralis" ->
+# "mitral", "xiphoideus" -> "xiphoid", "calcarinus" -> "calcarine", "transversum" -> "transverse").
+# They make candidates only: :func:`latin_endings` keeps one that is a word of the vocabulary given.
+LATIN_ENDINGS: tuple[tuple[str, str], ...] = (
+    ("oideus", "oid"), ("oidea", "oid"), ("oideum", "oid"), ("oidei", "oid"), ("oideae", "oid"),
+    ("alis", "al"), ("ales", "al"), ("ale", "al"), ("alia", "al"),
+    ("aris", "ar"), ("ares", "ar"), ("are", "ar"),
+    ("icus", "ic"), ("ica", "ic"), ("icum", "ic"), ("ici", "ic"), ("icae", "ic"),
+    ("atus", "ate"), ("ata", "ate"), ("atum", "ate"), ("ati", "ate"), ("atae", "ate"),
+    ("osus", "ous"), ("osa", "ous"), ("osum", "ous"),
+    ("ivus", "ive"), ("iva", "ive"), ("ivum", "ive"),
+    ("eus", "eal"), ("ea", "eal"), ("eum", "eal"),
+    ("us", ""), ("um", ""), ("ae", ""), ("is", ""), ("es", ""), ("a", ""), ("i", ""),
+    ("us", "e"), ("um", "e"), ("ae", "e"), ("is", "e"), ("a", "e"), ("i", "e"),
+)
 _CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])")
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -164,3 +179,24 @@ def organ_reading(text: str) -> str | None:
     ws = english(text).split()
     out = [_ORGAN_ADJECTIVES.get(w, w) for w in ws]
     return " ".join(out) if out != ws else None
+
+
+def latin_endings(ws: list[str], vocabulary: frozenset[str] | set[str]) -> list[str] | None:
+    """Each word of ``ws`` read through the Latin word list, else through :data:`LATIN_ENDINGS`
+    into a word of ``vocabulary`` ("canalis analis" -> "canal anal"); ``None`` when a word has no
+    such reading or nothing changed. Word order is kept: order-free matching reads the result."""
+    out = []
+    for w in ws:
+        if w in _LATIN:
+            out.append(_LATIN[w])
+            continue
+        if w in vocabulary:
+            out.append(w)
+            continue
+        stem = next((w[:len(w) - len(end)] + eng for end, eng in LATIN_ENDINGS
+                     if w.endswith(end) and len(w) - len(end) >= 3
+                     and w[:len(w) - len(end)] + eng in vocabulary), None)
+        if stem is None:
+            return None
+        out.append(stem)
+    return out if out != ws else None

@@ -21,6 +21,7 @@ is written once, in :meth:`Resolver.resolve_many`):
    gastroduodenal artery); ``sided``: a side word with a term of the bilateral concept ("left
    peroneal bone" = the left fibula); ``thesaurus``: rewrites through
    :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term;
+   ``latin``: Latin endings read into words of the tree's terms ("valva mitralis");
    ``spelling``: one-letter slips corrected into the tree's words, never in an English word
    (:mod:`sat.knowledge.spelling`: "pancrease", "oesophogus").
 4. **Embedding**: nearest term embedding of the anatomy, its English reading and its core (the

@@ -8,7 +8,7 @@
 3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
 4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
    decides: ``terms``, ``english``, ``organ``, ``core``, ``initials``, ``sided``, ``thesaurus``,
-   ``spelling``.
+   ``latin``, ``spelling``.
 5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
    abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
 6. ``embedding`` (batched over the prompts, in the resolver): best term similarity per concept.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sat.knowledge.agreement import NO_KEYS, Keys, agreement_keys
-from sat.knowledge.glossary import english, english_reading, organ_reading
+from sat.knowledge.glossary import english, english_reading, latin_endings, organ_reading
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt_parse import ParsedPrompt
@@ -188,6 +188,14 @@ def by_thesaurus(q: Lookup, ctx: StageContext) -> Hit | None:
     return (q.rewrites[0], "thesaurus") if len(q.rewrites) == 1 else None
 
 
+def by_latin(q: Lookup, ctx: StageContext) -> Hit | None:
+    """Latin words by their endings, read into words of the tree's terms ("valva mitralis",
+    "processus xiphoideus", "colon transversum"), when the reading names one concept."""
+    read = latin_endings(q.words, ctx.lexicon.words) if len(q.words) > 1 else None
+    cid = ctx.lexicon.match_words(read) if read else None
+    return (cid, "lexical") if cid else None
+
+
 def by_spelling(q: Lookup, ctx: StageContext) -> Hit | None:
     """The anatomy with its one-letter slips corrected (:mod:`sat.knowledge.spelling`:
     "pancrease", "oesophogus", "vertebrae sacrales"), when the corrected words name one concept."""
@@ -200,7 +208,8 @@ LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
 # The lexical stages, in order.
 LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
-    ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus), ("spelling", by_spelling))
+    ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus), ("latin", by_latin),
+    ("spelling", by_spelling))
 
 
 def first_lexical(q: Lookup, ctx: StageContext) -> tuple[str, Hit] | None:

@@ -107,3 +107,16 @@ def test_ambiguous_initials_narrow_the_embedding_choice_and_are_taken():
     res = r.resolve(f"contour of the {key.upper()}")
     # the initials are the evidence; similarity (0.67, below the threshold) only ranks candidates
     assert res.concept == wanted and res.method == "lexical" and res.score < 0.99
+
+
+def test_latin_endings_read_into_the_vocabulary_only():
+    from sat.knowledge.glossary import latin_endings
+
+    vocab = {"mitral", "valve", "xiphoid", "process", "transverse", "colon", "anal", "canal", "calcarine", "sulcus"}
+    assert latin_endings(["valva", "mitralis"], vocab) == ["valve", "mitral"]
+    assert latin_endings(["processus", "xiphoideus"], vocab) == ["process", "xiphoid"]
+    assert latin_endings(["colon", "transversum"], vocab) == ["colon", "transverse"]
+    assert latin_endings(["sulcus", "calcarinus"], vocab) == ["sulcus", "calcarine"]
+    assert latin_endings(["canalis", "analis"], vocab) == ["canal", "anal"]
+    assert latin_endings(["colon", "valve"], vocab) is None  # nothing to read
+    assert latin_endings(["valva", "qwertyus"], vocab) is None  # an ending that reads into no known word

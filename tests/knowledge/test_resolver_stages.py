@@ -47,7 +47,7 @@ def _lookup(text: str, ctx: LexicalContext | None = None) -> stages.Lookup:
 
 def test_lexical_stages_run_in_one_documented_order():
     assert [name for name, _ in LEXICAL_STAGES] == [
-        "terms", "english", "organ", "core", "initials", "sided", "thesaurus", "spelling"]
+        "terms", "english", "organ", "core", "initials", "sided", "thesaurus", "latin", "spelling"]
 
 
 @pytest.mark.parametrize("text,reason", [
