@@ -17,7 +17,8 @@ is written once, in :meth:`Resolver.resolve_many`):
    abbreviations, :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R");
    ``organ``: organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b");
    ``core``: a trailing generic noun dropped ("splenic tissue" = spleen, "osseous structures" =
-   bones); ``initials``: abbreviations whose initials point to one concept ("GDA":
+   bones); ``kind``: a kind word dropped when the rest names a structure of that kind
+   ("gracilis muscle", "musculus obturator internus"); ``initials``: abbreviations whose initials point to one concept ("GDA":
    gastroduodenal artery); ``sided``: a side word with a term of the bilateral concept ("left
    peroneal bone" = the left fibula); ``thesaurus``: rewrites through
    :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term;

@@ -7,8 +7,8 @@
    missing value ("N/A", "none", "TBD"), are refused.
 3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
 4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
-   decides: ``terms``, ``english``, ``organ``, ``core``, ``initials``, ``sided``, ``thesaurus``,
-   ``latin``, ``spelling``.
+   decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``, ``initials``, ``sided``,
+   ``thesaurus``, ``latin``, ``spelling``.
 5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
    abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
 6. ``embedding`` (batched over the prompts, in the resolver): best term similarity per concept.
@@ -51,6 +51,11 @@ PLACEHOLDERS = frozenset({
     "undefined", "missing", "not applicable", "not available", "not given", "not specified",
     "unspecified", "tbd", "tba", "todo", "to do", "placeholder", "xxx", "xx", "x",
 })
+
+# Words that say what kind of structure a name is ("gracilis muscle", "musculus obturator
+# internus", "sacrum bone"): the ``kind`` stage drops them when the rest names a concept of that kind.
+KIND_WORDS = {"muscle": "muscle", "musculus": "muscle", "musculi": "muscle", "bone": "bone", "os": "bone",
+              "ossis": "bone", "ossa": "bone", "gland": "gland", "glandula": "gland", "glandulae": "gland"}
 
 Hit = tuple[str, str]  # (concept id, method: exact | lexical | thesaurus)
 
@@ -159,6 +164,17 @@ def by_core(q: Lookup, ctx: StageContext) -> Hit | None:
     return None
 
 
+def by_kind(q: Lookup, ctx: StageContext) -> Hit | None:
+    """The anatomy without its kind word (:data:`KIND_WORDS`), when the rest names a concept of
+    that kind ("fibularis longus muscle" = fibularis longus; "tibialis bone" names nothing)."""
+    kinds = {KIND_WORDS[w] for w in q.words if w in KIND_WORDS}
+    rest = [w for w in q.words if w not in KIND_WORDS]
+    if len(kinds) != 1 or not rest:
+        return None
+    cid = ctx.lexicon.match_words(rest)
+    return (cid, "lexical") if cid and ctx.tree.get(cid).kind in kinds else None
+
+
 def by_initials(q: Lookup, ctx: StageContext) -> Hit | None:
     """An abbreviation whose initials point to exactly one concept ("GDA")."""
     return (q.candidates[0], "lexical") if len(q.candidates) == 1 else None
@@ -208,8 +224,8 @@ LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
 # The lexical stages, in order.
 LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
-    ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus), ("latin", by_latin),
-    ("spelling", by_spelling))
+    ("kind", by_kind), ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus),
+    ("latin", by_latin), ("spelling", by_spelling))
 
 
 def first_lexical(q: Lookup, ctx: StageContext) -> tuple[str, Hit] | None:

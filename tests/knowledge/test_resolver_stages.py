@@ -47,7 +47,7 @@ def _lookup(text: str, ctx: LexicalContext | None = None) -> stages.Lookup:
 
 def test_lexical_stages_run_in_one_documented_order():
     assert [name for name, _ in LEXICAL_STAGES] == [
-        "terms", "english", "organ", "core", "initials", "sided", "thesaurus", "latin", "spelling"]
+        "terms", "english", "organ", "core", "kind", "initials", "sided", "thesaurus", "latin", "spelling"]
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -189,3 +189,39 @@ def test_concept_keys_are_computed_per_concept_on_demand():
     assert {"6"} <= known["liver_segment_6"] and "liver_segment_6" in known and len(known) == 1
     with pytest.raises(KeyError, match="no_such_concept"):
         known["no_such_concept"]
+
+
+LATIN_TREE = KnowledgeTree([
+    _c("mitral_valve", "mitral valve", "substructure"),
+    _c("anal_canal", "anal canal", "substructure"),
+    _c("transverse_colon", "transverse colon", "organ"),
+])
+
+
+@pytest.mark.parametrize("text,cid", [
+    ("valva mitralis", "mitral_valve"), ("canalis analis on T2 MRI", "anal_canal"),
+    ("contour of the colon transversum", "transverse_colon"),
+])
+def test_latin_stage_reads_endings(text, cid):
+    ctx = LexicalContext.for_tree(LATIN_TREE)
+    q = lookup(text, parse_prompt(text), ctx.lexicon)
+    assert stages.by_latin(q, ctx) == (cid, "lexical")
+    assert first_lexical(q, ctx)[1] == (cid, "lexical")
+
+
+KIND_TREE = KnowledgeTree([
+    _c("gracilis", "gracilis", "muscle"),
+    _c("sacrum", "sacrum", "bone"),
+    _c("tibialis", "tibialis", "muscle"),
+])
+
+
+@pytest.mark.parametrize("text,hit", [
+    ("gracilis muscle", ("gracilis", "lexical")), ("musculus gracilis on T2 MRI", ("gracilis", "lexical")),
+    ("sacrum bone", ("sacrum", "lexical")),
+    ("tibialis bone", None),  # the rest names a muscle, not a bone
+    ("gracilis muscle bone", None),  # two kinds
+])
+def test_kind_stage_drops_a_kind_word_of_the_right_kind(text, hit):
+    ctx = LexicalContext.for_tree(KIND_TREE)
+    assert stages.by_kind(lookup(text, parse_prompt(text), ctx.lexicon), ctx) == hit

@@ -75,22 +75,3 @@ def test_spelling_stage_leaves_english_words_alone():
     q = lookup("truck", parse_prompt("truck"), ctx.lexicon)  # one edit from "trunk", but English
     assert by_spelling(q, ctx) is None
 
-
-LATIN_TREE = KnowledgeTree([
-    Concept("mitral_valve", "mitral valve", "d", "thorax", "substructure"),
-    Concept("anal_canal", "anal canal", "d", "pelvis", "substructure"),
-    Concept("transverse_colon", "transverse colon", "d", "abdomen", "organ"),
-])
-
-
-@pytest.mark.parametrize("text,cid", [
-    ("valva mitralis", "mitral_valve"), ("canalis analis on T2 MRI", "anal_canal"),
-    ("contour of the colon transversum", "transverse_colon"),
-])
-def test_latin_stage_reads_endings(text, cid):
-    from sat.knowledge.resolver_stages import by_latin
-
-    ctx = LexicalContext.for_tree(LATIN_TREE)
-    q = lookup(text, parse_prompt(text), ctx.lexicon)
-    assert by_latin(q, ctx) == (cid, "lexical")
-    assert first_lexical(q, ctx)[1] == (cid, "lexical")
