@@ -34,7 +34,7 @@ from sat.knowledge.agreement import NO_KEYS, Keys, agreement_keys
 from sat.knowledge.glossary import english, english_reading, latin_endings, organ_reading
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
 from sat.knowledge.normalize import tokens
-from sat.knowledge.prompt_parse import ParsedPrompt
+from sat.knowledge.prompt_parse import ParsedPrompt, parse_prompt
 from sat.knowledge.thesaurus import Thesaurus
 from sat.knowledge.tree import KnowledgeTree
 
@@ -214,10 +214,16 @@ def by_latin(q: Lookup, ctx: StageContext) -> Hit | None:
 
 def by_spelling(q: Lookup, ctx: StageContext) -> Hit | None:
     """The anatomy with its one-letter slips corrected (:mod:`sat.knowledge.spelling`:
-    "pancrease", "oesophogus", "vertebrae sacrales"), when the corrected words name one concept."""
-    fixed = ctx.lexicon.spelling.corrected(q.words) if q.words else None
-    cid = ctx.lexicon.match_words(fixed) if fixed else None
-    return (cid, "lexical") if cid else None
+    "pancrease", "oesophogus", "musculus ishiocavernosus"), read again by the other lexical stages."""
+    fixed = " ".join(ctx.lexicon.spelling.corrected(q.words) or ()) if q.words else ""
+    if not fixed:
+        return None
+    again = lookup(fixed, parse_prompt(fixed), ctx.lexicon)
+    for _, stage in LEXICAL_STAGES:
+        hit = stage(again, ctx) if stage is not by_spelling else None
+        if hit is not None:
+            return hit[0], "lexical"
+    return None
 
 
 LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]

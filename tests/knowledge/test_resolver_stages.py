@@ -225,3 +225,9 @@ KIND_TREE = KnowledgeTree([
 def test_kind_stage_drops_a_kind_word_of_the_right_kind(text, hit):
     ctx = LexicalContext.for_tree(KIND_TREE)
     assert stages.by_kind(lookup(text, parse_prompt(text), ctx.lexicon), ctx) == hit
+
+
+def test_spelling_stage_reads_the_corrected_words_through_the_other_stages():
+    ctx = LexicalContext.for_tree(KIND_TREE)
+    q = lookup("musculus gracilsi", parse_prompt("musculus gracilsi"), ctx.lexicon)  # a swap, and a kind word
+    assert first_lexical(q, ctx) == ("spelling", ("gracilis", "lexical"))
