@@ -14,6 +14,7 @@ import itertools
 import re
 import weakref
 
+from sat.knowledge.glossary import organ_reading
 from sat.knowledge.normalize import tokens
 from sat.knowledge.spelling import SpellingIndex, english_words
 from sat.knowledge.tree import KnowledgeTree
@@ -149,6 +150,18 @@ class LexicalIndex:
     @property
     def compact(self) -> dict[str, str]:
         return self._keys[1]
+
+    @functools.cached_property
+    def organ_bags(self) -> dict[str, str]:
+        """Order-free keys of the terms read with organ adjectives as nouns ("renal cortex" ->
+        "cortex kidney") that name exactly one concept and are no plain key already, so that
+        "kidney cortex" and "medulla of kidney" find the renal cortex and the renal medulla."""
+        found: dict[str, set[str]] = {}
+        for cid, t in self._terms():
+            organ = organ_reading(t) if "_" not in t else None
+            if organ:
+                found.setdefault(bag_key(organ), set()).add(cid)
+        return {k: next(iter(v)) for k, v in found.items() if len(v) == 1 and k not in self.bags}
 
     @functools.cached_property
     def _abbreviations(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:

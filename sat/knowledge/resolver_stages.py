@@ -32,7 +32,7 @@ from typing import Protocol
 
 from sat.knowledge.agreement import NO_KEYS, Keys, agreement_keys
 from sat.knowledge.glossary import english, english_reading, latin_endings, organ_reading
-from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, canonical_token
+from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, bag_key, canonical_token
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt_parse import ParsedPrompt, parse_prompt
 from sat.knowledge.thesaurus import Thesaurus
@@ -145,9 +145,11 @@ def by_english(q: Lookup, ctx: StageContext) -> Hit | None:
 
 
 def by_organ(q: Lookup, ctx: StageContext) -> Hit | None:
-    """Organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b")."""
+    """Organ adjectives as nouns, in the prompt ("hepatic segment IVb" = "liver segment 4b") and
+    in the terms ("kidney cortex", "medulla of kidney" = renal cortex, renal medulla)."""
     organ = organ_reading(q.p.anatomy)
     cid = ctx.lexicon.match_bag(organ) if organ else None
+    cid = cid or ctx.lexicon.organ_bags.get(bag_key(organ or q.p.anatomy))
     return (cid, "lexical") if cid else None
 
 

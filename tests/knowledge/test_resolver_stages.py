@@ -231,3 +231,13 @@ def test_spelling_stage_reads_the_corrected_words_through_the_other_stages():
     ctx = LexicalContext.for_tree(KIND_TREE)
     q = lookup("musculus gracilsi", parse_prompt("musculus gracilsi"), ctx.lexicon)  # a swap, and a kind word
     assert first_lexical(q, ctx) == ("spelling", ("gracilis", "lexical"))
+
+
+def test_organ_stage_reads_organ_adjectives_of_the_terms_too():
+    tree = KnowledgeTree([_c("renal_cortex", "renal cortex", "substructure"),
+                          _c("renal_medulla", "renal medulla", "substructure")])
+    ctx = LexicalContext.for_tree(tree)
+    for text, cid in (("kidney cortex", "renal_cortex"), ("medulla of kidney on CT", "renal_medulla")):
+        q = lookup(text, parse_prompt(text), ctx.lexicon)
+        assert stages.by_organ(q, ctx) == (cid, "lexical")
+    assert "cortex kidney" in ctx.lexicon.organ_bags and "cortex renal" not in ctx.lexicon.organ_bags
