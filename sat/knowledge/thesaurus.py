@@ -22,12 +22,20 @@ from pathlib import Path
 
 from sat.knowledge.normalize import normalize
 
-# Lay or older direction words and the anatomical terms they can stand for.
+# Lay or older direction words and the anatomical terms they can stand for; the direction and
+# size words that mean the same in the upright human body ("caudal colliculus" = inferior
+# colliculus, "lesser saphenous vein" = small saphenous vein, "intermediate phalanx" = middle
+# phalanx).
 DIRECTIONS = {
     "upper": ("superior",), "top": ("superior",), "lower": ("inferior",), "bottom": ("inferior",),
     "front": ("anterior",), "back": ("posterior",), "rear": ("posterior",), "hind": ("posterior",),
     "outer": ("external", "lateral"), "inner": ("internal", "medial"),
     "external": ("lateral",), "internal": ("medial",),
+    "dorsal": ("posterior",), "posterior": ("dorsal",), "ventral": ("anterior",), "anterior": ("ventral",),
+    "cranial": ("superior",), "superior": ("cranial",), "caudal": ("inferior",), "inferior": ("caudal",),
+    "lesser": ("small", "minor"), "small": ("lesser", "minor"), "minor": ("lesser", "small"),
+    "greater": ("great", "major"), "great": ("greater", "major"), "major": ("greater", "great"),
+    "middle": ("intermediate",), "intermediate": ("middle",),
 }
 
 

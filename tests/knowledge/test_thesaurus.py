@@ -118,3 +118,18 @@ def test_build_resolver_rejects_an_unknown_thesaurus_name():
 
     with pytest.raises(ValueError, match="'wordnet'"):
         build_resolver(knowledge.default_tree(), thesaurus="wordnet")
+
+
+@pytest.mark.parametrize("text,cid", [
+    ("lesser saphenous vein", "small_saphenous_vein"), ("caudal colliculus", "inferior_colliculus"),
+    ("dorsal column of spinal cord", "posterior_column_of_spinal_cord"), ("intermediate phalanx", "middle_phalanx"),
+])
+def test_direction_and_size_words_of_the_same_meaning(text, cid):
+    from sat.knowledge.lexicon import LexicalIndex
+    from sat.knowledge.tree import Concept, KnowledgeTree
+
+    tree = KnowledgeTree([Concept(c, c.replace("_", " "), "d", "whole_body", "substructure") for c in
+                          ("small_saphenous_vein", "inferior_colliculus", "posterior_column_of_spinal_cord",
+                           "middle_phalanx")])
+    lexicon = LexicalIndex(tree)
+    assert rewritten(text, Thesaurus([], DIRECTIONS).restricted(lexicon.words), lexicon) == (cid,)
