@@ -41,8 +41,8 @@ def singular(word: str) -> str:
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes")):
-        return word[:-2]
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]  # "branches", "boxes", "masses", "processes"
     return word[:-1]
 
 

@@ -60,3 +60,10 @@ def test_memoised_tokens_are_a_fresh_list_each_call():
     assert first == ["hepatic", "vein"]
     first.append("changed")
     assert tokens("Hepatic_Veins") == ["hepatic", "vein"]
+
+
+def test_plurals_in_sses_lose_es():
+    from sat.knowledge.normalize import tokens
+
+    assert tokens("liver masses") == ["liver", "mass"] and tokens("spinous processes") == ["spinous", "process"]
+    assert tokens("abscesses") == ["abscess"] and tokens("branches") == ["branch"]
