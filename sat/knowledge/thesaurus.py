@@ -1,9 +1,11 @@
-"""Synonym knowledge from outside the tree: WordNet 3.0 noun synsets, and anatomical direction words.
+"""Synonym knowledge from outside the tree: WordNet 3.0 noun synsets, anatomical direction words
+and a short curated list of anatomy phrases.
 
 A prompt that no lexical key matches is rewritten one span at a time. A run of words that is a
 WordNet lemma is replaced by each other lemma of its synsets ("left calf bone" -> "left fibula";
 "Adam's apple" -> "laryngeal prominence"), and a lay direction word by its anatomical term
-("upper mediastinum" -> "superior mediastinum"; "external pterygoid" -> "lateral pterygoid").
+("upper mediastinum" -> "superior mediastinum"; "external pterygoid" -> "lateral pterygoid"),
+and an anatomy phrase by its equivalents ("lower end of ulna" -> "distal epiphysis of ulna").
 The resolver keeps a rewrite only when the whole rewritten anatomy matches a concept term
 lexically, so the thesaurus narrows or decides among tree concepts and never invents one.
 
@@ -39,6 +41,19 @@ DIRECTIONS = {
 }
 
 
+# Phrases of one meaning in anatomy that WordNet does not hold (curated for this project): the
+# ends and shaft of a long bone, older vessel and airway wordings, "space" for a body cavity.
+ANATOMY_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("lower end", "distal end", "distal extremity", "distal epiphysis"),
+    ("upper end", "proximal end", "proximal extremity", "base", "proximal epiphysis"),
+    ("shaft", "diaphysis"),
+    ("caval vein", "vena cava"),
+    ("mainstem bronchus", "main bronchus"),
+    ("space", "cavity"),
+    ("secondaries", "secondary deposits", "metastases", "metastasis"),
+)
+
+
 @dataclass(frozen=True)
 class ThesaurusConfig:
     """Which external synonyms the resolver may use.
@@ -47,11 +62,13 @@ class ThesaurusConfig:
         wordnet_files: WordNet lexicographer files to keep ("noun.body", "noun.state", ...);
             empty for none.
         directions: rewrite lay direction words (:data:`DIRECTIONS`).
+        phrases: rewrite the anatomy phrases of :data:`ANATOMY_PHRASES`.
         max_span: longest run of words looked up as one lemma.
     """
 
     wordnet_files: tuple[str, ...] = ("noun.body", "noun.state")
     directions: bool = True
+    phrases: bool = True
     max_span: int = 4
 
     def __post_init__(self) -> None:
@@ -159,13 +176,14 @@ def read_wordnet(folder: str | Path, files: Iterable[str]) -> list[tuple[str, ..
 
 @lru_cache(maxsize=4)
 def load_thesaurus(config: ThesaurusConfig = ThesaurusConfig()) -> Thesaurus | None:
-    """The thesaurus ``config`` describes, built once per process; ``None`` when it asks for
-    WordNet files and no WordNet data is installed and it asks for no direction words either."""
+    """The thesaurus ``config`` describes, built once per process; ``None`` when it asks for no
+    phrases and no direction words, and for WordNet files that are not installed."""
     synsets: list[tuple[str, ...]] = []
     if config.wordnet_files:
         folder = wordnet_dir()
         if folder is not None:
             synsets = read_wordnet(folder, config.wordnet_files)
+    synsets += list(ANATOMY_PHRASES) if config.phrases else []
     if not synsets and not config.directions:
         return None
     return Thesaurus(synsets, DIRECTIONS if config.directions else None, config.max_span)

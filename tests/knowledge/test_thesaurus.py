@@ -133,3 +133,20 @@ def test_direction_and_size_words_of_the_same_meaning(text, cid):
                            "middle_phalanx")])
     lexicon = LexicalIndex(tree)
     assert rewritten(text, Thesaurus([], DIRECTIONS).restricted(lexicon.words), lexicon) == (cid,)
+
+
+@pytest.mark.parametrize("text,cid", [
+    ("lower end of ulna", "distal_epiphysis_of_ulna"), ("base of second metacarpal bone", "proximal_epiphysis_of_metacarpal_2"),
+    ("shaft of ulna", "diaphysis_of_ulna"), ("inferior caval vein", "inferior_vena_cava"), ("pelvic space", "pelvic_cavity"),
+])
+def test_anatomy_phrases(text, cid):
+    from sat.knowledge.lexicon import LexicalIndex
+    from sat.knowledge.thesaurus import ANATOMY_PHRASES
+    from sat.knowledge.tree import Concept, KnowledgeTree
+
+    names = {"distal_epiphysis_of_ulna": "distal epiphysis of ulna", "diaphysis_of_ulna": "diaphysis of ulna",
+             "proximal_epiphysis_of_metacarpal_2": "proximal epiphysis of second metacarpal bone",
+             "inferior_vena_cava": "inferior vena cava", "pelvic_cavity": "pelvic cavity"}
+    tree = KnowledgeTree([Concept(c, n, "d", "whole_body", "substructure") for c, n in names.items()])
+    lexicon = LexicalIndex(tree)
+    assert rewritten(text, Thesaurus(ANATOMY_PHRASES).restricted(lexicon.words), lexicon) == (cid,)
