@@ -123,6 +123,8 @@ def run_interactive_command(args, command: str) -> Path:
     note += (" Boxes: the text-less box answer (`--generic-boxes`)." if args.generic_boxes else
              " Boxes: a box without text names the known structure whose answer fits it and is answered as "
              "that name plus the box (`sat/infer/box_naming.py`; `--generic-boxes` takes the text-less box answer).")
+    note += (" A box answer stays inside the box grown by a tenth of its extent, unless a positive click lies "
+             "outside it (`sat.infer.refine.confine_to_box`).")
     return write_report(curves, out, command=command, checkpoint=str(args.checkpoint), trained_clicks=trained,
                         note=note)
 

@@ -9,7 +9,9 @@ clicks". Clicks are taken one at a time: the answer after click k is the answer 
 changed only where the network's answer to clicks 1..k differs from it in regions connected to
 click k, and only in the click's direction (a positive click adds foreground, a negative one
 removes it; :mod:`sat.infer.click_locality`), so a later click never undoes an earlier correction
-elsewhere and a "this is the structure" click never erases the structure.
+elsewhere and a "this is the structure" click never erases the structure. With a box, the
+answer stays inside the box grown by a tenth (:func:`confine_to_box`) unless a positive click lies
+outside it.
 The answers to the history's prefixes are cached with the features (the answer depends on the
 click history alone, not on which calls came before).
 
@@ -31,9 +33,12 @@ from sat.errors import InputError
 from sat.infer.answer_memo import answer_key, remember
 from sat.infer.click_locality import accept_near_clicks, click_voxels
 from sat.infer.postprocess import fraction_of, keep_components
-from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, PAD, POSITIVE, Prompts
+from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, PAD, POSITIVE, Prompts
 
 log = logging.getLogger(__name__)
+# A box is read as the structure's extent give or take this share of it (training jitters boxes by
+# a tenth): the answer never leaves the box grown by it (:func:`confine_to_box`).
+BOX_MARGIN = 0.1
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _POINT = re.compile(rf"\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*(?:,\s*([+-]|pos|neg)\s*)?")
 
@@ -197,6 +202,32 @@ def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str
     return seg._cache["before_clicks"][key]
 
 
+def confine_to_box(probs: torch.Tensor, prompts: Prompts, margin: float = BOX_MARGIN) -> torch.Tensor:
+    """(X, Y, Z) model-grid probabilities with everything outside the box, grown by ``margin`` of
+    its extent and one voxel on each side, set to 0 (a 2D box: in its plane only).
+
+    A box says where the structure is; without this, a positive click on a small lesion in its box
+    flooded the organ around it (a liver tumour's box answer went from 0.81 to 0.21 Dice, 1,189
+    voxels outside the box, and to 0.01 after three clicks). A positive click outside the grown box
+    outranks the box: then nothing is cut.
+    """
+    if prompts is None or not bool((prompts.box_kind[0, 0] != NO_BOX).item()):
+        return probs
+    lo, hi = prompts.boxes[0, 0, 0].cpu().numpy(), prompts.boxes[0, 0, 1].cpu().numpy()
+    grow = margin * (hi - lo) + 1.0
+    lo, hi = lo - grow, hi + grow
+    if int(prompts.box_kind[0, 0]) == BOX_2D:  # the slice axis is not bounded by a box on one slice
+        flat = int(np.argmin(hi - lo))
+        lo[flat], hi[flat] = -np.inf, np.inf
+    voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
+    positive = voxels[labels[labels != PAD] == POSITIVE]
+    if len(positive) and not np.all((positive >= lo) & (positive <= hi)):
+        return probs
+    grid = [torch.arange(n, device=probs.device, dtype=torch.float32) for n in probs.shape]
+    inside = [(g >= float(a)) & (g <= float(b)) for g, a, b in zip(grid, lo, hi)]
+    return probs * (inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :])
+
+
 def _prefix(prompts: Prompts, k: int) -> Prompts:
     """``prompts`` with its first ``k`` clicks only (the box and text flags unchanged)."""
     return replace(prompts, points=prompts.points[:, :, :k], labels=prompts.labels[:, :, :k])
@@ -287,6 +318,7 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
         prompts = grid_prompts(clicks, box, volume, pre["affine"], features[0].shape, has_text=True,
                                n_queries=len(concepts), space=space)
     has_text = bool(prompt) or named is not None
+    asked = prompts  # the clicks and box as given (``prompts`` becomes None for ignored clicks)
     cut = _cut(seg, concepts, has_text)[0]
     negative_only = bool(prompt) and box is None and not bool((prompts.labels == POSITIVE).any())
     before = None  # the answer without clicks: for locality, and to see whether a negative click has a mask to cut
@@ -303,6 +335,7 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
                                                                   space, has_text, modality)
     else:
         probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
+    probs = confine_to_box(probs, asked)
     side = concept.laterality if concept is not None else "none"
     r = restore_prompts(probs[None], pre["affine"], volume, [side],
                         keep_probabilities=probabilities, thresholds=[cut])[0]

@@ -190,3 +190,24 @@ def test_first_click_after_segment_reuses_its_answer(tiny_checkpoint, fast_resol
     np.testing.assert_array_equal(after, expected)
     # refine without clicks gives segment's mask
     np.testing.assert_array_equal(used.refine(res, "liver").structures[0].mask, res.structures[0].mask)
+
+
+def test_answer_stays_in_the_grown_box_unless_a_positive_click_lies_outside():
+    from sat.infer.refine import confine_to_box
+    from sat.model.prompts import BOX_2D, BOX_3D, POSITIVE, Prompts
+
+    probs = torch.ones(40, 40, 40)
+    p = Prompts.empty(1, 1, k=1)
+    assert torch.equal(confine_to_box(probs, p), probs)  # no box: nothing to confine to
+    p.boxes[0, 0] = torch.tensor([[10.0, 10.0, 10.0], [20.0, 30.0, 20.0]])
+    p.box_kind[0, 0] = BOX_3D
+    kept = confine_to_box(probs, p)  # grown by a tenth of the extent plus one voxel: 8..22, 7..33, 8..22
+    assert kept[8:23, 7:34, 8:23].all() and int(kept.sum()) == 15 * 27 * 15
+    p.points[0, 0, 0] = torch.tensor([30.0, 20.0, 15.0])
+    p.labels[0, 0, 0] = POSITIVE
+    assert torch.equal(confine_to_box(probs, p), probs)  # the click outside the box outranks the box
+    flat = Prompts.empty(1, 1)
+    flat.boxes[0, 0] = torch.tensor([[10.0, 10.0, 15.0], [20.0, 30.0, 15.0]])
+    flat.box_kind[0, 0] = BOX_2D
+    kept = confine_to_box(probs, flat)  # a box on one slice bounds its plane, not the slice axis
+    assert kept[8:23, 7:34, :].all() and int(kept.sum()) == 15 * 27 * 40
