@@ -202,7 +202,8 @@ def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str
     return seg._cache["before_clicks"][key]
 
 
-def confine_to_box(probs: torch.Tensor, prompts: Prompts, margin: float = BOX_MARGIN) -> torch.Tensor:
+def confine_to_box(probs: torch.Tensor, prompts: Prompts | None,
+                   margin: float = BOX_MARGIN) -> torch.Tensor:
     """(X, Y, Z) model-grid probabilities with everything outside the box, grown by ``margin`` of
     its extent and one voxel on each side, set to 0 (a 2D box: in its plane only).
 

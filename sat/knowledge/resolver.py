@@ -15,16 +15,17 @@ is written once, in :meth:`Resolver.resolve_many`):
    roman numerals and ordinals normalised ("Lt kidney", "Couinaud segment VII"), or with spaces
    dropped ("ribcage"); ``english``: the anatomy read in plain English (Latin and structure-name
    abbreviations, :mod:`sat.knowledge.glossary`: "glandula parotidea", "Glnd_Submand_R");
-   ``organ``: organ adjectives as nouns ("hepatic segment IVb" = "liver segment 4b");
-   ``core``: a trailing generic noun dropped ("splenic tissue" = spleen, "osseous structures" =
-   bones); ``kind``: a kind word dropped when the rest names a structure of that kind
-   ("gracilis muscle", "musculus obturator internus"); ``initials``: abbreviations whose initials point to one concept ("GDA":
-   gastroduodenal artery); ``sided``: a side word with a term of the bilateral concept ("left
-   peroneal bone" = the left fibula); ``thesaurus``: rewrites through
-   :mod:`sat.knowledge.thesaurus` (WordNet synonyms, direction words) that match a term;
-   ``latin``: Latin endings read into words of the tree's terms ("valva mitralis");
-   ``spelling``: one-letter slips corrected into the tree's words, never in an English word
-   (:mod:`sat.knowledge.spelling`: "pancrease", "oesophogus").
+   ``organ``: organ adjectives as nouns, in the prompt and in the terms ("hepatic segment IVb" =
+   "liver segment 4b", "medulla of kidney" = renal medulla); ``core``: a trailing generic noun
+   dropped ("splenic tissue" = spleen, "osseous structures" = bones); ``kind``: a kind word dropped
+   when the rest names a structure of that kind ("gracilis muscle", "musculus obturator internus");
+   ``initials``: abbreviations whose initials point to one concept ("GDA": gastroduodenal artery);
+   ``sided``: a side word with a term of the bilateral concept ("left peroneal bone" = the left
+   fibula); ``thesaurus``: rewrites through :mod:`sat.knowledge.thesaurus` (WordNet synonyms,
+   direction and size words, anatomy phrases) that match a term; ``latin``: Latin endings read into
+   words of the tree's terms ("valva mitralis"); ``spelling``: one-letter slips corrected into the
+   tree's words, never in an English word (:mod:`sat.knowledge.spelling`: "pancrease",
+   "oesophogus").
 4. **Embedding**: nearest term embedding of the anatomy, its English reading and its core (the
    best counts), accepted at or above a calibrated threshold; among the candidates above it,
    the best one whose terms name every code, number and direction word of the prompt comes
