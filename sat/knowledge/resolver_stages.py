@@ -220,12 +220,9 @@ def by_spelling(q: Lookup, ctx: StageContext) -> Hit | None:
     fixed = " ".join(ctx.lexicon.spelling.corrected(q.words) or ()) if q.words else ""
     if not fixed:
         return None
-    again = lookup(fixed, parse_prompt(fixed), ctx.lexicon)
-    for _, stage in LEXICAL_STAGES:
-        hit = stage(again, ctx) if stage is not by_spelling else None
-        if hit is not None:
-            return hit[0], "lexical"
-    return None
+    others = tuple(named for named in LEXICAL_STAGES if named[1] is not by_spelling)
+    found = first_lexical(lookup(fixed, parse_prompt(fixed), ctx.lexicon), ctx, others)
+    return (found[1][0], "lexical") if found else None
 
 
 LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
@@ -236,9 +233,11 @@ LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("latin", by_latin), ("spelling", by_spelling))
 
 
-def first_lexical(q: Lookup, ctx: StageContext) -> tuple[str, Hit] | None:
-    """``(stage name, hit)`` of the first lexical stage that names a concept, or ``None``."""
-    for name, stage in LEXICAL_STAGES:
+def first_lexical(q: Lookup, ctx: StageContext,
+                  stages: tuple[tuple[str, LexicalStage], ...] | None = None) -> tuple[str, Hit] | None:
+    """``(stage name, hit)`` of the first of ``stages`` (default: :data:`LEXICAL_STAGES` as the
+    module holds it when called) that names a concept, or ``None``."""
+    for name, stage in LEXICAL_STAGES if stages is None else stages:
         hit = stage(q, ctx)
         if hit is not None:
             return name, hit

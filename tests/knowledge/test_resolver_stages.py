@@ -204,7 +204,7 @@ LATIN_TREE = KnowledgeTree([
 ])
 def test_latin_stage_reads_endings(text, cid):
     ctx = LexicalContext.for_tree(LATIN_TREE)
-    q = lookup(text, parse_prompt(text), ctx.lexicon)
+    q = _lookup(text, ctx)
     assert stages.by_latin(q, ctx) == (cid, "lexical")
     assert first_lexical(q, ctx)[1] == (cid, "lexical")
 
@@ -224,12 +224,12 @@ KIND_TREE = KnowledgeTree([
 ])
 def test_kind_stage_drops_a_kind_word_of_the_right_kind(text, hit):
     ctx = LexicalContext.for_tree(KIND_TREE)
-    assert stages.by_kind(lookup(text, parse_prompt(text), ctx.lexicon), ctx) == hit
+    assert stages.by_kind(_lookup(text, ctx), ctx) == hit
 
 
 def test_spelling_stage_reads_the_corrected_words_through_the_other_stages():
     ctx = LexicalContext.for_tree(KIND_TREE)
-    q = lookup("musculus gracilsi", parse_prompt("musculus gracilsi"), ctx.lexicon)  # a swap, and a kind word
+    q = _lookup("musculus gracilsi", ctx)  # a swap, and a kind word
     assert first_lexical(q, ctx) == ("spelling", ("gracilis", "lexical"))
 
 
@@ -238,6 +238,36 @@ def test_organ_stage_reads_organ_adjectives_of_the_terms_too():
                           _c("renal_medulla", "renal medulla", "substructure")])
     ctx = LexicalContext.for_tree(tree)
     for text, cid in (("kidney cortex", "renal_cortex"), ("medulla of kidney on CT", "renal_medulla")):
-        q = lookup(text, parse_prompt(text), ctx.lexicon)
+        q = _lookup(text, ctx)
         assert stages.by_organ(q, ctx) == (cid, "lexical")
     assert "cortex kidney" in ctx.lexicon.organ_bags and "cortex renal" not in ctx.lexicon.organ_bags
+
+
+SPELLING_TREE = KnowledgeTree([
+    _c("pancreas", "pancreas"),
+    _c("esophagus", "esophagus", synonyms=("oesophagus",)),
+    _c("sacral_spine", "sacral spine", "group", synonyms=("sacral vertebrae",)),
+    _c("trunk", "trunk", "group"),
+])
+
+
+@pytest.mark.parametrize("text,cid", [
+    ("pancrease", "pancreas"), ("segment the oesophogus on CT", "esophagus"),
+    ("sacrl vertebrae", "sacral_spine"),
+])
+def test_spelling_stage_resolves_slips(text, cid):
+    ctx = LexicalContext.for_tree(SPELLING_TREE)
+    q = _lookup(text, ctx)
+    assert stages.by_spelling(q, ctx) == (cid, "lexical")
+    assert first_lexical(q, ctx) == ("spelling", (cid, "lexical"))
+
+
+def test_spelling_stage_leaves_english_words_alone():
+    from sat.knowledge.spelling import english_words
+
+    if not english_words():
+        pytest.skip("WordNet data not installed")
+    ctx = LexicalContext.for_tree(SPELLING_TREE)
+    q = _lookup("truck", ctx)  # one edit from "trunk", but English
+    assert stages.by_spelling(q, ctx) is None
+

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from sat.knowledge.prompt_parse import parse_prompt
-from sat.knowledge.resolver_stages import LexicalContext, by_spelling, first_lexical, lookup
 from sat.knowledge.spelling import SpellingIndex, english_words, one_edit_apart
-from sat.knowledge.tree import Concept, KnowledgeTree
 
 
 @pytest.mark.parametrize("a,b,near", [
@@ -47,31 +44,4 @@ def test_english_words_guard_real_words():
         pytest.skip("WordNet data not installed")
     assert {"carpus", "pallium", "truck", "dimple", "hearing"} <= words
     assert "pancrease" not in words and "oesophogus" not in words
-
-
-TREE = KnowledgeTree([
-    Concept("pancreas", "pancreas", "d", "abdomen", "organ"),
-    Concept("esophagus", "esophagus", "d", "thorax", "organ", synonyms=("oesophagus",)),
-    Concept("sacral_spine", "sacral spine", "d", "spine", "group", synonyms=("sacral vertebrae",)),
-    Concept("trunk", "trunk", "d", "whole_body", "group"),
-])
-
-
-@pytest.mark.parametrize("text,cid", [
-    ("pancrease", "pancreas"), ("segment the oesophogus on CT", "esophagus"),
-    ("sacrl vertebrae", "sacral_spine"),
-])
-def test_spelling_stage_resolves_slips(text, cid):
-    ctx = LexicalContext.for_tree(TREE)
-    q = lookup(text, parse_prompt(text), ctx.lexicon)
-    assert by_spelling(q, ctx) == (cid, "lexical")
-    assert first_lexical(q, ctx) == ("spelling", (cid, "lexical"))
-
-
-def test_spelling_stage_leaves_english_words_alone():
-    if not english_words():
-        pytest.skip("WordNet data not installed")
-    ctx = LexicalContext.for_tree(TREE)
-    q = lookup("truck", parse_prompt("truck"), ctx.lexicon)  # one edit from "trunk", but English
-    assert by_spelling(q, ctx) is None
 
