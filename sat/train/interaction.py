@@ -6,7 +6,8 @@ may get a reference box (3D or 2D, jittered) and may lose its text (box-only or 
 (:func:`sat.train.clicks.error_clicks`), and the loss is taken on the prediction after the last
 click. Text-only steps are mixed in (``prob`` is the share of interactive steps) so the plain text
 path keeps training; with ``freeze_base`` only the prompt encoder trains, the text-only logits are
-those of the starting weights exactly, and text-only steps are skipped (they would train nothing).
+those of the starting weights exactly, and text-only steps are skipped (they would train nothing);
+``train_decoder`` adds the query decoder to what trains, and the text-only steps come back.
 """
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class InteractionConfig:
         box_jitter: Gaussian jitter of each box face, as a fraction of the extent.
         no_text_prob: share of queries with a box or clicks whose text is dropped.
         freeze_base: train only the prompt encoder (backbone, text path and head stay as loaded).
+        train_decoder: with ``freeze_base``, also train the head's query decoder (its attention
+            layers, mask embedding and auxiliary heads) so clicks can reshape its answer, not only
+            add tokens to a fixed decoder; text-only steps (``1 - prob`` of them) then keep its text
+            answers trained. The backbone, the text projection and the side vectors stay frozen.
         init_checkpoint: start from this ``sat`` checkpoint (its model config, concept table and
             weights; a fresh prompt encoder is added when it has none).
     """
@@ -41,6 +46,7 @@ class InteractionConfig:
     box_jitter: float = 0.1
     no_text_prob: float = 0.3
     freeze_base: bool = False
+    train_decoder: bool = False
     init_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
@@ -48,6 +54,9 @@ class InteractionConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"interaction.{name} must be in [0, 1], got {v}")
+        if self.train_decoder and not self.freeze_base:
+            raise ValueError("interaction.train_decoder=true needs freeze_base=true (without it the whole "
+                             "network trains already)")
         if self.max_clicks < 0 or self.box_jitter < 0:
             raise ValueError(f"interaction.max_clicks and box_jitter must be >= 0, got "
                              f"{self.max_clicks} and {self.box_jitter}")

@@ -18,6 +18,10 @@ from sat.model.config import ModelConfig
 from sat.text.encoder import TextEncoderSpec
 from sat.train.ema import ModelEMA
 from sat.train.interaction import InteractionConfig, interactive_logits
+
+# what interaction.train_decoder trains beside the prompt encoder: the query decoder's layers, its
+# output norm, mask embedding and deep-supervision heads (not the text projection or side vectors)
+DECODER_PARTS = ("head.prompt.", "head.layers.", "head.norm.", "head.mask_embed.", "head.aux.")
 from sat.train.optim import param_groups, warmup_cosine
 from sat.train.val_metrics import DiceTable, dice_score
 
@@ -135,8 +139,9 @@ class SATModule(L.LightningModule):
             self.net.head.add_prompt_encoder()
             self.model_cfg.head.interactive = True
         if it.freeze_base:
+            trained = DECODER_PARTS if it.train_decoder else ("head.prompt.",)
             for name, p in self.net.named_parameters():
-                p.requires_grad_(name.startswith("head.prompt."))
+                p.requires_grad_(name.startswith(trained))
 
     def on_fit_start(self) -> None:
         """A fine-tune from ``interaction.init_checkpoint`` must see images normalised as that
@@ -178,7 +183,8 @@ class SATModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         queries = self._queries(batch)
         it = self.interaction
-        if it.enabled and (it.freeze_base or torch.rand(()) < it.prob):
+        only_prompts = it.freeze_base and not it.train_decoder  # a text-only step would train nothing
+        if it.enabled and (only_prompts or torch.rand(()) < it.prob):
             out, _ = interactive_logits(self.net, batch["image"], queries, batch["modality"], batch["valid"],
                                         batch["target"], it)
         else:

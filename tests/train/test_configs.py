@@ -64,6 +64,13 @@ def test_trainer_config_parses_and_instantiates(trainer, tmp_path, monkeypatch, 
             assert built.trainer.strategy._ddp_kwargs[key] == value, key
 
 
+def _overlay_base(experiment: Path) -> Path | None:
+    """The experiment an overlay is layered on: the longest other experiment whose name plus ``_``
+    starts this one's (``abdomen_ct_base_dynamic_conv`` -> ``abdomen_ct_base``)."""
+    bases = [p for p in EXPERIMENTS if experiment.stem.startswith(p.stem + "_")]
+    return max(bases, key=lambda p: len(p.stem)) if bases else None
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
 def test_experiment_config_instantiates(experiment, tmp_path, monkeypatch, meta_models, tiny_checkpoint):
     monkeypatch.chdir(tmp_path)
@@ -71,8 +78,9 @@ def test_experiment_config_instantiates(experiment, tmp_path, monkeypatch, meta_
     args = ["--config", str(experiment)]
     if "accelerator" not in raw.get("trainer", {}):  # experiments say what to train, trainers where
         args = ["--trainer", str(REPO / "configs" / "trainer" / "cpu.yaml")] + args
-    if experiment.stem.endswith("dynamic_conv"):  # an overlay on its base experiment
-        args = ["--config", str(experiment.with_name("abdomen_ct_base.yaml"))] + args
+    base = _overlay_base(experiment)
+    if base is not None:  # an overlay layered on its base experiment
+        args = ["--config", str(base)] + args
     init = ((raw.get("model") or {}).get("interaction") or {}).get("init_checkpoint")
     if init:  # a fine-tune starts from a checkpoint named from the repository root: a committed one,
         # or one a command makes (the demo's), which the tiny checkpoint stands in for when absent

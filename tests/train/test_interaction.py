@@ -79,6 +79,25 @@ def test_interactive_fit_then_frozen_base_fine_tune(tmp_path, tiny_fit_args):
     changed = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("head.prompt.") for k in changed)
 
+    # train_decoder: the query decoder learns to read the clicks too; backbone and text path stay
+    from sat.train.module import DECODER_PARTS
+
+    third = tmp_path / "decoder.ckpt"
+    cli(tiny_fit_args(tmp_path / "c", max_steps=3) + common + [
+        f"--model.interaction.init_checkpoint={second}", "--model.interaction.freeze_base=true",
+        "--model.interaction.train_decoder=true", "--model.interaction.prob=0.5", f"--export={third}"])
+    decoded, decoded_meta = load_checkpoint(third)
+    assert decoded_meta.extra["inference"] == advice
+    after, final = tuned.state_dict(), decoded.state_dict()
+    changed = {k for k in after if after[k].is_floating_point() and not torch.equal(after[k], final[k])}
+    assert any(k.startswith("head.layers.") for k in changed)
+    assert all(k.startswith(DECODER_PARTS) for k in changed)
+
+
+def test_train_decoder_needs_freeze_base():
+    with pytest.raises(ValueError, match="train_decoder=true needs freeze_base=true"):
+        InteractionConfig(enabled=True, train_decoder=True)
+
 
 def test_frozen_base_step_always_reaches_the_prompt_encoder():
     """With ``freeze_base`` only the prompt encoder trains: a step drawn with no click and no box
