@@ -13,6 +13,13 @@ that touch a click (its voxel or the 26 around it) take the new probabilities. A
 a positive click fills is one component through the click and is kept whole, however large.
 Given the clicks' signs, a positive click takes only foreground the answer added and a negative
 one only foreground it removed (:mod:`sat.infer.refine` takes clicks one at a time this way).
+
+A click is also honoured where it was made (:func:`honour_click`): when the answer, read at the
+click's own position as the restore to the input grid reads it (trilinear), still says the
+opposite of the click, the voxels around the click that the answer rates about as likely are given
+the click's label. Without it a click the network did not act on changed nothing, and the simulated
+user clicked the same place again (three clicks at one voxel of a thin spinal cord, none changing
+its mask).
 """
 from __future__ import annotations
 
@@ -21,6 +28,12 @@ import torch
 from scipy import ndimage
 
 from sat.model.prompts import PAD, Prompts
+
+# honour_click: how much less likely than the click's position a voxel may be to take the click's
+# label, how far (voxels) from the click, and never below this floor (above 1 - it for negatives)
+HONOUR_DELTA = 0.1
+HONOUR_RADIUS = 2
+HONOUR_FLOOR = 0.02
 
 
 def click_voxels(prompts: Prompts | None) -> np.ndarray:
@@ -89,4 +102,62 @@ def accept_near_clicks(before: torch.Tensor, after: torch.Tensor, clicks: np.nda
                 accept |= np.isin(labels, sorted(hit))
     out = before.to(after.dtype).clone()
     out[box] = torch.where(torch.from_numpy(accept), after[box], out[box])
+    return out
+
+
+def _trilinear(probs: torch.Tensor, point: np.ndarray) -> tuple[float, np.ndarray]:
+    """The trilinear value of (X, Y, Z) ``probs`` at a float voxel position, and the (K, 3) corner
+    voxels that weigh in it (up to 8; one when the position is a voxel centre)."""
+    shape = np.asarray(probs.shape)
+    p = np.clip(np.asarray(point, dtype=float), 0, shape - 1)
+    lo = np.minimum(np.floor(p).astype(int), shape - 1)
+    hi = np.minimum(lo + 1, shape - 1)
+    w = p - lo
+    value, corners = 0.0, []
+    for bits in np.ndindex(2, 2, 2):
+        c, weight = np.where(bits, hi, lo), float(np.prod(np.where(bits, w, 1 - w)))
+        if weight > 0:
+            corners.append(c)
+            value += float(probs[tuple(c)]) * weight
+    return value, np.unique(np.array(corners), axis=0)
+
+
+def honour_click(probs: torch.Tensor, point, positive: bool, threshold: float,
+                 delta: float = HONOUR_DELTA, radius: int = HONOUR_RADIUS) -> torch.Tensor:
+    """``probs`` labelled as the click says at the click, and at the like voxels around it.
+
+    Args:
+        probs: (X, Y, Z) probabilities after the click.
+        point: the click's (3,) float voxel position on that grid.
+        positive: the click's sign.
+        threshold: the foreground cut.
+        delta: a voxel on the wrong side of ``threshold`` takes the click's label when its
+            probability is within ``delta`` of the value at the click (at least that minus ``delta``
+            for a positive click, at most that plus ``delta`` for a negative one, never past
+            :data:`HONOUR_FLOOR`) and it is 26-connected to the click through such voxels.
+        radius: only voxels within this many voxels of the click (a box).
+
+    Returns:
+        (X, Y, Z) probabilities, ``probs``'s dtype: unchanged when the trilinear value at the click
+        already agrees; else the voxels the value is read from and the like voxels connected to
+        them moved to the middle of the click's side (``(1 + threshold) / 2`` or ``threshold / 2``).
+    """
+    value, corners = _trilinear(probs, point)
+    if (value > threshold) == bool(positive):
+        return probs
+    centre = corners.min(0)
+    box = tuple(slice(max(0, a - radius), min(n, a + radius + 2)) for a, n in zip(centre, probs.shape))
+    local = probs[box].float().cpu().numpy()
+    if positive:
+        like = (local >= max(value - delta, HONOUR_FLOOR)) & (local <= threshold)
+    else:
+        like = (local <= min(value + delta, 1.0 - HONOUR_FLOOR)) & (local > threshold)
+    seeds = tuple((corners - np.array([s.start for s in box])).T)
+    like[seeds] = True
+    labels, _ = ndimage.label(like, structure=np.ones((3, 3, 3), bool))
+    region = torch.from_numpy(np.isin(labels, np.unique(labels[seeds]))).to(probs.device)
+    target = torch.tensor((1.0 + threshold) / 2 if positive else threshold / 2, dtype=probs.dtype)
+    out = probs.clone()
+    sub = out[box]
+    out[box] = torch.where(region, torch.maximum(sub, target) if positive else torch.minimum(sub, target), sub)
     return out

@@ -9,7 +9,8 @@ clicks". Clicks are taken one at a time: the answer after click k is the answer 
 changed only where the network's answer to clicks 1..k differs from it in regions connected to
 click k, and only in the click's direction (a positive click adds foreground, a negative one
 removes it; :mod:`sat.infer.click_locality`), so a later click never undoes an earlier correction
-elsewhere and a "this is the structure" click never erases the structure. With a box, the
+elsewhere and a "this is the structure" click never erases the structure; a click the answer still
+contradicts at its own position is honoured there and at the like voxels around it. With a box, the
 answer stays inside the box grown by a tenth (:func:`confine_to_box`) unless a positive click lies
 outside it.
 The answers to the history's prefixes are cached with the features (the answer depends on the
@@ -31,7 +32,7 @@ import torch
 
 from sat.errors import InputError
 from sat.infer.answer_memo import answer_key, remember
-from sat.infer.click_locality import accept_near_clicks, click_voxels
+from sat.infer.click_locality import accept_near_clicks, click_voxels, honour_click
 from sat.infer.postprocess import fraction_of, keep_components
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, PAD, POSITIVE, Prompts
 
@@ -241,14 +242,17 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     The answer after clicks 1..k is the answer after clicks 1..k-1, changed only where the network's
     answer to clicks 1..k differs from it in regions connected to click k
     (:func:`~sat.infer.click_locality.accept_near_clicks`): a later click cannot undo what an earlier
-    one corrected elsewhere, and the answer depends on the click history alone (answers to its
-    prefixes are cached with the image's features, so the usual one-more-click call decodes once).
+    one corrected elsewhere, and each click is honoured where it was made
+    (:func:`~sat.infer.click_locality.honour_click`). The answer depends on the click history alone
+    (answers to its prefixes are cached with the image's features, so the usual one-more-click call
+    decodes once).
     The network answers click k only in the windows within a quarter window of it
     (:func:`~sat.model.sliding_window.decode_near`), so one click changes at most that region.
     """
     from sat.model.sliding_window import decode_near
 
     voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
+    points = prompts.points[0, 0].cpu().numpy()[labels != PAD]  # (N, 3) float: where the restore reads
     labels = labels[labels != PAD]  # (N,) in click_voxels' order
     memo = seg._cache.setdefault("click_history", {})
     base = answer_key(concepts, box, has_text, space)
@@ -259,8 +263,8 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
             answer, exact = decode_near(seg.net, cache, concepts, voxels[k - 1], device=seg.device,
                                         prompts=_prefix(prompts, k))
             answer = torch.where(exact, answer.amax(0), probs)  # beyond the click's windows: unchanged
-            remember(memo, key, accept_near_clicks(probs, answer, voxels[k - 1:k], cut,
-                                                   positive=labels[k - 1:k] == POSITIVE))
+            kept = accept_near_clicks(probs, answer, voxels[k - 1:k], cut, positive=labels[k - 1:k] == POSITIVE)
+            remember(memo, key, honour_click(kept, points[k - 1], labels[k - 1] == POSITIVE, cut))
         probs = memo[key]
     return probs
 

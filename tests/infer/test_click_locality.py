@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sat.infer.click_locality import accept_near_clicks, click_voxels
+from sat.infer.click_locality import accept_near_clicks, click_voxels, honour_click
 from sat.model.prompts import NEGATIVE, PAD, POSITIVE, Prompts
 
 
@@ -74,3 +74,39 @@ def test_with_signs_a_positive_click_only_adds_and_a_negative_one_only_removes()
     cut[10:14, 2:10, 2:10] = 0.7                # ... and grown beside it: not what "not this" says
     out = accept_near_clicks(before, cut, np.array([[9, 5, 5]]), positive=np.array([False]))
     assert bool((out[8:10, 2:10, 2:10] < 0.5).all()) and bool((out[10:14] < 0.5).all())
+
+
+def test_an_ignored_positive_click_labels_its_place_and_its_like_neighbours():
+    probs = _grid()
+    probs[2:8, 2:8, 2:8] = 0.9                  # the mask
+    probs[8:10, 2:8, 2:8] = 0.4                 # a missed border, as likely as where the click is
+    probs[10:12, 2:8, 2:8] = 0.1                # unlikely: stays out
+    probs[15:18, 15:18, 15:18] = 0.4            # as likely but not connected to the click: stays out
+    out = honour_click(probs, np.array([8.3, 5.0, 5.0]), True, 0.5, delta=0.1, radius=4)
+    assert out.dtype == probs.dtype
+    assert bool((out[8:10, 2:8, 2:8] == 0.75).all())
+    assert bool((out[10:12] == probs[10:12]).all()) and bool((out[15:18, 15:18, 15:18] == 0.4).all())
+    assert bool((out[2:8, 2:8, 2:8] == 0.9).all())   # foreground already: untouched
+
+
+def test_an_ignored_negative_click_removes_the_uncertain_part_it_sits_in_only():
+    probs = _grid()
+    probs[2:8, 2:8, 2:8] = 0.95                 # the confident core stays
+    probs[8:11, 2:8, 2:8] = 0.6                 # a leak the click sits in
+    out = honour_click(probs, np.array([9.0, 5.0, 5.0]), False, 0.5, delta=0.1, radius=4)
+    assert bool((out[8:11, 3:8, 3:8] == 0.25).all())
+    assert bool((out[2:8, 2:8, 2:8] == 0.95).all())
+
+
+def test_the_click_is_read_between_voxels_and_the_radius_bounds_the_change():
+    probs = _grid()
+    probs[2:8, 2:8, 2:8] = 0.9
+    probs[8, 2:8, 2:8] = 0.2                    # half a voxel past the border: trilinear 0.55, agrees
+    assert honour_click(probs, np.array([7.5, 4.0, 4.0]), True, 0.5) is probs
+    assert honour_click(probs, np.array([15.0, 15.0, 15.0]), False, 0.5) is probs
+    probs[8:20, 2:8, 2:8] = 0.3                 # a long missed part
+    out = honour_click(probs, np.array([12.0, 5.0, 5.0]), True, 0.5, delta=0.1, radius=2)
+    changed = torch.nonzero(out != probs)
+    assert changed[:, 0].min() >= 10 and changed[:, 0].max() <= 15
+    out = honour_click(_grid(), np.array([5.0, 5.0, 5.0]), True, 0.5)  # nothing likely: the click's voxel
+    assert torch.nonzero(out).tolist() == [[5, 5, 5]]
