@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from sat.model.prompts import PAD, Prompts
+from sat.model.prompts import PAD, POSITIVE, Prompts
 
 # honour_click: how much less likely than the click's position a voxel may be to take the click's
 # label, how far (voxels) from the click, and never below this floor (above 1 - it for negatives)
@@ -36,12 +36,19 @@ HONOUR_RADIUS = 2
 HONOUR_FLOOR = 0.02
 
 
+def click_points(prompts: Prompts | None) -> tuple[np.ndarray, np.ndarray]:
+    """The clicks of the first query, padding left out: (N, 3) float voxel positions and (N,) bool
+    signs (True: positive)."""
+    if prompts is None or prompts.n_clicks == 0:
+        return np.zeros((0, 3)), np.zeros(0, dtype=bool)
+    labels = prompts.labels[0, 0].cpu().numpy()
+    keep = labels != PAD
+    return prompts.points[0, 0].cpu().numpy()[keep].reshape(-1, 3), labels[keep] == POSITIVE
+
+
 def click_voxels(prompts: Prompts | None) -> np.ndarray:
     """(N, 3) int voxel indices of the clicks of the first query (padding left out)."""
-    if prompts is None or prompts.n_clicks == 0:
-        return np.zeros((0, 3), dtype=int)
-    keep = (prompts.labels[0, 0] != PAD).cpu().numpy()
-    return np.rint(prompts.points[0, 0].cpu().numpy()[keep]).astype(int).reshape(-1, 3)
+    return np.rint(click_points(prompts)[0]).astype(int)
 
 
 def _touched(labels: np.ndarray, clicks: np.ndarray) -> set[int]:

@@ -32,9 +32,9 @@ import torch
 
 from sat.errors import InputError
 from sat.infer.answer_memo import answer_key, remember
-from sat.infer.click_locality import accept_near_clicks, click_voxels, honour_click
+from sat.infer.click_locality import accept_near_clicks, click_points, click_voxels, honour_click
 from sat.infer.postprocess import fraction_of, keep_components
-from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, PAD, POSITIVE, Prompts
+from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, POSITIVE, Prompts
 
 log = logging.getLogger(__name__)
 # A box is read as the structure's extent give or take this share of it (training jitters boxes by
@@ -221,8 +221,8 @@ def confine_to_box(probs: torch.Tensor, prompts: Prompts | None,
     if int(prompts.box_kind[0, 0]) == BOX_2D:  # the slice axis is not bounded by a box on one slice
         flat = int(np.argmin(hi - lo))
         lo[flat], hi[flat] = -np.inf, np.inf
-    voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
-    positive = voxels[labels[labels != PAD] == POSITIVE]
+    points, sign = click_points(prompts)
+    positive = np.rint(points[sign])
     if len(positive) and not np.all((positive >= lo) & (positive <= hi)):
         return probs
     grid = [torch.arange(n, device=probs.device, dtype=torch.float32) for n in probs.shape]
@@ -251,20 +251,19 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     """
     from sat.model.sliding_window import decode_near
 
-    voxels, labels = click_voxels(prompts), prompts.labels[0, 0].cpu().numpy()
-    points = prompts.points[0, 0].cpu().numpy()[labels != PAD]  # (N, 3) float: where the restore reads
-    labels = labels[labels != PAD]  # (N,) in click_voxels' order
+    points, positive = click_points(prompts)  # float positions: where the restore reads
+    voxels = click_voxels(prompts)
     memo = seg._cache.setdefault("click_history", {})
     base = answer_key(concepts, box, has_text, space)
     probs = before
     for k in range(1, prompts.n_clicks + 1):
-        key = base + (voxels[:k].tobytes(), labels[:k].tobytes())
+        key = base + (voxels[:k].tobytes(), positive[:k].tobytes())
         if key not in memo:
             answer, exact = decode_near(seg.net, cache, concepts, voxels[k - 1], device=seg.device,
                                         prompts=_prefix(prompts, k))
             answer = torch.where(exact, answer.amax(0), probs)  # beyond the click's windows: unchanged
-            kept = accept_near_clicks(probs, answer, voxels[k - 1:k], cut, positive=labels[k - 1:k] == POSITIVE)
-            remember(memo, key, honour_click(kept, points[k - 1], labels[k - 1] == POSITIVE, cut))
+            kept = accept_near_clicks(probs, answer, voxels[k - 1:k], cut, positive=positive[k - 1:k])
+            remember(memo, key, honour_click(kept, points[k - 1], positive[k - 1], cut))
         probs = memo[key]
     return probs
 
