@@ -7,6 +7,7 @@
     sat benchmark gpu                      # one GPU, <= 5 min: docs/results/gpu.md + gpu.json
     sat benchmark gpu --device cpu --profile quick   # every section on a tiny model, seconds
     sat benchmark interactive              # docs/results/interactive.md (simulated clicks, real patients)
+    sat benchmark grid                     # docs/results/grid_ceiling.md (labels through the training grid)
 
 Profiles are ``configs/benchmark/<phantom|speed>_<name>.yaml`` (or a YAML path).
 """
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="take the whole clicked answer (default: only changes connected to a click)")
     it.add_argument("--generic-boxes", action="store_true",
                     help="box protocol: the text-less box answer (default: a box names the known structure it fits)")
+    gr = sub.add_parser("grid", help="the Dice the training grid allows: reference labels to the grid and back")
+    gr.add_argument("--profile", default="full", help="real profile naming the datasets (default: full)")
+    gr.add_argument("--spacing", action="append", default=[], metavar="X,Y,Z",
+                    help="a grid (mm) to measure besides each dataset's recipe grid; repeatable")
+    gr.add_argument("--max-cases", type=int, default=0, help="validation cases per dataset (0: all)")
+    gr.add_argument("--out", type=Path, help="Markdown file (default: docs/results/grid_ceiling.md)")
     sp = sub.add_parser("speed", help="inference, training-step, data-pipeline and memory timings")
     sp.add_argument("--profile", default="full", help="quick, full or a YAML path (default: full)")
     sp.add_argument("--out", type=Path, help="results folder (default: the profile's results_dir)")
@@ -131,6 +138,45 @@ def run_interactive_command(args, command: str) -> Path:
                         note=note)
 
 
+def _spacing(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(v > 0 for v in values):
+        raise InputError(f"--spacing must be three positive numbers X,Y,Z in mm, got {text!r}")
+    return values
+
+
+def run_grid_command(args, command: str) -> Path:
+    """``sat benchmark grid``: every validation reference through each grid and back."""
+    from sat.bench.grid_ceiling import render, run_ceiling
+    from sat.bench.real_cases import validation_cases
+    from sat.data.recipes import load_recipe
+
+    extra = [_spacing(s) for s in args.spacing]
+    if args.max_cases < 0:
+        raise InputError(f"--max-cases must be >= 0, got {args.max_cases}")
+    rows = []
+    for ds in load_profile("real", args.profile).datasets.values():
+        root = resolve_path(ds.root)
+        if not root.is_dir():
+            print(f"{ds.recipe}: {root} not found, skipped", file=sys.stderr)
+            continue
+        own = tuple(float(v) for v in load_recipe(ds.recipe).spacing)
+        grids = list(dict.fromkeys([own, *extra]))
+        cases = validation_cases(ds.recipe, root, args.max_cases)
+        rows += run_ceiling(cases, grids, log=lambda m: print(m, file=sys.stderr))
+    if not rows:
+        raise InputError("no structure was measured (no dataset folder found)")
+    out = args.out if args.out is not None else resolve_path("docs/results/grid_ceiling.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = render(rows, command)
+    out.write_text(text)
+    print(text)
+    return out
+
+
 def run_phantom_command(profile, out: Path, work: Path, command: str) -> Path:
     """Run the phantom benchmark and write its report; returns the Markdown path."""
     from sat.bench.phantom import run_phantom
@@ -158,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.which == "interactive":
         print(f"wrote {run_interactive_command(args, command)}")
+        return 0
+    if args.which == "grid":
+        print(f"wrote {run_grid_command(args, command)}")
         return 0
     profile = load_profile(args.which, args.profile)
     out = args.out if args.out is not None else resolve_path(profile.results_dir)
