@@ -49,12 +49,15 @@ def collate(examples: list[dict]) -> dict:
     """Stack crops and pad queries.
 
     Returns:
-        ``image`` (B, C, P, P, P), ``target`` (B, Q, P, P, P) bool, ``valid`` (B, Q) bool,
+        ``image`` (B, C, P, P, P), ``target`` (B, Q, P, P, P) bool (float32 when any crop has
+        soft targets), ``valid`` (B, Q) bool,
         ``concepts`` list of B lists of ids, ``modality`` (B,) long, ``dataset`` list of names.
     """
     q = max(len(e["concepts"]) for e in examples)
     patch = examples[0]["target"].shape[1:]
-    target = torch.zeros((len(examples), q, *patch), dtype=torch.bool)
+    soft = any(e["target"].dtype != np.bool_ for e in examples)  # float32 occupancy (soft targets)
+    dtype = torch.float32 if soft else torch.bool
+    target = torch.zeros((len(examples), q, *patch), dtype=dtype)
     valid = torch.zeros((len(examples), q), dtype=torch.bool)
     for b, e in enumerate(examples):
         n = len(e["concepts"])

@@ -105,12 +105,17 @@ class CodedLabels:
         codes: (X, Y, Z) unsigned code map. lut: (K, n_codes) bool, row k = ``concepts[k]``.
         concepts: channel concept ids. bbox: per channel ``[x0, y0, z0, x1, y1, z1]`` or
             ``None`` when the channel is empty (``meta["bbox"]``; computed when not given).
+        soft: optional occupancy band ``(index (M, 2) [channel, flat voxel], value (M,) uint8)``
+            (:func:`sat.volume.label_resample.occupancy_edges`), sorted by channel then voxel.
+        parts: channel -> the channels it is the union of (groups added by :meth:`with_groups`).
     """
 
     codes: np.ndarray
     lut: np.ndarray
     concepts: list[str]
     bbox: list[list[int] | None] = field(default_factory=list)
+    soft: tuple[np.ndarray, np.ndarray] | None = None
+    parts: dict[int, list[int]] = field(default_factory=dict)
     empty_code: int = field(init=False, default=0)  # a code in no channel (used for padding)
 
     def __post_init__(self) -> None:
@@ -143,7 +148,19 @@ class CodedLabels:
         if missing:
             raise ValueError(f"concepts {missing} have no mask channel; channels: {self.concepts}")
         rows = [idx[c] for c in concepts]
-        return CodedLabels(self.codes, self.lut[rows], list(concepts), [self.bbox[r] for r in rows])
+        soft = None
+        if self.soft is not None:  # the band of the kept channels, renumbered in their new order
+            index, value = self.soft
+            new = np.full(len(self.concepts), -1)
+            new[rows] = np.arange(len(rows))
+            ch = new[index[:, 0].astype(np.int64)]
+            keep = np.flatnonzero(ch >= 0)
+            keep = keep[np.lexsort((index[keep, 1], ch[keep]))]
+            soft = (np.stack([ch[keep], index[keep, 1]], 1).astype(np.uint32), value[keep])
+        where = {r: i for i, r in enumerate(rows)}
+        parts = {where[g]: [where[k] for k in kids] for g, kids in self.parts.items()
+                 if g in where and all(k in where for k in kids)}
+        return CodedLabels(self.codes, self.lut[rows], list(concepts), [self.bbox[r] for r in rows], soft, parts)
 
     def with_groups(self, groups: dict[str, list[str]]) -> CodedLabels:
         """Append the union channel of every group whose children are all channels here.
@@ -152,11 +169,12 @@ class CodedLabels:
             groups: group id -> child concept ids (e.g. ``kidneys: [kidney_left, kidney_right]``).
         """
         idx = {c: i for i, c in enumerate(self.concepts)}
-        ids, rows, boxes = [], [], []
+        ids, rows, boxes, union_of = [], [], [], dict(self.parts)
         for gid, children in groups.items():
             if gid in idx or not children or not all(c in idx for c in children):
                 continue
             kids = [idx[c] for c in children]
+            union_of[len(self.concepts) + len(ids)] = kids
             ids.append(gid)
             rows.append(self.lut[kids].any(0))
             parts = [self.bbox[k] for k in kids if self.bbox[k] is not None]
@@ -165,4 +183,28 @@ class CodedLabels:
         if not ids:
             return self
         return CodedLabels(self.codes, np.concatenate([self.lut, np.stack(rows)]), self.concepts + ids,
-                           self.bbox + boxes)
+                           self.bbox + boxes, self.soft, union_of)
+
+    def soft_masks(self, rows: list[int], box: tuple[slice, slice, slice]) -> np.ndarray:
+        """(len(rows), *box shape) float32 occupancy of channels ``rows`` inside ``box``: the code
+        map's 0 / 1 with the occupancy band written over it; a group channel (:attr:`parts`) is the
+        sum of its parts' occupancies, capped at 1 (its parts do not overlap in code maps that
+        partition a structure; where they do, the cap keeps it a fraction)."""
+        shape = tuple(s.stop - s.start for s in box)
+        out = np.take(self.lut[rows], self.codes[box], axis=1).astype(np.float32)
+        if self.soft is None:
+            return out
+        index, value = self.soft
+        ch = index[:, 0]
+        origin = np.array([s.start for s in box])
+        for q, k in enumerate(rows):
+            if k in self.parts:
+                out[q] = np.minimum(1.0, self.soft_masks(self.parts[k], box).sum(0))
+                continue
+            lo, hi = np.searchsorted(ch, k, "left"), np.searchsorted(ch, k, "right")
+            if lo == hi:
+                continue
+            xyz = np.stack(np.unravel_index(index[lo:hi, 1].astype(np.int64), self.codes.shape), 1) - origin
+            inside = np.all((xyz >= 0) & (xyz < shape), 1)
+            out[q][tuple(xyz[inside].T)] = value[lo:hi][inside] / np.float32(255.0)
+        return out

@@ -23,6 +23,7 @@ from sat.data.recipes import Recipe
 
 MANIFEST = "manifest.json"
 FORMAT = "sat-shards/2"  # shard folders whose samples are sat-sample/2 (code maps)
+LABELS = "codes+occupancy"  # parts whose samples also hold the occupancy band (soft targets)
 
 
 def sha256_file(path: Path) -> str:
@@ -43,7 +44,7 @@ def new_part(recipe: Recipe, split: str | None, part: int, num_parts: int, spaci
     """An empty record of one build part."""
     return {"format": FORMAT, "dataset": recipe.name, "split": split, "part": part,
             "num_parts": num_parts, "spacing": list(spacing), "channels": recipe.channels,
-            "intensity": rule_record(recipe),
+            "intensity": rule_record(recipe), "labels": LABELS,
             "license": recipe.license, "cases": {}, "failures": {}, "concepts": {}, "shards": {}}
 
 

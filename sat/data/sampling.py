@@ -27,6 +27,9 @@ class SamplingConfig:
             (:mod:`sat.data.repeat_factor`): a concept present in a fraction f of its dataset's
             training cases gets r = max(1, (threshold / f) ** power) more crops and crop centres;
             0 disables it.
+        soft_targets: float targets that hold each boundary voxel's partial volume (the shards'
+            occupancy band, :func:`sat.volume.label_resample.occupancy_edges`) instead of the
+            code map's 0 / 1; shards built before the band existed are refused.
     """
 
     patch_size: tuple[int, int, int] = (48, 48, 48)
@@ -36,6 +39,7 @@ class SamplingConfig:
     lr_flip_prob: float = 0.0
     repeat_threshold: float = 0.0
     repeat_power: float = 0.5
+    soft_targets: bool = False
 
 
 def add_group_concepts(labels: CodedLabels, groups: dict[str, list[str]]) -> CodedLabels:
@@ -87,7 +91,8 @@ def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng
             the repeat factors of :mod:`sat.data.repeat_factor`).
 
     Returns:
-        dict with ``image`` (C, *patch) float32, ``target`` (Q, *patch) bool, ``concepts`` (Q ids).
+        dict with ``image`` (C, *patch) float32, ``target`` (Q, *patch) bool (float32 occupancy
+        with ``cfg.soft_targets``), ``concepts`` (Q ids).
     """
     patch = cfg.patch_size
     shape = image.shape[1:]
@@ -122,7 +127,14 @@ def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng
     n_neg = min(len(neg), max(1, int(round(cfg.negative_ratio * max(len(pos), 1)))), cfg.max_queries - len(pos))
     chosen = pos + neg[:max(n_neg, 0)]
     ids = [labels.concepts[k] for k in chosen]
-    target = np.take(labels.lut[chosen], codes, axis=1)  # (Q, *patch) bool
+    if cfg.soft_targets:
+        if labels.soft is None:
+            raise ValueError("sampling.soft_targets needs shards that hold the occupancy band; "
+                             "rebuild them with `sat shards build` (shards from before it are refused)")
+        inside = tuple(slice(a.start, min(a.stop, n)) for a, n in zip(sl, shape))
+        target = np.pad(labels.soft_masks(chosen, inside), [(0, 0)] + pad)  # (Q, *patch) float32
+    else:
+        target = np.take(labels.lut[chosen], codes, axis=1)  # (Q, *patch) bool
     if cfg.lr_flip_prob > 0 and rng.random() < cfg.lr_flip_prob:
         if mirrors is None:
             raise ValueError("lr_flip_prob > 0 needs the mirror map to swap laterality labels")

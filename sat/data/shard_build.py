@@ -26,8 +26,8 @@ import numpy as np
 
 from sat.data.adapters import Case, CaseRef, list_cases, read_case
 from sat.data.label_codes import compact_codes
-from sat.volume.label_resample import match_volumes, resample_codes
-from sat.data.manifest import add_sample, new_part, rule_record, sha256_file, write_manifest
+from sat.volume.label_resample import match_volumes, occupancy_edges, resample_codes
+from sat.data.manifest import LABELS, add_sample, new_part, rule_record, sha256_file, write_manifest
 from sat.volume.preprocess import PreprocessSpec, default_rule, preprocess_case
 from sat.data.recipes import Recipe
 from sat.data.shard_format import encode_sample
@@ -73,14 +73,16 @@ def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, floa
 
     Returns:
         dict with ``image`` (C, X', Y', Z') float32, ``codes`` (X', Y', Z') unsigned, ``lut``
-        (K, n_codes) bool (compacted, code 0 = background) and ``affine``.
+        (K, n_codes) bool (compacted, code 0 = background), ``soft`` (the occupancy band,
+        :func:`~sat.volume.label_resample.occupancy_edges`) and ``affine``.
     """
     spec = PreprocessSpec(spacing=spacing) if rules is None else PreprocessSpec(spacing=spacing, rules=rules)
     pre = preprocess_case(case.image, case.affine, channels, spec, crop=True)
     codes = resample_codes(case.codes, case.affine, pre["affine"], pre["image"].shape[1:])
     codes = match_volumes(codes, case.codes, case.affine, pre["affine"])
     codes, lut = compact_codes(codes, case.lut)
-    return {"image": pre["image"], "codes": codes, "lut": lut, "affine": pre["affine"]}
+    soft = occupancy_edges(case.codes, case.lut, case.affine, codes, lut, pre["affine"])
+    return {"image": pre["image"], "codes": codes, "lut": lut, "soft": soft, "affine": pre["affine"]}
 
 
 def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float],
@@ -111,7 +113,8 @@ def process_case(ref: CaseRef, recipe: Recipe, spacing: tuple[float, float, floa
         "native_mean": native_mean,
         "intensity": rule_record(recipe),  # the rule the image went through
     }
-    return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["codes"], pre["lut"], meta)
+    return encode_sample(sample_key(recipe.name, ref.case_id), pre["image"], pre["codes"], pre["lut"], meta,
+                         soft=pre["soft"])
 
 
 def _process(args: tuple[CaseRef, Recipe, tuple]) -> tuple[str, dict | None, str | None]:
@@ -154,7 +157,7 @@ def _same_preprocessing(part: dict, recipe: Recipe, spacing: tuple) -> bool:
     default = default_rule(recipe.modality)
     recorded = part["intensity"] if "intensity" in part else (asdict(default) if default else None)
     same_grid = [float(v) for v in part.get("spacing", [])] == [float(v) for v in spacing]
-    return same_grid and recorded == rule_record(recipe)
+    return same_grid and recorded == rule_record(recipe) and part.get("labels") == LABELS
 
 
 def build_shards(recipe: Recipe, input_dir: str | Path, output_dir: str | Path,

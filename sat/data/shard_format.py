@@ -9,6 +9,10 @@ WebDataset members of a sample ``<key>``:
   :mod:`sat.data.label_codes`). Code 0 is the background.
 * ``json``: metadata with ``format``, ``shape``, and per channel ``voxels``, ``present``,
   ``bbox`` computed at encode time, so readers never scan mask channels.
+* ``soft_index.npy`` and ``soft_value.npy`` (optional): (M, 2) uint32 ``[channel, flat voxel]``
+  and (M,) uint8, each channel's trilinear occupancy x 255 wherever it differs from the code map
+  (:func:`sat.volume.label_resample.occupancy_edges`): the partial-volume band along every
+  boundary, read by training with ``sampling.soft_targets``.
 
 Version 1 (no ``format`` field; ``masks.npy`` holding K bit-packed channels) still decodes.
 """
@@ -54,7 +58,8 @@ def bbox_of(mask: np.ndarray) -> list[int] | None:
     return [int(i[0]) for i in idx] + [int(i[-1]) + 1 for i in idx]
 
 
-def encode_sample(key: str, image: np.ndarray, codes: np.ndarray, lut: np.ndarray, meta: dict) -> dict:
+def encode_sample(key: str, image: np.ndarray, codes: np.ndarray, lut: np.ndarray, meta: dict,
+                  soft: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Build a WebDataset sample dict.
 
     Args:
@@ -64,6 +69,8 @@ def encode_sample(key: str, image: np.ndarray, codes: np.ndarray, lut: np.ndarra
             From boolean masks use :func:`sat.data.label_codes.masks_to_codes`.
         meta: metadata; ``format``, ``shape``, ``voxels``, ``present``, ``bbox`` and
             ``image_min`` are added here.
+        soft: optional ``(index (M, 2), value (M,))`` occupancy band of the channels (on the
+            channels and grid of ``codes``; compacting codes does not move voxels or channels).
     """
     if "." in key:
         raise ValueError(f"sample key must not contain dots, got {key!r}")
@@ -77,8 +84,15 @@ def encode_sample(key: str, image: np.ndarray, codes: np.ndarray, lut: np.ndarra
     info = dict(meta)
     info.update(format=FORMAT, shape=list(image.shape[1:]), voxels=voxels,
                 present=[v > 0 for v in voxels], bbox=bbox, image_min=float(img16.min()))
-    return {"__key__": key, "image.npy": _npy_bytes(img16), "codes.npy": _npy_bytes(codes),
-            "lut.npy": _npy_bytes(lut), "json": json.dumps(info).encode()}
+    sample = {"__key__": key, "image.npy": _npy_bytes(img16), "codes.npy": _npy_bytes(codes),
+              "lut.npy": _npy_bytes(lut), "json": json.dumps(info).encode()}
+    if soft is not None:
+        index, value = soft
+        if index.ndim != 2 or index.shape[1] != 2 or len(index) != len(value):
+            raise ValueError(f"soft band: index {index.shape} and value {value.shape} do not match")
+        sample["soft_index.npy"] = _npy_bytes(np.ascontiguousarray(index, np.uint32))
+        sample["soft_value.npy"] = _npy_bytes(np.ascontiguousarray(value, np.uint8))
+    return sample
 
 
 @dataclass
@@ -125,7 +139,11 @@ def decode_case(sample: dict) -> ShardCase:
         raise ValueError(f"sample {key!r}: code map shape {codes.shape} vs metadata shape {list(shape)}")
     if lut.shape[0] != len(meta["concepts"]):
         raise ValueError(f"sample {key!r}: {lut.shape[0]} label channels vs {len(meta['concepts'])} concepts")
-    labels = CodedLabels(codes, lut.astype(bool, copy=False), list(meta["concepts"]), meta.get("bbox") or [])
+    soft = None
+    if "soft_index.npy" in sample:
+        soft = (_npy_load(sample["soft_index.npy"]), _npy_load(sample["soft_value.npy"]))
+    labels = CodedLabels(codes, lut.astype(bool, copy=False), list(meta["concepts"]), meta.get("bbox") or [],
+                         soft=soft)
     return ShardCase(key, image, labels, meta)
 
 

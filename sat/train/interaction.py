@@ -78,7 +78,7 @@ def interactive_logits(net, image: torch.Tensor, queries: torch.Tensor, modality
     """
     b, q = queries.shape
     dev = image.device
-    tgt = target.bool()
+    tgt = target > 0.5  # soft targets: the voxels at least half inside
     if cfg.freeze_base:
         with torch.no_grad():
             feats = net.encode_image(image, modality)

@@ -154,3 +154,50 @@ def match_volumes(out: np.ndarray, codes: np.ndarray, src_affine: np.ndarray,
             flat[pick] = 0
         region[...] = flat.reshape(region.shape)
     return out
+
+
+def occupancy_edges(codes: np.ndarray, lut: np.ndarray, src_affine: np.ndarray, out: np.ndarray,
+                    out_lut: np.ndarray, dst_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each channel's trilinear occupancy of the target voxels differs from its code map.
+
+    The soft, partial-volume version of a resampled mask: a target voxel half inside a spinal
+    cord has occupancy 0.5, where the code map can only say 0 or 1. Only the voxels where the two
+    differ (after quantising the occupancy to 1/255) are listed, a band along each boundary.
+
+    Args:
+        codes: (X, Y, Z) source code map; lut: (K, n) bool, its channels.
+        src_affine, dst_affine: voxel -> world affines of both grids.
+        out: (X', Y', Z') target code map; out_lut: (K, n') bool, the same K channels.
+
+    Returns:
+        ``(index (M, 2) uint32 [channel, flat target voxel], value (M,) uint8 occupancy * 255)``,
+        sorted by channel then voxel.
+    """
+    if lut.shape[0] != out_lut.shape[0]:
+        raise ValueError(f"{lut.shape[0]} source channels vs {out_lut.shape[0]} target channels")
+    index, value = [], []
+    for k in range(lut.shape[0]):
+        mask = lut[k][codes]
+        box = ndimage.find_objects(mask.astype(np.uint8))
+        if not box:
+            continue
+        start, stop = [s.start for s in box[0]], [s.stop for s in box[0]]
+        a, b = _target_box(src_affine, start, stop, dst_affine)
+        a, b = np.maximum(a, 0), np.minimum(b, out.shape)
+        if np.any(b <= a):
+            continue
+        onehot = torch.from_numpy(np.ascontiguousarray(mask[box[0]], dtype=np.float32))[None]
+        occ = resample(onehot, crop_affine(src_affine, start), crop_affine(dst_affine, a),
+                       tuple(int(v) for v in b - a), mode="bilinear")[0].numpy()
+        q = np.rint(np.clip(occ, 0.0, 1.0) * 255).astype(np.uint8)
+        binary = out_lut[k][out[tuple(slice(lo, hi) for lo, hi in zip(a, b))]].astype(np.uint8) * 255
+        local = np.argwhere(q != binary)
+        if not len(local):
+            continue
+        flat = np.ravel_multi_index(tuple((local + a).T), out.shape)
+        order = np.argsort(flat)
+        index.append(np.stack([np.full(len(flat), k), flat[order]], 1))
+        value.append(q[tuple(local[order].T)])
+    if not index:
+        return np.zeros((0, 2), np.uint32), np.zeros(0, np.uint8)
+    return np.concatenate(index).astype(np.uint32), np.concatenate(value)
