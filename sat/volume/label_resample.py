@@ -176,17 +176,22 @@ def occupancy_edges(codes: np.ndarray, lut: np.ndarray, src_affine: np.ndarray, 
     if lut.shape[0] != out_lut.shape[0]:
         raise ValueError(f"{lut.shape[0]} source channels vs {out_lut.shape[0]} target channels")
     index, value = [], []
+    code_boxes = ndimage.find_objects(codes.astype(np.int32, copy=False), max_label=lut.shape[1] - 1)
     for k in range(lut.shape[0]):
-        mask = lut[k][codes]
-        box = ndimage.find_objects(mask.astype(np.uint8))
-        if not box:
+        # the channel's box from its codes' boxes: one pass over the source for all channels
+        parts = [code_boxes[c - 1] for c in np.flatnonzero(lut[k]) if c > 0 and code_boxes[c - 1] is not None]
+        if lut[k, 0]:  # code 0 is the background in compacted maps; if not, the channel may be anywhere
+            parts.append(tuple(slice(0, n) for n in codes.shape))
+        if not parts:
             continue
-        start, stop = [s.start for s in box[0]], [s.stop for s in box[0]]
+        start = [min(p[a].start for p in parts) for a in range(3)]
+        stop = [max(p[a].stop for p in parts) for a in range(3)]
+        box = tuple(slice(lo, hi) for lo, hi in zip(start, stop))
         a, b = _target_box(src_affine, start, stop, dst_affine)
         a, b = np.maximum(a, 0), np.minimum(b, out.shape)
         if np.any(b <= a):
             continue
-        onehot = torch.from_numpy(np.ascontiguousarray(mask[box[0]], dtype=np.float32))[None]
+        onehot = torch.from_numpy(np.ascontiguousarray(lut[k][codes[box]], dtype=np.float32))[None]
         occ = resample(onehot, crop_affine(src_affine, start), crop_affine(dst_affine, a),
                        tuple(int(v) for v in b - a), mode="bilinear")[0].numpy()
         q = np.rint(np.clip(occ, 0.0, 1.0) * 255).astype(np.uint8)
