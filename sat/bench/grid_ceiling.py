@@ -26,9 +26,6 @@ import torch
 from sat.bench.phantom_cases import HeldOutCase
 from sat.eval.metrics import dice
 
-RULES = ("shard", "occupancy")
-
-
 @dataclass
 class CeilingRow:
     """One structure on one grid: round-trip Dice per rule over the cases that annotate it."""
@@ -40,16 +37,20 @@ class CeilingRow:
 
 
 def grid_labels(gt: np.ndarray, affine: np.ndarray, spacing) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
-    """``gt`` (X, Y, Z) bool on the grid of ``affine``, put on the RAS grid at ``spacing`` by each
-    rule: ``{rule: ((X', Y', Z') float32 labels, grid affine)}``."""
-    from sat.volume.geometry import ras_grid, resample
-    from sat.volume.label_resample import match_volumes, resample_codes
+    """``gt`` (X, Y, Z) bool on the grid of ``affine``, put on the RAS grid at ``spacing`` as the
+    shards store it (:func:`sat.data.shard_build.labels_on_grid`): ``{rule: ((X', Y', Z') float32
+    labels, grid affine)}``, the code map's 0 / 1 for ``shard`` and the occupancy band written
+    over it for ``occupancy`` (what ``sampling.soft_targets`` trains on)."""
+    from sat.data.label_codes import CodedLabels
+    from sat.data.shard_build import labels_on_grid
+    from sat.volume.geometry import ras_grid
 
     dst, shape = ras_grid(affine, gt.shape, tuple(float(s) for s in spacing))
-    codes = gt.astype(np.uint8)
-    shard = match_volumes(resample_codes(codes, affine, dst, shape), codes, affine, dst)
-    occupancy = resample(torch.from_numpy(codes[None].astype(np.float32)), affine, dst, shape)[0]
-    return {"shard": (torch.from_numpy(shard.astype(np.float32)), dst), "occupancy": (occupancy, dst)}
+    codes, lut, band = labels_on_grid(gt.astype(np.uint8), np.array([[False, True]]), affine, dst, shape)
+    labels = CodedLabels(codes, lut, ["structure"], soft=band)
+    whole = tuple(slice(0, n) for n in shape)
+    return {"shard": (torch.from_numpy(labels.masks([0])[0].astype(np.float32)), dst),
+            "occupancy": (torch.from_numpy(labels.soft_masks([0], whole)[0]), dst)}
 
 
 def round_trip(gt: np.ndarray, volume, spacing) -> dict[str, float]:

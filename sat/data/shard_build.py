@@ -78,11 +78,21 @@ def preprocess_codes(case: Case, channels: list[str], spacing: tuple[float, floa
     """
     spec = PreprocessSpec(spacing=spacing) if rules is None else PreprocessSpec(spacing=spacing, rules=rules)
     pre = preprocess_case(case.image, case.affine, channels, spec, crop=True)
-    codes = resample_codes(case.codes, case.affine, pre["affine"], pre["image"].shape[1:])
-    codes = match_volumes(codes, case.codes, case.affine, pre["affine"])
-    codes, lut = compact_codes(codes, case.lut)
-    soft = occupancy_edges(case.codes, case.lut, case.affine, codes, lut, pre["affine"])
+    codes, lut, soft = labels_on_grid(case.codes, case.lut, case.affine, pre["affine"], pre["image"].shape[1:])
     return {"image": pre["image"], "codes": codes, "lut": lut, "soft": soft, "affine": pre["affine"]}
+
+
+def labels_on_grid(codes: np.ndarray, lut: np.ndarray, src_affine: np.ndarray, dst_affine: np.ndarray,
+                   shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A code map put on another grid as shards store it: point sampled, volumes matched,
+    compacted, plus each channel's occupancy band.
+
+    Returns:
+        ``(codes (X', Y', Z'), lut (K, n'), (band index (M, 2), band value (M,)))``.
+    """
+    out = match_volumes(resample_codes(codes, src_affine, dst_affine, shape), codes, src_affine, dst_affine)
+    out, out_lut = compact_codes(out, lut)
+    return out, out_lut, occupancy_edges(codes, lut, src_affine, out, out_lut, dst_affine)
 
 
 def preprocess_labelled(case: Case, channels: list[str], spacing: tuple[float, float, float],
