@@ -88,6 +88,16 @@ def train_universal(profile: RealProfile, shards: Path, out: Path) -> dict:
     return {"checkpoint": str(ckpt), "steps": trained_steps(ckpt), "train_s": time.perf_counter() - t0}
 
 
+def specialist_sampling(base: dict, overrides: dict) -> dict:
+    """The universal run's sampling fields for the specialists: the base config's
+    ``data.sampling``, then any ``data.sampling.<field>`` of the profile's ``fit_overrides``
+    (a run with ``data.sampling.soft_targets: true`` trains both families on soft targets)."""
+    prefix = "data.sampling."
+    sampling = dict(base.get("data", {}).get("sampling") or {})
+    sampling.update({k[len(prefix):]: v for k, v in overrides.items() if k.startswith(prefix)})
+    return sampling
+
+
 def train_specialists(profile: RealProfile, shards: Path, base: dict, universal_s: float) -> dict:
     """One specialist per dataset; together they get the universal model's budget."""
     from sat.data.manifest import rule_record
@@ -98,7 +108,7 @@ def train_specialists(profile: RealProfile, shards: Path, base: dict, universal_
     model = base.get("model", {})
     loss = LossConfig(**(model.get("loss") or {}))
     wd = float((model.get("optim") or {}).get("weight_decay", 1e-4))
-    sampling = dict(base.get("data", {}).get("sampling") or {})
+    sampling = specialist_sampling(base, profile.fit_overrides)
     out = {}
     for name, ds in profile.datasets.items():
         recipe = load_recipe(ds.recipe)

@@ -27,6 +27,17 @@ def test_profiles_parse_and_split_the_budget():
     assert load_profile("real", "quick").steps >= 1
 
 
+def test_specialists_follow_the_universal_runs_sampling_overrides():
+    from sat.bench.real import specialist_sampling
+
+    base = {"data": {"sampling": {"foreground_prob": 0.8, "lr_flip_prob": 0.5}}}
+    got = specialist_sampling(base, {"data.sampling.soft_targets": True, "data.sampling.foreground_prob": 0.9,
+                                     "model.optim.lr": 0.1})
+    assert got == {"foreground_prob": 0.9, "lr_flip_prob": 0.5, "soft_targets": True}
+    assert specialist_sampling({}, {}) == {}
+    assert base["data"]["sampling"]["foreground_prob"] == 0.8  # the base config is not changed
+
+
 def test_specialists_round_trip_and_bad_files_are_named(tmp_path):
     import torch
 
