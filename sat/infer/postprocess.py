@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sat.volume.preprocess import foreground_box
+
 _FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, like MONAI's default
 
 
@@ -37,14 +39,21 @@ def major_components(mask: np.ndarray, fraction: float = 1.0) -> np.ndarray:
     from scipy import ndimage  # only when a concept asks for it: plain segmentation stays light to start
 
     check_fraction(fraction)
-    labels, n = ndimage.label(mask, structure=_FULL)
-    if n <= 1 or fraction <= 0.0:
-        return mask.astype(bool, copy=False)
+    mask = mask.astype(bool, copy=False)
+    if fraction <= 0.0:
+        return mask
+    start, stop = foreground_box(mask, 0, (0, 0, 0))  # the whole volume when empty
+    box = tuple(slice(a, b) for a, b in zip(start, stop))
+    labels, n = ndimage.label(mask[box], structure=_FULL)  # components lie inside the foreground's box
+    if n <= 1:
+        return mask
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    if fraction >= 1.0:
-        return labels == int(sizes.argmax())
-    return np.isin(labels, np.nonzero(sizes >= fraction * sizes.max())[0])
+    keep = labels == int(sizes.argmax()) if fraction >= 1.0 else \
+        np.isin(labels, np.nonzero(sizes >= fraction * sizes.max())[0])
+    out = np.zeros_like(mask)
+    out[box] = keep
+    return out
 
 
 def check_fraction(value: float, name: str = "component fraction") -> float:

@@ -9,6 +9,7 @@ buffer per prompt.
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import dataclass
 
@@ -138,22 +139,41 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
 
 def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
                     lateralities: list[str], *, keep_probabilities: bool = False,
-                    workers: int = 1, thresholds: list[float] | None = None) -> list[Restored]:
+                    workers: int = 1, thresholds: list[float] | None = None,
+                    answers: list | None = None) -> list[Restored]:
     """:func:`restore_prompt` for each channel of ``probs`` (Q, x, y, z); ``thresholds`` (Q,)
     gives each channel its own foreground threshold (default 0.5 for all).
+
+    ``answers`` (Q,), optional: what each channel is the answer of (e.g. the concept ids behind a
+    prompt). Channels with the same answer, side and threshold hold the same probabilities, so the
+    first is restored and the others get copies of it (synonyms asked in one call cost one restore).
 
     ``workers > 1`` restores that many prompts at once on a thread pool (the interpolation and the
     NumPy reductions release the GIL); prompts are independent, so results are identical to the
     sequential order and memory grows by one slab per worker.
     """
+    cuts = [0.5] * len(lateralities) if thresholds is None else [float(t) for t in thresholds]
+    keys = [(q if answers is None else answers[q], lateralities[q], cuts[q]) for q in range(len(lateralities))]
+    slot: dict = {}
+    for k in keys:
+        slot.setdefault(k, len(slot))
+    first = [keys.index(k) for k in slot]  # one channel per distinct answer
+
     def one(q: int) -> Restored:
         return restore_prompt(probs[q], src_affine, volume, laterality=lateralities[q],
-                              keep_probabilities=keep_probabilities,
-                              threshold=0.5 if thresholds is None else float(thresholds[q]))
+                              keep_probabilities=keep_probabilities, threshold=cuts[q])
 
-    if workers <= 1 or len(lateralities) <= 1:
-        return [one(q) for q in range(len(lateralities))]
-    from concurrent.futures import ThreadPoolExecutor
+    if workers <= 1 or len(first) <= 1:
+        once = [one(q) for q in first]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(workers, len(lateralities))) as pool:
-        return list(pool.map(one, range(len(lateralities))))
+        with ThreadPoolExecutor(max_workers=min(workers, len(first))) as pool:
+            once = list(pool.map(one, first))
+    out, given = [], set()
+    for k in keys:
+        r = once[slot[k]]
+        out.append(r if slot[k] not in given else
+                   Restored(r.mask.copy(), None if r.prob is None else r.prob.copy(), copy.deepcopy(r.stats)))
+        given.add(slot[k])
+    return out

@@ -406,8 +406,10 @@ class Segmenter:
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             # a grouping prompt (the max of its members) takes the lowest of its members' thresholds
             prompt_cut = [min(cut[row[c]] for c in p.concepts) for p in answered]
+            # prompts with one answer ("parotid gland, left side", "Parotid_L") are restored once
             restored = restore_prompts(per_prompt, pre["affine"], volume, [c.laterality for c in concepts],
-                                       keep_probabilities=probabilities, workers=workers, thresholds=prompt_cut)
+                                       keep_probabilities=probabilities, workers=workers, thresholds=prompt_cut,
+                                       answers=[tuple(p.concepts) for p in answered])
             image = pre["image"][0]  # (x, y, z) normalised, model grid
             body = body_mask(image)
             for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):

@@ -186,3 +186,34 @@ def test_parallel_restore_equals_sequential():
     for a, b in zip(seq, par):
         assert np.array_equal(a.mask, b.mask) and a.stats == b.stats
     assert any(r.mask.any() for r in seq)
+
+
+def test_prompts_with_one_answer_are_restored_once_and_get_their_own_copies():
+    """Channels with the same answer, side and threshold are restored once; each gets its own arrays."""
+    import numpy as np
+    import torch
+
+    from sat.infer import restore
+    from sat.io.volume import Volume
+
+    rng = np.random.default_rng(1)
+    volume = Volume(array=rng.normal(size=(30, 28, 16)).astype(np.float32), affine=np.diag([1.5, 1.5, 2.5, 1.0]))
+    one = torch.from_numpy(rng.random((14, 14, 13)).astype(np.float32) ** 3)
+    probs = torch.stack([one, one, one, 1 - one])  # (4, x, y, z): three synonyms, one other answer
+    src = np.diag([3.0, 3.0, 3.0, 1.0])
+    calls = []
+    real = restore.restore_prompt
+    restore.restore_prompt = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        got = restore.restore_prompts(probs, src, volume, ["none"] * 4, keep_probabilities=True,
+                                      answers=[("a",), ("a",), ("a",), ("b",)], thresholds=[0.5, 0.5, 0.3, 0.5])
+    finally:
+        restore.restore_prompt = real
+    assert len(calls) == 3  # "a" at 0.5 once, "a" at 0.3, "b"
+    plain = restore.restore_prompts(probs, src, volume, ["none"] * 4, keep_probabilities=True,
+                                    thresholds=[0.5, 0.5, 0.3, 0.5])
+    for a, b in zip(got, plain):
+        assert np.array_equal(a.mask, b.mask) and np.array_equal(a.prob, b.prob) and a.stats == b.stats
+    assert got[0].mask is not got[1].mask and got[0].prob is not got[1].prob
+    got[1].mask[:] = False
+    assert got[0].mask.any()

@@ -29,6 +29,23 @@ def test_major_components_keep_a_broken_tube_and_drop_islands():
         major_components(mask, 1.5)
 
 
+def test_components_found_in_the_foreground_box_equal_a_whole_volume_labelling():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        mask = np.zeros((30, 26, 22), dtype=bool)
+        mask[5:20, 8:21, 3:15] = rng.random((15, 13, 12)) > 0.55  # many islands off the volume's corner
+        labels, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        assert np.array_equal(major_components(mask, 1.0), labels == sizes.argmax())
+        keep = np.isin(labels, np.nonzero(sizes >= MAJOR_FRACTION * sizes.max())[0])
+        assert np.array_equal(major_components(mask, MAJOR_FRACTION), keep)
+    empty = np.zeros((4, 4, 4), dtype=bool)
+    assert not major_components(empty, 1.0).any()
+
+
 def test_keep_largest_zeroes_probabilities_outside_and_leaves_other_rows():
     probs = torch.zeros((2, 12, 12, 12), dtype=torch.float16)
     probs[:, 1:3, 1:3, 1:3] = 0.9
