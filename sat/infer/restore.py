@@ -154,26 +154,24 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
     """
     cuts = [0.5] * len(lateralities) if thresholds is None else [float(t) for t in thresholds]
     keys = [(q if answers is None else answers[q], lateralities[q], cuts[q]) for q in range(len(lateralities))]
-    slot: dict = {}
-    for k in keys:
-        slot.setdefault(k, len(slot))
-    first = [keys.index(k) for k in slot]  # one channel per distinct answer
+    first: dict = {}  # key -> the first channel with it, the one restored
+    for q, k in enumerate(keys):
+        first.setdefault(k, q)
+    todo = list(first.values())
 
     def one(q: int) -> Restored:
         return restore_prompt(probs[q], src_affine, volume, laterality=lateralities[q],
                               keep_probabilities=keep_probabilities, threshold=cuts[q])
 
-    if workers <= 1 or len(first) <= 1:
-        once = [one(q) for q in first]
+    if workers <= 1 or len(todo) <= 1:
+        done = dict(zip(todo, map(one, todo)))
     else:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(first))) as pool:
-            once = list(pool.map(one, first))
-    out, given = [], set()
-    for k in keys:
-        r = once[slot[k]]
-        out.append(r if slot[k] not in given else
-                   Restored(r.mask.copy(), None if r.prob is None else r.prob.copy(), copy.deepcopy(r.stats)))
-        given.add(slot[k])
-    return out
+        with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            done = dict(zip(todo, pool.map(one, todo)))
+
+    def copy_of(r: Restored) -> Restored:
+        return Restored(r.mask.copy(), None if r.prob is None else r.prob.copy(), copy.deepcopy(r.stats))
+
+    return [done[q] if q in done else copy_of(done[first[k]]) for q, k in enumerate(keys)]
