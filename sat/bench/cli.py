@@ -128,7 +128,9 @@ def run_interactive_command(args, command: str) -> Path:
             "the answer before that click (`Segmenter.refine(local=True)`, the default; `--global-clicks` "
             "takes the network's whole answer to all clicks). Where the answer still contradicts a click at "
             "the click's own position, the click's label goes to that position and the voxels around it "
-            "that the answer rates about as likely (`sat.infer.click_locality.honour_click`).")
+            "that the answer rates about as likely (`sat.infer.click_locality.honour_click`). Within four voxels "
+            "of the model grid around a click, the voxels connected to it whose probability is within 0.2 of "
+            "the cut take the click's label (`sat.infer.click_locality.extend_click`).")
     note += (" Boxes: the text-less box answer (`--generic-boxes`)." if args.generic_boxes else
              " Boxes: a box without text names the known structure whose answer fits it and is answered as "
              "that name plus the box (`sat/infer/box_naming.py`; `--generic-boxes` takes the text-less box answer).")

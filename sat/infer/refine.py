@@ -10,7 +10,8 @@ changed only where the network's answer to clicks 1..k differs from it in region
 click k, and only in the click's direction (a positive click adds foreground, a negative one
 removes it; :mod:`sat.infer.click_locality`), so a later click never undoes an earlier correction
 elsewhere and a "this is the structure" click never erases the structure; a click the answer still
-contradicts at its own position is honoured there and at the like voxels around it. With a box, the
+contradicts at its own position is honoured there and at the like voxels around it, and within four
+voxels of a click the cut moves 0.2 towards the click's label. With a box, the
 answer stays inside the box grown by a tenth (:func:`confine_to_box`) unless a positive click lies
 outside it.
 The answers to the history's prefixes are cached with the features (the answer depends on the
@@ -32,7 +33,7 @@ import torch
 
 from sat.errors import InputError
 from sat.infer.answer_memo import answer_key, remember
-from sat.infer.click_locality import accept_near_clicks, click_points, click_voxels, honour_click
+from sat.infer.click_locality import accept_near_clicks, click_points, click_voxels, extend_click, honour_click
 from sat.infer.postprocess import fraction_of, keep_components
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, POSITIVE, Prompts
 
@@ -243,7 +244,8 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
     answer to clicks 1..k differs from it in regions connected to click k
     (:func:`~sat.infer.click_locality.accept_near_clicks`): a later click cannot undo what an earlier
     one corrected elsewhere, and each click is honoured where it was made
-    (:func:`~sat.infer.click_locality.honour_click`). The answer depends on the click history alone
+    (:func:`~sat.infer.click_locality.honour_click`), and near it the foreground cut moves towards
+    the click's label (:func:`~sat.infer.click_locality.extend_click`). The answer depends on the click history alone
     (answers to its prefixes are cached with the image's features, so the usual one-more-click call
     decodes once).
     The network answers click k only in the windows within a quarter window of it
@@ -263,7 +265,8 @@ def _click_by_click(seg, cache, concepts: list[str], before: torch.Tensor, promp
                                         prompts=_prefix(prompts, k))
             answer = torch.where(exact, answer.amax(0), probs)  # beyond the click's windows: unchanged
             kept = accept_near_clicks(probs, answer, voxels[k - 1:k], cut, positive=positive[k - 1:k])
-            remember(memo, key, honour_click(kept, points[k - 1], positive[k - 1], cut))
+            kept = honour_click(kept, points[k - 1], positive[k - 1], cut)
+            remember(memo, key, extend_click(kept, points[k - 1], positive[k - 1], cut))
         probs = memo[key]
     return probs
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sat.infer.click_locality import accept_near_clicks, click_voxels, honour_click
+from sat.infer.click_locality import accept_near_clicks, click_voxels, extend_click, honour_click
 from sat.model.prompts import NEGATIVE, PAD, POSITIVE, Prompts
 
 
@@ -110,3 +110,27 @@ def test_the_click_is_read_between_voxels_and_the_radius_bounds_the_change():
     assert changed[:, 0].min() >= 10 and changed[:, 0].max() <= 15
     out = honour_click(_grid(), np.array([5.0, 5.0, 5.0]), True, 0.5)  # nothing likely: the click's voxel
     assert torch.nonzero(out).tolist() == [[5, 5, 5]]
+
+
+def test_a_positive_click_lowers_the_cut_near_itself_only():
+    probs = _grid()
+    probs[4:8, 4:8, 4:8] = 0.9                  # the mask the click sits in
+    probs[8:10, 4:8, 4:8] = 0.35                # just below the cut, next to the click: taken
+    probs[10:12, 4:8, 4:8] = 0.2                # below the margin: stays out
+    probs[4:8, 13:16, 4:8] = 0.35               # within the band but not connected: stays out
+    out = extend_click(probs, np.array([6.0, 6.0, 6.0]), True, 0.5, margin=0.2, radius=4)
+    assert out.dtype == probs.dtype
+    assert bool((out[8:10, 4:8, 4:8] == 0.75).all()) and bool((out[4:8, 4:8, 4:8] == 0.9).all())
+    assert bool((out[10:12] == probs[10:12]).all()) and bool((out[4:8, 13:16] == probs[4:8, 13:16]).all())
+    probs[8:20, 4:8, 4:8] = 0.35                # a long band: only within the radius of the click
+    changed = torch.nonzero(extend_click(probs, np.array([6.0, 6.0, 6.0]), True, 0.5, 0.2, 4) != probs)
+    assert changed[:, 0].max() <= 11
+
+
+def test_a_negative_click_raises_the_cut_near_itself_and_a_click_outside_the_band_changes_nothing():
+    probs = _grid()
+    probs[4:8, 4:8, 4:8] = 0.6                  # an uncertain leak the click sits in
+    probs[8:12, 4:8, 4:8] = 0.95                # the confident structure beside it
+    out = extend_click(probs, np.array([5.0, 5.0, 5.0]), False, 0.5, margin=0.2, radius=4)
+    assert bool((out[4:8, 4:8, 4:8] == 0.25).all()) and bool((out[8:12] == probs[8:12]).all())
+    assert extend_click(probs, np.array([9.0, 5.0, 5.0]), False, 0.5, margin=0.2) is probs
