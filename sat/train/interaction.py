@@ -29,6 +29,9 @@ class InteractionConfig:
         box_prob: share of queries given a box. box_2d_prob: share of those boxes drawn on one slice.
         box_jitter: Gaussian jitter of each box face, as a fraction of the extent.
         no_text_prob: share of queries with a box or clicks whose text is dropped.
+        central_prob: share of simulated clicks placed in the core of the error (its deepest
+            erosion level), where the robot user of ``sat benchmark interactive`` clicks; the
+            others go to a random depth between the error's border and its core.
         freeze_base: train only the prompt encoder (backbone, text path and head stay as loaded).
         train_decoder: with ``freeze_base``, also train the head's query decoder (its attention
             layers, mask embedding and auxiliary heads) so clicks can reshape its answer, not only
@@ -45,12 +48,13 @@ class InteractionConfig:
     box_2d_prob: float = 0.3
     box_jitter: float = 0.1
     no_text_prob: float = 0.3
+    central_prob: float = 0.0
     freeze_base: bool = False
     train_decoder: bool = False
     init_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("prob", "box_prob", "box_2d_prob", "no_text_prob"):
+        for name in ("prob", "box_prob", "box_2d_prob", "no_text_prob", "central_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"interaction.{name} must be in [0, 1], got {v}")
@@ -102,6 +106,7 @@ def interactive_logits(net, image: torch.Tensor, queries: torch.Tensor, modality
     for _ in range(n):
         with torch.no_grad():
             pred = _main(net.head(feats, text, modality, pad, prompts)) > 0
-        points, labels = error_clicks(pred, tgt, valid, generator=generator)
+        central = bool(torch.rand(1, generator=generator) < cfg.central_prob) if cfg.central_prob > 0 else False
+        points, labels = error_clicks(pred, tgt, valid, central=central, generator=generator)
         prompts = prompts.append_clicks(points, labels)
     return _main(net.head(feats, text, modality, pad, prompts)), prompts

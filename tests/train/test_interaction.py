@@ -50,6 +50,8 @@ def test_config_names_bad_values():
         InteractionConfig(prob=1.5)
     with pytest.raises(ValueError, match="max_clicks"):
         InteractionConfig(max_clicks=-1)
+    with pytest.raises(ValueError, match="central_prob"):
+        InteractionConfig(central_prob=-0.1)
 
 
 def test_interactive_fit_then_frozen_base_fine_tune(tmp_path, tiny_fit_args):
@@ -118,3 +120,33 @@ def test_frozen_base_step_always_reaches_the_prompt_encoder():
     out, prompts = interactive_logits(net, torch.randn(1, 1, 16, 16, 16), torch.tensor([[0, 1]]), None,
                                       torch.ones(1, 2, dtype=torch.bool), target, it)
     assert out.requires_grad and out.shape == (1, 2, 16, 16, 16)
+
+
+@pytest.mark.parametrize("central_prob, expected", [(0.0, {False}), (1.0, {True})])
+def test_central_prob_places_simulated_clicks_in_the_error_core(monkeypatch, central_prob, expected):
+    """``central_prob`` decides whether a simulated click goes to the error's deepest erosion
+    level (the benchmark's robot user) or to a random depth."""
+    import sat.train.interaction as interaction
+    from sat.model.builder import build_model
+    from sat.model.config import BackboneConfig, HeadConfig, ModelConfig
+
+    seen = []
+    real = interaction.error_clicks
+
+    def spy(*args, central=False, **kwargs):
+        seen.append(central)
+        return real(*args, central=central, **kwargs)
+
+    monkeypatch.setattr(interaction, "error_clicks", spy)
+    torch.manual_seed(0)
+    cfg = ModelConfig(text_dim=16, backbone=BackboneConfig(channels=(4, 8, 16), out_channels=8),
+                      head=HeadConfig(d_model=16, layers=1, heads=2, interactive=True))
+    net = build_model(cfg, ["liver", "spleen"], torch.randn(2, 16))
+    target = torch.zeros(1, 2, 16, 16, 16)
+    target[0, 0, 4:10, 4:10, 4:10] = 1
+    it = InteractionConfig(enabled=True, max_clicks=3, box_prob=0.0, no_text_prob=0.0, central_prob=central_prob)
+    for seed in range(4):
+        interaction.interactive_logits(net, torch.randn(1, 1, 16, 16, 16), torch.tensor([[0, 1]]), None,
+                                       torch.ones(1, 2, dtype=torch.bool), target, it,
+                                       generator=torch.Generator().manual_seed(seed))
+    assert seen and set(seen) == expected
