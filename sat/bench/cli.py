@@ -105,6 +105,7 @@ def run_interactive_command(args, command: str) -> Path:
     """``sat benchmark interactive``: simulate the user, print and write the Markdown tables."""
     from sat.bench.interactive import run_benchmark
     from sat.bench.interactive_report import write_report
+    from sat.infer.click_locality import EXTEND_MARGIN, EXTEND_RADIUS
 
     if not args.checkpoint.is_file():
         raise InputError(f"checkpoint not found: {args.checkpoint}")
@@ -128,9 +129,10 @@ def run_interactive_command(args, command: str) -> Path:
             "the answer before that click (`Segmenter.refine(local=True)`, the default; `--global-clicks` "
             "takes the network's whole answer to all clicks). Where the answer still contradicts a click at "
             "the click's own position, the click's label goes to that position and the voxels around it "
-            "that the answer rates about as likely (`sat.infer.click_locality.honour_click`). Within four voxels "
-            "of the model grid around a click, the voxels connected to it whose probability is within 0.2 of "
-            "the cut take the click's label (`sat.infer.click_locality.extend_click`).")
+            "that the answer rates about as likely (`sat.infer.click_locality.honour_click`). "
+            f"Within {EXTEND_RADIUS} voxels of the model grid around a click, the voxels connected to it whose "
+            f"probability is within {EXTEND_MARGIN:g} of the cut take the click's label "
+            "(`sat.infer.click_locality.extend_click`).")
     note += (" Boxes: the text-less box answer (`--generic-boxes`)." if args.generic_boxes else
              " Boxes: a box without text names the known structure whose answer fits it and is answered as "
              "that name plus the box (`sat/infer/box_naming.py`; `--generic-boxes` takes the text-less box answer).")

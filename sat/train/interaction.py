@@ -106,6 +106,7 @@ def interactive_logits(net, image: torch.Tensor, queries: torch.Tensor, modality
     for _ in range(n):
         with torch.no_grad():
             pred = _main(net.head(feats, text, modality, pad, prompts)) > 0
+        # no draw when off: the generator's stream, and so older runs, stay as they were
         central = bool(torch.rand(1, generator=generator) < cfg.central_prob) if cfg.central_prob > 0 else False
         points, labels = error_clicks(pred, tgt, valid, central=central, generator=generator)
         prompts = prompts.append_clicks(points, labels)
