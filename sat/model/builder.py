@@ -20,7 +20,8 @@ def build_backbone(cfg: ModelConfig) -> nn.Module:
         from sat.vision.unet import UNetBackbone
 
         return UNetBackbone(in_channels=cfg.in_channels, channels=b.channels,
-                            out_channels=b.out_channels, norm=b.norm, checkpointing=b.checkpointing)
+                            out_channels=b.out_channels, norm=b.norm, checkpointing=b.checkpointing,
+                            modality_full_res=b.modality_full_res)
     if b.name == "dynunet":
         from sat.vision.dynunet import DynUNetBackbone
 

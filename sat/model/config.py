@@ -31,6 +31,9 @@ class BackboneConfig:
         norm: unet normalisation: ``instance`` (affine instance norm), ``batch``, or
             ``modality_instance`` (instance norm with a shared plus a per-modality scale and shift,
             for one backbone over CT and MR; :mod:`sat.vision.modality_norm`).
+        modality_full_res: unet only: per-modality kernel offsets in the stem and the last decoder
+            block, the two blocks that see each modality at its own voxel size
+            (:mod:`sat.vision.modality_conv`).
         res_block: dynunet residual blocks.
         depths, num_heads, window_size: swinunetr transformer stages.
     """
@@ -41,6 +44,7 @@ class BackboneConfig:
     checkpointing: bool = False
     checkpoint_min_patch: int = 0
     norm: str = "instance"
+    modality_full_res: bool = False
     res_block: bool = True
     depths: tuple[int, ...] = (2, 2, 2, 2)
     num_heads: tuple[int, ...] = (3, 6, 12, 24)
@@ -109,6 +113,8 @@ class ModelConfig:
         if self.backbone.norm != "instance" and self.backbone.name != "unet":
             raise ValueError(f"backbone.norm {self.backbone.norm!r} is a unet option; "
                              f"{self.backbone.name!r} uses its own normalisation")
+        if self.backbone.modality_full_res and self.backbone.name != "unet":
+            raise ValueError(f"backbone.modality_full_res is a unet option, not one of {self.backbone.name!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

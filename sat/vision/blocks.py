@@ -44,11 +44,18 @@ class ConvNormAct(nn.Sequential):
         in_channels: input width.
         out_channels: output width.
         norm: one of :data:`NORMS`.
+        modality_conv: a per-modality kernel offset (:class:`~sat.vision.modality_conv.ModalityConv3d`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, norm: str = "instance") -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, norm: str = "instance",
+                 modality_conv: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1, bias=True)
+        if modality_conv:
+            from sat.vision.modality_conv import ModalityConv3d
+
+            self.conv = ModalityConv3d(in_channels, out_channels, NUM_MODALITIES)
+        else:
+            self.conv = nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1, bias=True)
         adn = nn.Sequential()
         adn.add_module("N", _norm(norm, out_channels))
         adn.add_module("A", nn.LeakyReLU(negative_slope=0.01, inplace=True))
@@ -58,13 +65,15 @@ class ConvNormAct(nn.Sequential):
 class DoubleConv(nn.Sequential):
     """Two :class:`ConvNormAct` layers, ``conv_0`` (in -> out) and ``conv_1`` (out -> out).
 
-    Maps (B, C_in, D, H, W) to (B, C_out, D, H, W).
+    Maps (B, C_in, D, H, W) to (B, C_out, D, H, W). ``modality_conv``: both convolutions get
+    per-modality kernel offsets.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, norm: str = "instance") -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, norm: str = "instance",
+                 modality_conv: bool = False) -> None:
         super().__init__()
-        self.conv_0 = ConvNormAct(in_channels, out_channels, norm=norm)
-        self.conv_1 = ConvNormAct(out_channels, out_channels, norm=norm)
+        self.conv_0 = ConvNormAct(in_channels, out_channels, norm=norm, modality_conv=modality_conv)
+        self.conv_1 = ConvNormAct(out_channels, out_channels, norm=norm, modality_conv=modality_conv)
 
 
 class DownStep(nn.Sequential):
@@ -92,13 +101,15 @@ class UpStep(nn.Module):
         skip_channels: width S of the encoder skip features.
         out_channels: output width.
         norm: one of :data:`NORMS`.
+        modality_conv: per-modality kernel offsets in the :class:`DoubleConv`.
     """
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, *, norm: str = "instance") -> None:
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, *, norm: str = "instance",
+                 modality_conv: bool = False) -> None:
         super().__init__()
         up = in_channels // 2
         self.upsample = _Deconv(in_channels, up)
-        self.convs = DoubleConv(skip_channels + up, out_channels, norm=norm)
+        self.convs = DoubleConv(skip_channels + up, out_channels, norm=norm, modality_conv=modality_conv)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """x: (B, C, d, h, w); skip: (B, S, D, H, W) with D in {2d, 2d + 1} (same for H, W).

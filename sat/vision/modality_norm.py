@@ -36,6 +36,8 @@ class ModalityInstanceNorm(nn.Module):
     ``modality_weight``, ``modality_bias`` (M, C), zero at start.
     """
 
+    takes_modality = True
+
     def __init__(self, num_channels: int, num_modalities: int, eps: float = 1e-5) -> None:
         super().__init__()
         if num_channels < 1 or num_modalities < 1:
@@ -68,7 +70,8 @@ class ModalityInstanceNorm(nn.Module):
 
 
 def set_modality(module: nn.Module, modality: torch.Tensor | None) -> None:
-    """Tell every :class:`ModalityInstanceNorm` inside ``module`` the batch's modality (B,) (or None)."""
+    """Tell every layer inside ``module`` that ``takes_modality`` (this norm,
+    :class:`~sat.vision.modality_conv.ModalityConv3d`) the batch's modality (B,) (or None)."""
     for m in module.modules():
-        if isinstance(m, ModalityInstanceNorm):
+        if getattr(m, "takes_modality", False):
             m.modality = modality
