@@ -4,8 +4,8 @@ The full-resolution blocks of a U-Net serving CT and MR see the two at their own
 4 x 4 x 3 mm CT against 1 mm MR) and intensity worlds, so one 3 x 3 x 3 kernel bank has to describe
 edges and textures of two different physical scales. :class:`ModalityConv3d` keeps that kernel
 shared and adds a per-modality *offset*, initialised at zero: a fresh network is the plain one, an
-unknown modality (index 0, never seen in training) uses the shared kernel, and weight decay pulls each
-offset back towards the shared kernel. Only the blocks that ask for it carry offsets
+unknown modality (index 0, never seen in training) uses the shared kernel. The offsets get no weight
+decay, like every modality parameter (:func:`sat.train.optim.param_groups`). Only the blocks that ask for it carry offsets
 (``UNetBackbone(modality_full_res=True)``: the stem and the last decoder block), and a batch of one
 modality costs exactly one convolution, as before.
 
