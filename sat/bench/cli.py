@@ -105,6 +105,7 @@ def run_interactive_command(args, command: str) -> Path:
     """``sat benchmark interactive``: simulate the user, print and write the Markdown tables."""
     from sat.bench.interactive import run_benchmark
     from sat.bench.interactive_report import write_report
+    from sat.infer.click_cut import CUT_BOUND, CUT_STEP
     from sat.infer.click_locality import EXTEND_MARGIN, EXTEND_RADIUS
 
     if not args.checkpoint.is_file():
@@ -132,7 +133,9 @@ def run_interactive_command(args, command: str) -> Path:
             "that the answer rates about as likely (`sat.infer.click_locality.honour_click`). "
             f"Within {EXTEND_RADIUS} voxels of the model grid around a click, the voxels connected to it whose "
             f"probability is within {EXTEND_MARGIN:g} of the cut take the click's label "
-            "(`sat.infer.click_locality.extend_click`).")
+            "(`sat.infer.click_locality.extend_click`). "
+            f"The whole mask's cut then moves by {CUT_STEP:g} per click, down for a positive click and up "
+            f"for a negative one (at most {CUT_BOUND:g}, never past a clicked voxel; `sat.infer.click_cut`).")
     note += (" Boxes: the text-less box answer (`--generic-boxes`)." if args.generic_boxes else
              " Boxes: a box without text names the known structure whose answer fits it and is answered as "
              "that name plus the box (`sat/infer/box_naming.py`; `--generic-boxes` takes the text-less box answer).")

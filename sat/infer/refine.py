@@ -11,7 +11,9 @@ click k, and only in the click's direction (a positive click adds foreground, a 
 removes it; :mod:`sat.infer.click_locality`), so a later click never undoes an earlier correction
 elsewhere and a "this is the structure" click never erases the structure; a click the answer still
 contradicts at its own position is honoured there and at the like voxels around it, and within four
-voxels of a click the cut moves 0.2 towards the click's label. With a box, the
+voxels of a click the cut moves 0.2 towards the click's label. The restore then reads the mask at a
+cut the clicks' signs moved, a little down per positive click and up per negative one
+(:mod:`sat.infer.click_cut`). With a box, the
 answer stays inside the box grown by a tenth (:func:`confine_to_box`) unless a positive click lies
 outside it.
 The answers to the history's prefixes are cached with the features (the answer depends on the
@@ -33,6 +35,7 @@ import torch
 
 from sat.errors import InputError
 from sat.infer.answer_memo import answer_key, remember
+from sat.infer.click_cut import click_cut
 from sat.infer.click_locality import accept_near_clicks, click_points, click_voxels, extend_click, honour_click
 from sat.infer.postprocess import fraction_of, keep_components
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, POSITIVE, Prompts
@@ -343,6 +346,8 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     else:
         probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
     probs = confine_to_box(probs, asked)
+    if prompts is not None and prompts.n_clicks:  # the clicks' signs move the whole mask's cut
+        cut = click_cut(cut, probs, *click_points(prompts))
     side = concept.laterality if concept is not None else "none"
     r = restore_prompts(probs[None], pre["affine"], volume, [side],
                         keep_probabilities=probabilities, thresholds=[cut])[0]

@@ -50,7 +50,7 @@ def test_click_refines_on_cached_features_and_points_only_works(seg, phantom_ct,
     assert s.mask.shape == vol.shape and s.mask[centre] and s.concept == "liver"
     assert s.stats["clicks"] == {"positive": 1, "negative": 0}
     far = tuple(max(c - 8, 0) for c in centre)
-    assert s.mask[far] == before[far]  # a click changes the mask near itself only
+    assert s.mask[far] == before[far]  # a click changes the mask near itself (and the cut by 0.03) only
     # a negative click at the same place removes it again
     neg = seg.refine(res, "liver", points=[f"{','.join(map(str, _world(vol, centre)))},-"])
     assert not neg.structures[0].mask[centre]
@@ -211,3 +211,26 @@ def test_answer_stays_in_the_grown_box_unless_a_positive_click_lies_outside():
     flat.box_kind[0, 0] = BOX_2D
     kept = confine_to_box(probs, flat)  # a box on one slice bounds its plane, not the slice axis
     assert kept[8:23, 7:34, :].all() and int(kept.sum()) == 15 * 27 * 40
+
+
+def test_positive_clicks_lower_the_cut_of_the_whole_mask(seg, phantom_ct, monkeypatch):
+    import functools
+
+    import sat.infer.refine as refine_mod
+    from sat.infer import click_cut
+
+    res = seg.segment(str(phantom_ct), ["liver"], modality="CT")
+    vol = res.volume
+    centre = np.array(vol.shape) // 2
+    clicks = [(*_world(vol, centre + d), True) for d in ((0, 0, 0), (2, 0, 0), (0, 2, 0))]
+    masks, cuts = {}, []
+    for step in (0.0, 0.05):
+        def spy(*a, step=step, **k):
+            cuts.append(functools.partial(click_cut.click_cut, step=step)(*a, **k))
+            return cuts[-1]
+
+        monkeypatch.setattr(refine_mod, "click_cut", spy)
+        seg.clear_cache()
+        masks[step] = seg.refine(res, "liver", points=clicks).structures[0].mask
+    assert cuts[0] == 0.5 and cuts[1] < 0.5  # three positive votes lowered it (within the bounds)
+    assert np.all(masks[0.05] >= masks[0.0]) and masks[0.05].sum() >= masks[0.0].sum()
