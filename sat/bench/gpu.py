@@ -10,6 +10,8 @@ Sections (each a list of rows in the JSON, a table in the Markdown):
 * ``sliding_window``: a 512 x 512 x 400 CT resampled to 1.5 mm, 20 and 100 prompts
   (:mod:`sat.bench.gpu_io`);
 * ``data``: phantom shards streamed through the training data module with the configured workers;
+* ``click``: one refinement click on cached features of a 128³ CT (the interactive checkpoint;
+  :mod:`sat.bench.gpu_click`);
 * ``options``: the GPU-path switches of ``docs/training.md`` (channels_last_3d, torch.compile,
   activation checkpointing; pinned memory is in ``data``), each against the default. Attention
   needs no switch: the decoder's ``nn.MultiheadAttention`` calls with ``need_weights=False``,
@@ -71,6 +73,12 @@ class GpuProfile:
     checkpoint_variant: str = "pro"
     checkpoint_patch: int = 160
     compile: bool = True
+    click_checkpoint: str = "outputs/real/interactive.ckpt"  # relative to the repository
+    click_shape: tuple[int, int, int] = (128, 128, 128)
+    click_spacing: tuple[float, float, float] = (3.9, 3.9, 2.5)  # the OpenKBP grid
+    click_prompt: str = "brainstem"
+    click_sequences: int = 4
+    click_count: int = 5
     budget_s: float = 270.0  # optional trials (compile, checkpointing, pinned memory) start only before this
 
 
@@ -81,7 +89,8 @@ PROFILES = {
                         sw_shape=(64, 56, 32), sw_spacing=(2.0, 2.0, 4.0), sw_target_mm=6.0, sw_prompts=(2, 4),
                         data_variant="tiny", data_workers=0, data_batch=1, data_patch=16, data_steps=2,
                         data_cases=1, data_phantom_scale=3.0, data_spacing=(6.0, 6.0, 6.0),
-                        options_variant="tiny", checkpoint_variant="tiny", checkpoint_patch=16, compile=False),
+                        options_variant="tiny", checkpoint_variant="tiny", checkpoint_patch=16, compile=False,
+                        click_shape=(40, 40, 32), click_sequences=1, click_count=2),
 }
 
 
@@ -170,6 +179,8 @@ def options_section(p: GpuProfile, device: torch.device, bf16: bool, in_budget=l
 def run_gpu_benchmark(p: GpuProfile, device: torch.device, *, bf16: bool = True,
                       peak_tflops: float | None = None) -> dict:
     """Every section; returns the JSON-ready result."""
+    from sat.bench.config import resolve_path
+    from sat.bench.gpu_click import click_latency
     from sat.bench.gpu_io import shard_streaming, sliding_window
     from sat.bench.gpu_steps import variant_config
 
@@ -207,6 +218,8 @@ def run_gpu_benchmark(p: GpuProfile, device: torch.device, *, bf16: bool = True,
         return time.perf_counter() - t_start < p.budget_s
 
     section("data", data_rows)
+    section("click", click_latency, resolve_path(p.click_checkpoint), device, shape=p.click_shape,
+            spacing=p.click_spacing, prompt=p.click_prompt, sequences=p.click_sequences, clicks=p.click_count)
     section("options", options_section, p, device, bf16, in_budget)
     out["total_s"] = round(time.perf_counter() - t_start, 1)
     return out

@@ -61,6 +61,15 @@ def _options(rows: list[dict]) -> list[str]:
                   lambda r: [str(r["option"]), f"`{r['variant']}`", "", r["error"], ""])
 
 
+def _click(rows: list[dict]) -> list[str]:
+    return _table("| checkpoint | volume | prompt | segment (s) | calls | first click median (s) | later clicks median (s) "
+                  "| 90th percentile (s) | max (s) |", "|---|---|---|---:|---:|---:|---:|---:|---:|", rows,
+                  lambda r: [f"`{r['checkpoint']}`", " x ".join(map(str, r["shape"])), r["prompt"],
+                             _f(r["segment_s"]), str(r["calls"]), _f(r["first_click_median_s"]),
+                             _f(r["later_click_median_s"]), _f(r["p90_s"]), _f(r["max_s"])],
+                  lambda r: [f"`{r['checkpoint']}`", "", r["prompt"], r["error"], "", "", "", "", ""])
+
+
 def markdown(result: dict, command: str) -> str:
     p = result["profile"]
     lines = [f"Command: `{command}`", "",
@@ -77,5 +86,7 @@ def markdown(result: dict, command: str) -> str:
              f"{p['patch']}³ windows", "", *_sliding(result["sliding_window"]), "",
              f"### Shard streaming into training steps (`{p['data_variant']}`, phantom shards)", "",
              *_data(result["data"]), "",
+             "### Refinement click on cached features (`Segmenter.refine`, synthetic CT on the OpenKBP grid)", "",
+             *_click(result.get("click", [])), "",
              "### GPU-path switches (batch 1)", "", *_options(result["options"]), ""]
     return "\n".join(lines)

@@ -38,10 +38,13 @@ def test_quick_profile_on_cpu_writes_every_section(tmp_path, capsys):
     options = {r["option"]: r for r in res["options"]}
     assert {"default", "channels_last_3d", "checkpointing=False", "checkpointing=True"} <= set(options)
     assert not [r for r in res["options"] if "error" in r]
+    (click,) = res["click"]  # the committed interactive checkpoint, one history of two clicks
+    assert "error" not in click, click
+    assert click["calls"] == 2 and click["segment_s"] > 0 and 0 < click["median_s"] <= click["max_s"]
     text = md.read_text(encoding="utf-8")
     out = capsys.readouterr().out
     for heading in ("Training step per variant", "Text-query head vs a plain", "Sliding-window inference",
-                    "Shard streaming", "GPU-path switches"):
+                    "Shard streaming", "Refinement click on cached features", "GPU-path switches"):
         assert heading in text and heading in out
     assert "| `tiny` | 1 |" in text and "unknown (MFU blank)" in text
 
@@ -89,3 +92,14 @@ def test_cuda_requested_without_cuda_is_one_line_exit_2(monkeypatch, capsys):
     assert main(["benchmark", "gpu", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CUDA is not available" in err[0]
+
+
+def test_click_section_reports_a_missing_checkpoint_as_a_row(tmp_path):
+    from sat.bench.gpu_click import click_latency
+    from sat.bench.gpu_report import _click
+
+    (row,) = click_latency(tmp_path / "none.ckpt", torch.device("cpu"), shape=(8, 8, 8), spacing=(1.0, 1.0, 1.0),
+                           prompt="brainstem", sequences=1, clicks=1)
+    assert "checkpoint not found" in row["error"]
+    table = _click([row])
+    assert len(table) == 3 and "checkpoint not found" in table[2]
