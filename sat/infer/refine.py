@@ -329,7 +329,7 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
                                n_queries=len(concepts), space=space)
     has_text = bool(prompt) or named is not None
     asked = prompts  # the clicks and box as given (``prompts`` becomes None for ignored clicks)
-    cut = _cut(seg, concepts, has_text)[0]
+    cut, fraction = _cut(seg, concepts, has_text)
     negative_only = bool(prompt) and box is None and not bool((prompts.labels == POSITIVE).any())
     before = None  # the answer without clicks: for locality, and to see whether a negative click has a mask to cut
     if prompts.n_clicks and (local or negative_only):
@@ -346,11 +346,14 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     else:
         probs = decode_prompts(seg.net, features[0], concepts, device=seg.device, prompts=prompts).amax(0)
     probs = confine_to_box(probs, asked)
-    if prompts is not None and prompts.n_clicks:  # the clicks' signs move the whole mask's cut
+    clicked = prompts is not None and bool(prompts.n_clicks)
+    if clicked:  # the clicks' signs move the whole mask's cut
         cut = click_cut(cut, probs, *click_points(prompts))
     side = concept.laterality if concept is not None else "none"
-    r = restore_prompts(probs[None], pre["affine"], volume, [side],
-                        keep_probabilities=probabilities, thresholds=[cut])[0]
+    # without clicks, the component rule on the input grid too, as segment applies it; a clicked
+    # answer keeps every component (a positive click may add one on purpose)
+    r = restore_prompts(probs[None], pre["affine"], volume, [side], keep_probabilities=probabilities,
+                        thresholds=[cut], fractions=[0.0 if clicked else fraction])[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
     if named is not None:

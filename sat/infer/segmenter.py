@@ -392,7 +392,11 @@ class Segmenter:
             needed = list(dict.fromkeys(c for p in answered for c in p.concepts))
             probs = self._decode(features, needed)  # (K, x, y, z) float16, model grid
             cut = [self.thresholds.get(c, 0.5) for c in needed]  # (K,) foreground thresholds
-            keep_components(probs, {i: fraction_of(components, c) for i, c in enumerate(needed)}, cut)
+            fraction = {c: fraction_of(components, c) for c in needed}
+            # a one-concept prompt's component rule runs on the restored mask (the input grid, where
+            # the benchmark chose it); a group's members keep theirs here, before the group's max
+            single = {p.concepts[0] for p in answered if len(p.concepts) == 1}
+            keep_components(probs, {i: fraction[c] for i, c in enumerate(needed) if c not in single}, cut)
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
@@ -401,7 +405,9 @@ class Segmenter:
 
                 for p, answer in zip(answered, per_prompt):
                     if len(p.concepts) == 1:
-                        remember_text_answer(self, p.concepts[0], answer.clone())
+                        c = p.concepts[0]
+                        remember_text_answer(self, c, keep_components(answer.clone()[None], {0: fraction[c]},
+                                                                      cut[row[c]])[0])
             concepts = [self.tree.get(p.resolution.concept) for p in answered]
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             # a grouping prompt (the max of its members) takes the lowest of its members' thresholds
@@ -409,7 +415,9 @@ class Segmenter:
             # prompts with one answer ("parotid gland, left side", "Parotid_L") are restored once
             restored = restore_prompts(per_prompt, pre["affine"], volume, [c.laterality for c in concepts],
                                        keep_probabilities=probabilities, workers=workers, thresholds=prompt_cut,
-                                       answers=[tuple(p.concepts) for p in answered])
+                                       answers=[tuple(p.concepts) for p in answered],
+                                       fractions=[fraction[p.concepts[0]] if len(p.concepts) == 1 else 0.0
+                                                  for p in answered])
             image = pre["image"][0]  # (x, y, z) normalised, model grid
             body = body_mask(image)
             for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):

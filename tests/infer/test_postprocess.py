@@ -109,3 +109,34 @@ def test_segmenter_overlap_follows_the_checkpoint_and_rejects_bad_values(checkpo
     assert Segmenter.from_checkpoint(plain, device="cpu", resolver=fast_resolver).overlap == 0.25
     with pytest.raises(ValueError, match="1.0"):
         Segmenter.from_checkpoint(path, device="cpu", resolver=fast_resolver, overlap=1.0)
+
+
+def test_restore_applies_the_component_rule_on_the_input_grid_before_measuring():
+    from sat.infer.restore import restore_prompt, restore_prompts
+    from sat.io.volume import Volume
+
+    # a model grid at 2 mm, the input at 1 mm shifted by half a voxel: two blobs joined by a plane
+    # just below the cut, which the input grid's trilinear samples (a quarter from a blob) lift
+    # above it, and an island far away
+    prob = torch.zeros((16, 16, 16))
+    prob[2:6, 2:6, 2:6] = 0.9
+    prob[6, 2:6, 2:6] = 0.45                   # below the cut on the model grid, the link on the input grid
+    prob[7:11, 2:6, 2:6] = 0.9
+    prob[12:15, 12:15, 12:15] = 0.9            # an island
+    src = np.diag([2.0, 2.0, 2.0, 1.0])
+    shifted = np.diag([1.0, 1.0, 1.0, 1.0])
+    shifted[:3, 3] = 0.5
+    vol = Volume(array=np.zeros((32, 32, 32), np.float32), affine=shifted)
+    plain = restore_prompt(prob, src, vol, keep_probabilities=True)
+    largest = restore_prompt(prob, src, vol, keep_probabilities=True, fraction=1.0)
+    assert largest.mask.sum() < plain.mask.sum() and not largest.mask[26, 26, 26] and plain.mask[26, 26, 26]
+    assert largest.mask[6, 6, 6] and largest.mask[17, 6, 6]   # both blobs: one component on the input grid
+    assert float(largest.prob[26, 26, 26]) == 0.0 and float(plain.prob[26, 26, 26]) > 0.5
+    assert largest.stats["volume_ml"] < plain.stats["volume_ml"]
+    assert largest.stats["volume_ml"] == pytest.approx(largest.mask.sum() / 1000.0)
+    # on the model grid the two blobs are two components: the largest alone would drop one
+    assert keep_components(prob.clone()[None], {0: 1.0}, 0.5)[0][8, 3, 3] == 0
+    # the rule is part of restore_prompts' per-channel key: one channel with, one without
+    both = restore_prompts(torch.stack([prob, prob]), src, vol, ["none", "none"], answers=["a", "a"],
+                           fractions=[1.0, 0.0])
+    assert both[0].mask.sum() == largest.mask.sum() and both[1].mask.sum() == plain.mask.sum()
