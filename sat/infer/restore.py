@@ -96,7 +96,8 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
             probabilities are zeroed in the components it removes. The mask is the one the user
             gets, so its components are counted there, where ``sat benchmark real`` chose the rule:
             on the 4 x 4 x 3 mm model grid a spinal cord thinner than two voxels breaks where the
-            input grid keeps it whole (validation spinal cord 0.696 applied there, 0.702 here).
+            input grid keeps it whole (validation spinal cord of three full runs: 0.694-0.696 applied
+            there, 0.701-0.702 here; docs/training.md).
 
     Returns:
         A :class:`Restored` with the mask, the optional probabilities and the statistics.

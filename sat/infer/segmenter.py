@@ -97,7 +97,8 @@ class Segmenter:
             chosen on validation patients; those of ``["major_components"]`` keep every component
             of at least :data:`~sat.infer.postprocess.MAJOR_FRACTION` of the largest), ``True`` for
             every concept, ``False`` for none, a list of concept ids, or a dict concept id ->
-            component fraction (see :mod:`sat.infer.postprocess`).
+            component fraction (see :mod:`sat.infer.postprocess`). Counted on the restored mask
+            (the input grid) for a one-concept prompt, on the model grid for a group's members.
         thresholds: concept id -> foreground threshold; ``None``: the checkpoint's
             (``meta.extra["inference"]["thresholds"]``, chosen on validation patients), 0.5 for
             every concept it does not list.
