@@ -13,7 +13,8 @@ elsewhere and a "this is the structure" click never erases the structure; a clic
 contradicts at its own position is honoured there and at the like voxels around it, and within four
 voxels of a click the cut moves 0.2 towards the click's label. The restore then reads the mask at a
 cut the clicks' signs moved, a little down per positive click and up per negative one
-(:mod:`sat.infer.click_cut`). With a box, the
+(:mod:`sat.infer.click_cut`), and applies the structure's component rule to the restored mask as
+``segment`` does, keeping every component that holds a positive click. With a box, the
 answer stays inside the box grown by a tenth (:func:`confine_to_box`) unless a positive click lies
 outside it.
 The answers to the history's prefixes are cached with the features (the answer depends on the
@@ -37,7 +38,7 @@ from sat.errors import InputError
 from sat.infer.answer_memo import answer_key, remember
 from sat.infer.click_cut import click_cut
 from sat.infer.click_locality import accept_near_clicks, click_points, click_voxels, extend_click, honour_click
-from sat.infer.postprocess import fraction_of, keep_components
+from sat.infer.postprocess import fraction_of
 from sat.model.prompts import BOX_2D, BOX_3D, NEGATIVE, NO_BOX, POSITIVE, Prompts
 
 log = logging.getLogger(__name__)
@@ -179,8 +180,8 @@ def _cut(seg, concepts: list[str], has_text: bool) -> tuple[float, float]:
 
 def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_text: bool, volume,
                modality: str) -> torch.Tensor:
-    """(x, y, z) probabilities of the text and / or box, as ``segment`` answers the text: with its
-    mirrored pass (text alone, when the Segmenter mirrors) and its post-processing."""
+    """(x, y, z) probabilities of the text and / or box, as ``segment`` answers the text before its
+    post-processing: with its mirrored pass (text alone, when the Segmenter mirrors)."""
     from sat.model.sliding_window import decode_prompts
 
     if has_text and prompts is None and seg.mirrors:
@@ -188,8 +189,7 @@ def _no_clicks(seg, cache, concepts: list[str], prompts: Prompts | None, has_tex
         probs = seg._decode(views, concepts).amax(0)
     else:
         probs = decode_prompts(seg.net, cache, concepts, device=seg.device, prompts=prompts).amax(0)
-    cut, fraction = _cut(seg, concepts, has_text)
-    return keep_components(probs[None], {0: fraction}, cut)[0] if fraction else probs
+    return probs  # the component rule comes after the restore, on the input grid (see refine)
 
 
 def _before_clicks(seg, cache, concepts: list[str], box, volume, pre, space: str, has_text: bool,
@@ -350,10 +350,12 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     if clicked:  # the clicks' signs move the whole mask's cut
         cut = click_cut(cut, probs, *click_points(prompts))
     side = concept.laterality if concept is not None else "none"
-    # without clicks, the component rule on the input grid too, as segment applies it; a clicked
-    # answer keeps every component (a positive click may add one on purpose)
+    # the component rule on the input grid, as segment applies it; a component that holds a
+    # positive click is kept whatever its size (a click may add a piece on purpose)
+    held = np.array([xyz for xyz, positive in clicks if positive], dtype=float).reshape(-1, 3)
+    keep = _world(held, volume, space) if clicked else np.zeros((0, 3))
     r = restore_prompts(probs[None], pre["affine"], volume, [side], keep_probabilities=probabilities,
-                        thresholds=[cut], fractions=[0.0 if clicked else fraction])[0]
+                        thresholds=[cut], fractions=[fraction], keep_points=[keep])[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
     if named is not None:

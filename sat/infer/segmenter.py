@@ -406,9 +406,7 @@ class Segmenter:
 
                 for p, answer in zip(answered, per_prompt):
                     if len(p.concepts) == 1:
-                        c = p.concepts[0]
-                        remember_text_answer(self, c, keep_components(answer.clone()[None], {0: fraction[c]},
-                                                                      cut[row[c]])[0])
+                        remember_text_answer(self, p.concepts[0], answer.clone())
             concepts = [self.tree.get(p.resolution.concept) for p in answered]
             workers = torch.get_num_threads() if self.device.type == "cpu" else 1
             # a grouping prompt (the max of its members) takes the lowest of its members' thresholds

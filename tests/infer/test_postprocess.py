@@ -136,6 +136,10 @@ def test_restore_applies_the_component_rule_on_the_input_grid_before_measuring()
     assert largest.stats["volume_ml"] == pytest.approx(largest.mask.sum() / 1000.0)
     # on the model grid the two blobs are two components: the largest alone would drop one
     assert keep_components(prob.clone()[None], {0: 1.0}, 0.5)[0][8, 3, 3] == 0
+    # a kept point (a positive click) keeps its component, whatever its size
+    island = tuple(float(v) for v in (shifted @ np.array([26, 26, 26, 1.0]))[:3])
+    clicked = restore_prompt(prob, src, vol, fraction=1.0, keep_points=[island])
+    assert clicked.mask[26, 26, 26] and clicked.mask.sum() == plain.mask.sum()
     # the rule is part of restore_prompts' per-channel key: one channel with, one without
     both = restore_prompts(torch.stack([prob, prob]), src, vol, ["none", "none"], answers=["a", "a"],
                            fractions=[1.0, 0.0])
