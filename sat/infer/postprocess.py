@@ -28,9 +28,11 @@ _FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity, like MONAI's default
 MAJOR_FRACTION = 0.3  # "major components": every component at least this share of the largest one
 
 
-def major_components(mask: np.ndarray, fraction: float = 1.0) -> np.ndarray:
+def major_components(mask: np.ndarray, fraction: float = 1.0, keep: np.ndarray | None = None) -> np.ndarray:
     """(x, y, z) bool -> the same mask with only its 26-connected components of at least ``fraction``
     times the largest one's size: 1 keeps the largest alone (ties: lowest label), 0 keeps every one.
+    ``keep``: (N, 3) voxel indices whose components stay whatever their size (positive clicks;
+    indices outside the mask are ignored).
 
     A tube the network predicts with a gap (a spinal cord interrupted at one level) falls into two
     large pieces; keeping the largest alone drops the other, while islands of a few voxels far
@@ -49,10 +51,13 @@ def major_components(mask: np.ndarray, fraction: float = 1.0) -> np.ndarray:
         return mask
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    keep = labels == int(sizes.argmax()) if fraction >= 1.0 else \
-        np.isin(labels, np.nonzero(sizes >= fraction * sizes.max())[0])
+    ids = [int(sizes.argmax())] if fraction >= 1.0 else list(np.nonzero(sizes >= fraction * sizes.max())[0])
+    if keep is not None and len(keep):
+        at = np.asarray(keep, dtype=int).reshape(-1, 3) - np.asarray(start)
+        at = at[np.all((at >= 0) & (at < np.asarray(labels.shape)), axis=1)]
+        ids += [int(i) for i in labels[tuple(at.T)] if i]
     out = np.zeros_like(mask)
-    out[box] = keep
+    out[box] = np.isin(labels, ids)
     return out
 
 

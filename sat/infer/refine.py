@@ -353,9 +353,9 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     # the component rule on the input grid, as segment applies it; a component that holds a
     # positive click is kept whatever its size (a click may add a piece on purpose)
     held = np.array([xyz for xyz, positive in clicks if positive], dtype=float).reshape(-1, 3)
-    keep = _world(held, volume, space) if clicked else np.zeros((0, 3))
+    keep = np.rint(_to_voxels(_world(held, volume, space), volume.affine)).astype(int) if clicked else []
     r = restore_prompts(probs[None], pre["affine"], volume, [side], keep_probabilities=probabilities,
-                        thresholds=[cut], fractions=[fraction], keep_points=[keep])[0]
+                        thresholds=[cut], fractions=[fraction], keep_voxels=[keep])[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
     if named is not None:

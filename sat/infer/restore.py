@@ -82,7 +82,7 @@ def _box(lo: np.ndarray, hi: np.ndarray, src_affine: np.ndarray, volume: Volume
 def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *,
                    laterality: str = "none", keep_probabilities: bool = False,
                    threshold: float = 0.5, slab: int | None = None, fraction: float = 0.0,
-                   keep_points=()) -> Restored:
+                   keep_voxels=()) -> Restored:
     """Resample one probability map onto ``volume``'s grid, threshold it and measure it.
 
     Args:
@@ -99,8 +99,8 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
             on the 4 x 4 x 3 mm model grid a spinal cord thinner than two voxels breaks where the
             input grid keeps it whole (validation spinal cord of three full runs: 0.694-0.696 applied
             there, 0.701-0.702 here; docs/training.md).
-        keep_points: world (RAS mm) points whose components the rule keeps whatever their size
-            (positive refinement clicks).
+        keep_voxels: (N, 3) voxel indices of the input grid whose components the rule keeps
+            whatever their size (positive refinement clicks).
 
     Returns:
         A :class:`Restored` with the mask, the optional probabilities and the statistics.
@@ -154,9 +154,7 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
         from sat.infer.postprocess import major_components
 
         found = mask[region].copy()
-        kept = major_components(found, fraction)
-        if len(keep_points):  # components holding a kept point stay
-            kept |= _components_at(found, keep_points, volume.affine, (i0, j0, k0))
+        kept = major_components(found, fraction, np.asarray(keep_voxels, dtype=int).reshape(-1, 3) - start)
         mask[region] = kept
         held[found & ~kept] = 0  # a view of out_prob when probabilities are kept
         for x0 in range(0, dst_shape[0], slab):
@@ -166,28 +164,15 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
     return Restored(mask, out_prob, acc.result())
 
 
-def _components_at(mask: np.ndarray, points, affine: np.ndarray, start) -> np.ndarray:
-    """The 26-connected components of (x, y, z) ``mask`` (a box of the input grid starting at voxel
-    ``start``) that hold any of the world ``points`` (N, 3)."""
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    ijk = np.rint(np.c_[np.asarray(points, float).reshape(-1, 3), np.ones(len(points))] @ np.linalg.inv(affine).T)
-    ijk = ijk[:, :3].astype(int) - np.asarray(start)
-    inside = np.all((ijk >= 0) & (ijk < np.asarray(mask.shape)), axis=1)
-    hit = {int(labels[tuple(v)]) for v in ijk[inside]} - {0}
-    return np.isin(labels, sorted(hit)) if hit else np.zeros_like(mask)
-
-
 def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
                     lateralities: list[str], *, keep_probabilities: bool = False,
                     workers: int = 1, thresholds: list[float] | None = None,
                     answers: list | None = None, fractions: list[float] | None = None,
-                    keep_points: list | None = None) -> list[Restored]:
+                    keep_voxels: list | None = None) -> list[Restored]:
     """:func:`restore_prompt` for each channel of ``probs`` (Q, x, y, z); ``thresholds`` (Q,)
     gives each channel its own foreground threshold (default 0.5 for all), ``fractions`` (Q,) its
-    component rule on the input grid (default 0: every component), ``keep_points`` (Q,) the world
-    points whose components each keeps (see :func:`restore_prompt`).
+    component rule on the input grid (default 0: every component), ``keep_voxels`` (Q,) the input
+    voxels whose components each keeps (see :func:`restore_prompt`).
 
     ``answers`` (Q,), optional: what each channel is the answer of (e.g. the concept ids behind a
     prompt). Channels with the same answer, side and threshold hold the same probabilities, so the
@@ -199,7 +184,7 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
     """
     cuts = [0.5] * len(lateralities) if thresholds is None else [float(t) for t in thresholds]
     parts = [0.0] * len(lateralities) if fractions is None else [float(f) for f in fractions]
-    kept = [()] * len(lateralities) if keep_points is None else [tuple(map(tuple, k)) for k in keep_points]
+    kept = [()] * len(lateralities) if keep_voxels is None else [tuple(map(tuple, k)) for k in keep_voxels]
     keys = [(q if answers is None else answers[q], lateralities[q], cuts[q], parts[q], kept[q])
             for q in range(len(lateralities))]
     first: dict = {}  # key -> the first channel with it, the one restored
@@ -210,7 +195,7 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
     def one(q: int) -> Restored:
         return restore_prompt(probs[q], src_affine, volume, laterality=lateralities[q],
                               keep_probabilities=keep_probabilities, threshold=cuts[q], fraction=parts[q],
-                              keep_points=kept[q])
+                              keep_voxels=kept[q])
 
     if workers <= 1 or len(todo) <= 1:
         done = dict(zip(todo, map(one, todo)))

@@ -25,6 +25,9 @@ def test_major_components_keep_a_broken_tube_and_drop_islands():
     kept = major_components(mask, 0.3)
     assert kept.sum() == 128 and not kept[0, 0, 38]
     assert major_components(mask, 1.0).sum() == 80 and major_components(mask, 0.0).sum() == 129
+    # a kept voxel keeps its component whatever its size; one outside the mask or grid changes nothing
+    assert major_components(mask, 0.3, keep=np.array([[0, 0, 38]])).sum() == 129
+    assert major_components(mask, 1.0, keep=np.array([[5, 5, 25], [9, 9, 99], [1, 1, 1]])).sum() == 128
     with pytest.raises(ValueError, match="1.5"):
         major_components(mask, 1.5)
 
@@ -137,8 +140,7 @@ def test_restore_applies_the_component_rule_on_the_input_grid_before_measuring()
     # on the model grid the two blobs are two components: the largest alone would drop one
     assert keep_components(prob.clone()[None], {0: 1.0}, 0.5)[0][8, 3, 3] == 0
     # a kept point (a positive click) keeps its component, whatever its size
-    island = tuple(float(v) for v in (shifted @ np.array([26, 26, 26, 1.0]))[:3])
-    clicked = restore_prompt(prob, src, vol, fraction=1.0, keep_points=[island])
+    clicked = restore_prompt(prob, src, vol, fraction=1.0, keep_voxels=[(26, 26, 26)])
     assert clicked.mask[26, 26, 26] and clicked.mask.sum() == plain.mask.sum()
     # the rule is part of restore_prompts' per-channel key: one channel with, one without
     both = restore_prompts(torch.stack([prob, prob]), src, vol, ["none", "none"], answers=["a", "a"],
