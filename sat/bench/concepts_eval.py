@@ -54,6 +54,7 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
     resolver = build_resolver(train_view(tree, parts, split.seed), spec, threshold=-1.0)
     cal = calibrate(tree, spec, split, resolver)
     t = cal["threshold"]
+    resolver.threshold = t  # scored as deployed: agreement and the unsided stage read it
     queries = held_out_queries(tree, parts, "eval", split)
     texts = [q.text for q in queries]
     index = {cid: i for i, cid in enumerate(tree.concepts)}

@@ -37,6 +37,11 @@ _LATIN_NOUNS = {
     "plexus": "plexus", "ganglion": "ganglion", "radix": "root", "radices": "roots", "basis": "base",
     "sinus": "sinus", "fossa": "fossa", "bulbus": "bulb", "cornu": "horn", "lamina": "lamina",
     "fasciculus": "bundle", "lymphonodus": "lymph node", "lymphonodi": "lymph nodes", "oris": "mouth",
+    "articulatio": "joint", "articulationes": "joints", "facies": "surface", "epicondylus": "epicondyle",
+    "condylus": "condyle", "tuberculum": "tubercle", "tubercula": "tubercles", "tuberositas": "tuberosity",
+    "ligamentum": "ligament", "ligamenta": "ligaments", "tendo": "tendon", "orificium": "orifice",
+    "ostium": "opening", "margo": "margin", "crista": "crest", "incisura": "notch", "spina": "spine",
+    "fissura": "fissure", "cornua": "horns", "corpora": "bodies",
 }
 _LATIN_ADJECTIVES = {
     "dexter": "right", "dextra": "right", "dextrum": "right", "dextri": "right", "dextrae": "right",
@@ -78,6 +83,12 @@ _LATIN_ADJECTIVES = {
     "durae": "dura", "matris": "mater", "oesophagi": "oesophagus", "esophagi": "esophagus",
     "duodeni": "duodenum", "pancreatis": "pancreas", "cerebellaris": "cerebellar",
     "lymphaticus": "lymphatic", "lymphatica": "lymphatic", "lymphoidei": "lymph",
+    "majus": "greater", "majora": "greater", "minus": "lesser", "minora": "lesser", "humeri": "humerus", "ulnae": "ulna", "radii": "radius", "tibiae": "tibia",
+    "fibulae": "fibula", "scapulae": "scapula", "claviculae": "clavicle", "sterni": "sternum",
+    "cranii": "skull", "mandibulae": "mandible", "maxillae": "maxilla", "prostatae": "prostate",
+    "ureteris": "ureter", "urethrae": "urethra", "tracheae": "trachea", "laryngis": "larynx",
+    "pharyngis": "pharynx", "linguae": "tongue", "aortae": "aorta", "metacarpi": "metacarpal",
+    "metatarsi": "metatarsal", "calcanei": "calcaneus",
 }
 # Abbreviations of radiotherapy structure names (TG-263 style) and common clinical shorthand.
 _ABBREVIATIONS = {
@@ -130,6 +141,40 @@ LATIN_ENDINGS: tuple[tuple[str, str], ...] = (
     ("us", ""), ("um", ""), ("ae", ""), ("is", ""), ("es", ""), ("a", ""), ("i", ""),
     ("us", "e"), ("um", "e"), ("ae", "e"), ("is", "e"), ("a", "e"), ("i", "e"),
 )
+# Finger and toe names as digit numbers (hand and foot digits counted from the thumb / big toe),
+# the phalanx parts as epiphyses; applied in order to lower-case words.
+_NTH = r"(first|second|third|fourth|fifth|1st|2nd|3rd|4th|5th|[1-5])"
+_NUMBER = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "1st": "1", "2nd": "2",
+           "3rd": "3", "4th": "4", "5th": "5"}
+
+
+def _nth(limb: str):
+    return lambda m: f"{limb} digit {_NUMBER.get(m.group(1), m.group(1))}"
+
+
+_DIGIT_PHRASES: tuple[tuple[re.Pattern, object], ...] = (
+    (re.compile(r"\bthumb\b"), "manual digit 1"),
+    (re.compile(r"\bindex finger\b"), "manual digit 2"),
+    (re.compile(r"\bmiddle finger\b"), "manual digit 3"),
+    (re.compile(r"\bring finger\b"), "manual digit 4"),
+    (re.compile(r"\b(?:little|small|fifth) finger\b|\bpinky\b"), "manual digit 5"),
+    (re.compile(r"\b(?:big|great) toe\b|\bhallux\b"), "pedal digit 1"),
+    (re.compile(r"\b(?:little|small) toe\b"), "pedal digit 5"),
+    (re.compile(rf"\b{_NTH} (?:finger|digit of (?:the )?hand|hand digit)\b"), _nth("manual")),
+    (re.compile(rf"\b{_NTH} (?:toe|digit of (?:the )?foot|foot digit)\b"), _nth("pedal")),
+    (re.compile(r"\b(?:finger|hand digit|forelimb digit|fore limb digit)\b"), "manual digit"),
+    (re.compile(r"\b(?:toe|foot digit|hindlimb digit|hind limb digit)\b"), "pedal digit"),
+    (re.compile(r"\bintermediate phalanx\b"), "middle phalanx"),
+    (re.compile(r"\b(?:base|basal epiphysis) of (?:the )?((?:\w+ )?phalanx)\b"), r"proximal epiphysis of \1"),
+    (re.compile(r"\bhead of (?:the )?((?:\w+ )?phalanx)\b"), r"distal epiphysis of \1"),
+)
+# Spinal level codes: C cervical, T / Th / D (dorsal) thoracic, L lumbar, S sacral.
+_SPINE_CODE = re.compile(r"(c|th|t|d|l|s)(\d{1,2})")
+_SPINE_REGIONS = {"c": "cervical", "t": "thoracic", "th": "thoracic", "d": "thoracic", "l": "lumbar",
+                  "s": "sacral"}
+_LEVEL_VERTEBRA = frozenset(("", "vertebra", "vertebral body", "body", "level", "vertebral level"))
+_LEVEL_SEGMENT = frozenset(("segment", "cord segment", "spinal cord segment", "spinal segment",
+                            "cord level", "spinal cord level"))
 _CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])")
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -164,10 +209,47 @@ def english(text: str) -> str:
     return " ".join(out)
 
 
+def digit_reading(text: str) -> str | None:
+    """Fingers and toes named as the tree names them, when that changes the words.
+
+    "base of proximal phalanx of index finger" -> "proximal epiphysis of proximal phalanx of
+    manual digit 2"; "3rd toe intermediate phalanx" -> "pedal digit 3 middle phalanx";
+    "foot digit 4" -> "pedal digit 4". Hand and foot digits are numbered from the thumb / big toe.
+    """
+    plain = " ".join(words(text))
+    out = plain
+    for pattern, repl in _DIGIT_PHRASES:
+        out = pattern.sub(repl, out)
+    return out if out != plain else None
+
+
+def spine_level(ws: list[str]) -> str | None:
+    """A spinal level code standing for its vertebra or cord segment, spelled out.
+
+    "C5", "Th12", "D6" (dorsal), "L4 vertebra", "S2 level" -> "cervical vertebra 5", ...;
+    "L1 segment", "T4 cord segment" -> "1 lumbar spinal cord segment". Only a code alone or
+    with these nouns: "C5-C6 disc" and "right S1" (a lung segment) are left alone.
+    """
+    code = _SPINE_CODE.fullmatch(ws[0]) if ws else None
+    if code is None:
+        return None
+    region, rest = _SPINE_REGIONS[code.group(1)], " ".join(ws[1:])
+    if rest in _LEVEL_VERTEBRA:
+        return f"{region} vertebra {code.group(2)}"
+    if rest in _LEVEL_SEGMENT:
+        return f"{code.group(2)} {region} spinal cord segment"
+    return None
+
+
 def english_reading(text: str, max_words: int = 6) -> str | None:
-    """:func:`english` of a term of at most ``max_words`` words when it changes a word or the
+    """:func:`spine_level`, :func:`digit_reading` (up to twice ``max_words`` words) or
+    :func:`english` of a term of at most ``max_words`` words, when it changes a word or the
     order, else ``None`` (sentences are left as written)."""
-    if len(words(text)) > max_words:
+    ws = words(text)
+    level = spine_level(ws) or (digit_reading(text) if len(ws) <= 2 * max_words else None)
+    if level:
+        return level
+    if len(ws) > max_words:
         return None
     plain = english(text)
     return plain if plain and plain != " ".join(words(text)) else None

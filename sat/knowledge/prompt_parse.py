@@ -103,6 +103,9 @@ _FILLER = frozenset((
     "sequence axial coronal sagittal view structure structures seen visible shown depicted").split())
 # Filler that is a verb only when it leads: "segment the liver" but "posterior liver segment".
 _LEADING_ONLY = frozenset(("segment",))
+# Nouns a roman numeral follows ("digit I", "nerve I", "segment I"): a trailing "i" is then a number.
+_NUMBERED_NOUNS = frozenset(("digit", "nerve", "segment", "rib", "ray", "lamina", "metacarpal", "metatarsal",
+                             "toe", "finger", "phalanx", "ventricle", "lobule", "layer", "zone", "level"))
 # Filler only when it trails other words: "liver region" is the liver.
 _TRAILING_ONLY = frozenset(("region", "area"))
 # Generic nouns after an organ word: "splenic tissue", "hepatic structure" name the organ.
@@ -248,6 +251,8 @@ def _strip_filler(words: list[str]) -> tuple[int, int]:
     while start < end and words[start].strip("?!.,;:'\"()") in _FILLER:
         start += 1
     while end - start > 1 and words[end - 1].strip("?!.,;:'\"()") in (_FILLER - _LEADING_ONLY) | _TRAILING_ONLY:
+        if words[end - 1].strip("?!.,;:'\"()") == "i" and words[end - 2] in _NUMBERED_NOUNS:
+            break  # "manual digit I", "cranial nerve I": the numeral one, not the pronoun
         end -= 1
     return start, end
 

@@ -49,7 +49,7 @@ from sat.knowledge.agreement import agreeing_first, agreement_keys, concept_keys
 from sat.knowledge.lexicon import LexicalIndex
 from sat.knowledge.prompt_parse import parse_prompt
 from sat.knowledge.resolver_stages import (MAX_PROMPT_CHARS, MAX_SUGGESTIONS, EmbeddingQuery,
-                                           embedding_query, enforce_laterality, first_lexical,
+                                           embedding_query, enforce_laterality, first_lexical, unsided,
                                            lookup, narrowed, refusal, screen)
 from sat.knowledge.thesaurus import Thesaurus
 from sat.knowledge.tree import KnowledgeTree
@@ -221,7 +221,11 @@ class Resolver:
             ranked = agreeing_first([(self._concepts[c], x) for x, c in zip(v, j)], q.keys,
                                     self._keys, self.tree, self.threshold)  # 8. agreement
             best_id, best = ranked[0]
-            if best >= self.threshold:  # 9. threshold
+            if res.laterality is None:  # 9. unsided: a prompt with no side names both sides
+                both = unsided(self.tree, best_id, res.text, lambda c: float(row[self._index[c]]),
+                               self.threshold)
+                best_id, best = both, float(row[self._index[both]]) if both != best_id else best
+            if best >= self.threshold:  # 10. threshold
                 self._accept(res, best_id, best, "embedding")
             else:
                 res.score = round(best, 4)
@@ -236,7 +240,7 @@ class Resolver:
         return torch.from_numpy(np.maximum.reduceat(per_text.numpy(), starts, axis=0))
 
     def _accept(self, res: Resolution, cid: str, score: float, method: str) -> Resolution:
-        cid = enforce_laterality(self.tree, cid, res.laterality)  # 10. laterality
+        cid = enforce_laterality(self.tree, cid, res.laterality)  # 11. laterality
         res.concept, res.name = cid, self.tree.get(cid).name
         res.score, res.method = round(score, 4), method
         return res

@@ -15,9 +15,11 @@
 7. ``narrow`` (:func:`narrowed`): with allowed candidates, the most similar of them wins.
 8. ``agreement`` (:func:`sat.knowledge.agreement.agreeing_first`): otherwise the best candidate
    above the threshold naming the prompt's codes, numbers and direction words comes first.
-9. ``threshold``: the first candidate is accepted at or above the threshold, else
+9. ``unsided`` (:func:`unsided`): a prompt that names no side and no side code gets the
+   concept holding both sides rather than one side of it, when that concept reaches the threshold.
+10. ``threshold``: the first candidate is accepted at or above the threshold, else
    :func:`refusal` gives the reason and suggestions.
-10. ``laterality`` (:func:`enforce_laterality`): the side written in the text always wins, for
+11. ``laterality`` (:func:`enforce_laterality`): the side written in the text always wins, for
     every accepted concept, lexical or embedded.
 
 A lexical stage takes a :class:`Lookup` and a :class:`StageContext` (the tree, its
@@ -26,6 +28,7 @@ A lexical stage takes a :class:`Lookup` and a :class:`StageContext` (the tree, i
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,6 +59,9 @@ PLACEHOLDERS = frozenset({
 # internus", "sacrum bone"): the ``kind`` stage drops them when the rest names a concept of that kind.
 KIND_WORDS = {"muscle": "muscle", "musculus": "muscle", "musculi": "muscle", "bone": "bone", "os": "bone",
               "ossis": "bone", "ossa": "bone", "gland": "gland", "glandula": "gland", "glandulae": "gland"}
+
+# A code that may carry a side: L or R with digits or capitals ("L1 rib", "R8", "RUL", "LMB").
+SIDE_CODE = re.compile(r"(?<![A-Za-z])[LR](?:\d{1,2}|[A-Z]{1,3})(?![a-z])")
 
 Hit = tuple[str, str]  # (concept id, method: exact | lexical | thesaurus)
 
@@ -284,6 +290,24 @@ def refusal(ranked: list[tuple[str, float]], threshold: float, tree: KnowledgeTr
     reason = f"no concept is close enough (best {best:.2f} < threshold {threshold:.2f})"
     return reason, [{"concept": cid, "name": tree.get(cid).name, "score": round(s, 3)}
                     for cid, s in ranked[:MAX_SUGGESTIONS]]
+
+
+def unsided(tree: KnowledgeTree, cid: str, raw: str, score_of: Callable[[str], float],
+            threshold: float) -> str:
+    """The bilateral concept instead of one side of it, for a prompt that names no side.
+
+    "triceps" or "submandibular gland" names the structure on both sides; the nearest term may
+    still be one side's ("right triceps"), because the sides carry more terms than the pair.
+    ``cid`` (the embedding stage's best concept) moves to the parent holding both sides
+    (:func:`enforce_laterality` with ``"both"``) when that parent's own score ``score_of(parent)``
+    reaches ``threshold``. A side code in the text (:data:`SIDE_CODE`: "L1 rib", "RUL", "LMB")
+    keeps the side.
+    """
+    c = tree.get(cid)
+    if c.laterality not in ("left", "right") or not c.mirror or SIDE_CODE.search(raw):
+        return cid
+    parent = enforce_laterality(tree, cid, "both")
+    return parent if parent != cid and score_of(parent) >= threshold else cid
 
 
 def enforce_laterality(tree: KnowledgeTree, cid: str, side: str | None) -> str:

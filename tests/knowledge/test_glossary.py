@@ -120,3 +120,46 @@ def test_latin_endings_read_into_the_vocabulary_only():
     assert latin_endings(["canalis", "analis"], vocab) == ["canal", "anal"]
     assert latin_endings(["colon", "valve"], vocab) is None  # nothing to read
     assert latin_endings(["valva", "qwertyus"], vocab) is None  # an ending that reads into no known word
+
+
+@pytest.mark.parametrize("text, reading", [
+    ("C5", "cervical vertebra 5"), ("D6", "thoracic vertebra 6"), ("Th12", "thoracic vertebra 12"),
+    ("L4 vertebra", "lumbar vertebra 4"), ("S2 level", "sacral vertebra 2"),
+    ("L1 segment", "1 lumbar spinal cord segment"), ("T4 spinal cord segment", "4 thoracic spinal cord segment"),
+    ("C5-C6 disc", None), ("right S1", None), ("C5 nerve root", None), ("cervical", None),
+])
+def test_spine_level_codes_are_spelled_out(text, reading):
+    from sat.knowledge.glossary import spine_level, words
+
+    assert spine_level(words(text)) == reading
+
+
+@pytest.mark.parametrize("text, reading", [
+    ("base of proximal phalanx of thumb", "proximal epiphysis of proximal phalanx of manual digit 1"),
+    ("3rd toe intermediate phalanx", "pedal digit 3 middle phalanx"),
+    ("head of distal phalanx of fourth toe", "distal epiphysis of distal phalanx of pedal digit 4"),
+    ("basal epiphysis of phalanx of little finger", "proximal epiphysis of phalanx of manual digit 5"),
+    ("base of phalanx of fourth digit of hand", "proximal epiphysis of phalanx of manual digit 4"),
+    ("big toe", "pedal digit 1"), ("foot digit 2", "pedal digit 2"), ("liver", None),
+])
+def test_fingers_and_toes_read_as_numbered_digits(text, reading):
+    from sat.knowledge.glossary import digit_reading
+
+    assert digit_reading(text) == reading
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("facies anterior prostatae", "prostate anterior surface"), ("tuberculum majus", "greater tubercle"),
+    ("epicondylus medialis humeri", "humerus medial epicondyle"), ("orificium ureteris", "ureter orifice"),
+    ("teres major", "teres major"),  # English names keep their words
+])
+def test_more_latin_nouns_and_genitives(text, plain):
+    assert english(text) == plain
+
+
+def test_long_finger_names_still_get_a_reading():
+    from sat.knowledge.glossary import english_reading
+
+    text = "basal epiphysis of proximal phalanx of middle finger"  # 8 words: no English reading
+    assert english_reading(text) == "proximal epiphysis of proximal phalanx of manual digit 3"
+    assert english_reading("the cortex of the left kidney is thin here today") is None

@@ -115,3 +115,12 @@ def test_qualifiers_keep_modality_and_side():
                                   "pancreas, in the whole body region, on contrast-enhanced CT"])
 def test_region_setting_before_a_cut_modality(text):
     assert parse_prompt(text).anatomy == "pancreas"
+
+
+@pytest.mark.parametrize("text, anatomy", [
+    ("metacarpophalangeal joint of manual digit I", "metacarpophalangeal joint of manual digit i"),
+    ("where is cranial nerve I?", "cranial nerve i"),
+    ("segment the liver I", "liver"),  # a trailing pronoun is still filler
+])
+def test_a_trailing_roman_one_after_a_numbered_noun_is_anatomy(text, anatomy):
+    assert parse_prompt(text).anatomy == anatomy

@@ -271,3 +271,38 @@ def test_spelling_stage_leaves_english_words_alone():
     q = _lookup("truck", ctx)  # one edit from "trunk", but English
     assert stages.by_spelling(q, ctx) is None
 
+
+
+def _resolver_scoring(scores: dict[str, float], threshold: float = 0.5):
+    """A resolver whose encoder scores every text with ``scores`` per concept (others 0)."""
+    torch = pytest.importorskip("torch")
+    from sat.knowledge.resolver import Resolver
+
+    ids = list(TREE.concepts)
+    emb = torch.eye(len(ids))
+    row = torch.tensor([scores.get(c, 0.0) for c in ids])
+    return Resolver(TREE, ids, emb, lambda texts: row.expand(len(texts), -1), threshold)
+
+
+def test_a_prompt_without_a_side_gets_the_concept_holding_both_sides():
+    # one side's terms may sit nearest ("right kidney" for "bean organ"), but no side was asked for
+    r = _resolver_scoring({"kidney_right": 0.9, "kidney_left": 0.8, "kidneys": 0.7})
+    res = r.resolve("bean organ")
+    assert (res.concept, res.score, res.method) == ("kidneys", 0.7, "embedding")
+    assert r.resolve("bean organ, left").concept == "kidney_left"  # a written side wins
+    assert r.resolve("R bean organ").concept == "kidney_right"  # so does a side code
+    assert r.resolve("bean organ both sides").concept == "kidneys"
+
+
+def test_the_side_stays_when_the_pair_is_not_close_enough():
+    r = _resolver_scoring({"kidney_right": 0.9, "kidneys": 0.4})
+    assert r.resolve("bean organ").concept == "kidney_right"
+
+
+@pytest.mark.parametrize("text,cid", [
+    ("bean organ", "kidneys"), ("L1 rib", "kidney_right"), ("RUL", "kidney_right"), ("LMB", "kidney_right"),
+    ("R8", "kidney_right"), ("liver", "liver"),
+])
+def test_unsided_keeps_a_side_code(text, cid):
+    best = "liver" if text == "liver" else "kidney_right"
+    assert stages.unsided(TREE, best, text, lambda c: 0.8, 0.5) == cid
