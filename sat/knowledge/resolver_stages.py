@@ -262,11 +262,13 @@ def rewritten(anatomy: str, thesaurus: Thesaurus, lexicon: LexicalIndex) -> tupl
 
 # ---------------------------------------------------------------- after the lexical stages
 def embedding_query(q: Lookup) -> EmbeddingQuery:
-    """What to embed for a prompt no lexical stage decided: its anatomy, English reading and core;
+    """What to embed for a prompt no lexical stage decided: its anatomy, English reading and core
+    (and, for a sentence longer than :data:`MAX_AGREEMENT_WORDS` words, the whole text);
     the initials' candidates, else the thesaurus rewrites' ones; the agreement keys of a name
     (not of a sentence longer than :data:`MAX_AGREEMENT_WORDS` words)."""
     p = q.p
-    readings = tuple(dict.fromkeys(r for r in (p.anatomy, q.plain, p.core) if r))
+    sentence = len(q.words) > MAX_AGREEMENT_WORDS  # a description: the parse may cut its content
+    readings = tuple(dict.fromkeys(r for r in (p.anatomy, q.plain, p.core, q.raw if sentence else "") if r))
     method, candidates = "lexical", q.candidates
     if not candidates and q.rewrites:
         candidates, method = q.rewrites, "thesaurus"

@@ -135,6 +135,9 @@ def test_embedding_query_readings_and_agreement_keys():
     # a sentence is not a name: no agreement asked of it
     long = embedding_query(_lookup("the small thing near the front of the big round organ in the belly"))
     assert long.keys == (frozenset(), frozenset())
+    # and the whole sentence is embedded too, since the parse may cut its content
+    text = "The lower, narrowing part of the stomach leading to the pyloric canal in the abdomen."
+    assert embedding_query(_lookup(text)).readings[-1] == text
 
 
 def test_narrowed_takes_the_most_similar_allowed_candidate_first_on_ties():
