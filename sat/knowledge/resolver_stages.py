@@ -131,10 +131,18 @@ def screen(raw: str, p: ParsedPrompt) -> str:
 
 
 def lookup(raw: str, p: ParsedPrompt, lexicon: LexicalIndex) -> Lookup:
-    """The shared keys of a screened prompt: its anatomy's words, English reading and initials."""
+    """The shared keys of a screened prompt: its anatomy's words, English reading and initials
+    (of the anatomy, or of its one word beside a side word: "right IIA")."""
     key = abbreviation_key(raw, p.anatomy)
-    return Lookup(raw, p, tokens(p.anatomy), english_reading(p.anatomy), key,
-                  lexicon.initials_candidates(key) if key else ())
+    candidates = lexicon.initials_candidates(key) if key else ()
+    if key is None and p.laterality in ("left", "right"):  # "right IIA": concepts with that side
+        rest = [w for w in p.anatomy.split() if canonical_token(w) not in ("left", "right")]
+        key = abbreviation_key(raw, rest[0]) if len(rest) == 1 else None
+        candidates = tuple(c for c in (lexicon.initials_candidates(key) if key else ())
+                           if lexicon.tree.get(enforce_laterality(lexicon.tree, c, p.laterality)).laterality
+                           == p.laterality)
+        key = key if candidates else None
+    return Lookup(raw, p, tokens(p.anatomy), english_reading(p.anatomy), key, candidates)
 
 
 # ---------------------------------------------------------------- lexical stages

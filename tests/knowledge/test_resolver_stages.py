@@ -309,3 +309,22 @@ def test_the_side_stays_when_the_pair_is_not_close_enough():
 def test_unsided_keeps_a_side_code(text, cid):
     best = "liver" if text == "liver" else "kidney_right"
     assert stages.unsided(TREE, best, text, lambda c: 0.8, 0.5) == cid
+
+
+SIDED_TREE = KnowledgeTree([
+    _c("internal_iliac_arteries", "internal iliac arteries", "group", synonyms=("internal iliac artery",)),
+    _c("internal_iliac_artery_left", "left internal iliac artery", "vessel", is_a=("internal_iliac_arteries",),
+       laterality="left", mirror="internal_iliac_artery_right"),
+    _c("internal_iliac_artery_right", "right internal iliac artery", "vessel", is_a=("internal_iliac_arteries",),
+       laterality="right", mirror="internal_iliac_artery_left"),
+    _c("inferior_vena_cava", "inferior vena cava", "vessel"),
+])
+
+
+def test_initials_beside_a_side_word_name_that_side():
+    ctx = LexicalContext.for_tree(SIDED_TREE)
+    q = lookup("right IIA", parse_prompt("right IIA"), ctx.lexicon)
+    assert (q.key, q.candidates) == ("iia", ("internal_iliac_arteries",))
+    # a concept without that side is no candidate: "left IVC" stays free text
+    q = lookup("left IVC", parse_prompt("left IVC"), ctx.lexicon)
+    assert (q.key, q.candidates) == (None, ())
