@@ -7,7 +7,7 @@
    missing value ("N/A", "none", "TBD"), are refused.
 3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
 4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
-   decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``, ``initials``, ``sided``,
+   decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``, ``noun``, ``initials``, ``sided``,
    ``thesaurus``, ``latin``, ``spelling``.
 5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
    abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
@@ -62,6 +62,10 @@ KIND_WORDS = {"muscle": "muscle", "musculus": "muscle", "musculi": "muscle", "bo
 
 # A code that may carry a side: L or R with digits or capitals ("L1 rib", "R8", "RUL", "LMB").
 SIDE_CODE = re.compile(r"(?<![A-Za-z])[LR](?:\d{1,2}|[A-Z]{1,3})(?![a-z])")
+
+# Head nouns a one-word name may leave out (the ``noun`` stage).
+HEAD_NOUNS = ("muscle", "bone", "vein", "artery", "nerve", "joint", "gland", "ligament", "cartilage",
+              "sinus", "lobe", "duct")
 
 Hit = tuple[str, str]  # (concept id, method: exact | lexical | thesaurus)
 
@@ -191,6 +195,15 @@ def by_kind(q: Lookup, ctx: StageContext) -> Hit | None:
     return (cid, "lexical") if cid and ctx.tree.get(cid).kind in kinds else None
 
 
+def by_head_noun(q: Lookup, ctx: StageContext) -> Hit | None:
+    """A one-word name that leaves out its head noun ("azygos" = azygos vein, "nasalis" = nasalis
+    muscle), when exactly one of :data:`HEAD_NOUNS` completes it to a term."""
+    if len(q.words) != 1:
+        return None
+    found = {cid for noun in HEAD_NOUNS if (cid := ctx.lexicon.match_words([q.words[0], noun]))}
+    return (found.pop(), "lexical") if len(found) == 1 else None
+
+
 def by_initials(q: Lookup, ctx: StageContext) -> Hit | None:
     """An abbreviation whose initials point to exactly one concept ("GDA")."""
     return (q.candidates[0], "lexical") if len(q.candidates) == 1 else None
@@ -243,7 +256,7 @@ LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
 # The lexical stages, in order.
 LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
-    ("kind", by_kind), ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus),
+    ("kind", by_kind), ("noun", by_head_noun), ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus),
     ("latin", by_latin), ("spelling", by_spelling))
 
 

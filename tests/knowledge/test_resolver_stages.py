@@ -47,7 +47,8 @@ def _lookup(text: str, ctx: LexicalContext | None = None) -> stages.Lookup:
 
 def test_lexical_stages_run_in_one_documented_order():
     assert [name for name, _ in LEXICAL_STAGES] == [
-        "terms", "english", "organ", "core", "kind", "initials", "sided", "thesaurus", "latin", "spelling"]
+        "terms", "english", "organ", "core", "kind", "noun", "initials", "sided", "thesaurus", "latin",
+        "spelling"]
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -328,3 +329,20 @@ def test_initials_beside_a_side_word_name_that_side():
     # a concept without that side is no candidate: "left IVC" stays free text
     q = lookup("left IVC", parse_prompt("left IVC"), ctx.lexicon)
     assert (q.key, q.candidates) == (None, ())
+
+
+NOUN_TREE = KnowledgeTree([
+    _c("azygos_vein", "azygos vein", "vessel"),
+    _c("nasalis_muscle", "nasalis muscle", "muscle"),
+    _c("navicular_bone", "navicular bone", "bone"), _c("navicular_ligament", "navicular ligament", "substructure"),
+])
+
+
+@pytest.mark.parametrize("text,hit", [
+    ("azygos", ("azygos_vein", "lexical")), ("the nasalis", ("nasalis_muscle", "lexical")),
+    ("navicular", None),  # two head nouns complete it: not decided here
+    ("azygos arch", None),  # one word only
+])
+def test_noun_stage_completes_a_one_word_name(text, hit):
+    ctx = LexicalContext.for_tree(NOUN_TREE)
+    assert stages.by_head_noun(lookup(text, parse_prompt(text), ctx.lexicon), ctx) == hit
