@@ -42,11 +42,11 @@ DIRECTIONS = {
 
 
 # Phrases of one meaning in anatomy that WordNet does not hold (curated for this project): the
-# ends and shaft of a long bone, older vessel and airway wordings, "space" for a body cavity.
+# ends and shaft (body) of a long bone, older vessel and airway wordings, "space" for a body cavity.
 ANATOMY_PHRASES: tuple[tuple[str, ...], ...] = (
     ("lower end", "distal end", "distal extremity", "distal epiphysis"),
     ("upper end", "proximal end", "proximal extremity", "base", "proximal epiphysis"),
-    ("shaft", "diaphysis"),
+    ("shaft", "body", "diaphysis"),
     ("caval vein", "vena cava"),
     ("mainstem bronchus", "main bronchus"),
     ("space", "cavity"),

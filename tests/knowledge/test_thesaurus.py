@@ -138,7 +138,8 @@ def test_direction_and_size_words_of_the_same_meaning(text, cid):
 @pytest.mark.parametrize("text,cid", [
     ("lower end of ulna", "distal_epiphysis_of_ulna"),
     ("base of second metacarpal bone", "proximal_epiphysis_of_metacarpal_2"),
-    ("shaft of ulna", "diaphysis_of_ulna"), ("inferior caval vein", "inferior_vena_cava"),
+    ("shaft of ulna", "diaphysis_of_ulna"), ("body of ulna", "diaphysis_of_ulna"),
+    ("inferior caval vein", "inferior_vena_cava"),
     ("pelvic space", "pelvic_cavity"),
 ])
 def test_anatomy_phrases(text, cid):
