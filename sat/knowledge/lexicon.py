@@ -164,6 +164,18 @@ class LexicalIndex:
         return {k: next(iter(v)) for k, v in found.items() if len(v) == 1 and k not in self.bags}
 
     @functools.cached_property
+    def located(self) -> dict[str, str]:
+        """What a term "X of Y" names, keyed by the order-free key of X, when only one concept has
+        such a term and X is no term itself ("capitulum" -> capitulum of humerus)."""
+        found: dict[str, set[str]] = {}
+        for cid, t in self._terms():
+            ws = tokens(t)
+            ws = ws[1:] if ws[:1] == ["entire"] else ws  # SNOMED CT's "Entire body of sphenoid bone"
+            if "of" in ws[1:-1] and "_" not in t:
+                found.setdefault(bag_key(" ".join(ws[:ws.index("of")])), set()).add(cid)
+        return {k: next(iter(v)) for k, v in found.items() if len(v) == 1 and k not in self.bags}
+
+    @functools.cached_property
     def _abbreviations(self) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
         """Unambiguous acronyms, and every initials key with the concepts it may mean."""
         plain: dict[str, set[str]] = {}

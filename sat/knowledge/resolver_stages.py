@@ -7,8 +7,8 @@
    missing value ("N/A", "none", "TBD"), are refused.
 3. ``lookup`` (:func:`lookup`): the keys the lexical stages share (English reading, initials).
 4. the lexical stages of :data:`LEXICAL_STAGES`, in order; the first that names one concept
-   decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``, ``noun``, ``initials``, ``sided``,
-   ``thesaurus``, ``latin``, ``spelling``.
+   decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``, ``noun``, ``locator``, ``initials``,
+   ``sided``, ``thesaurus``, ``latin``, ``spelling``.
 5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
    abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
 6. ``embedding`` (batched over the prompts, in the resolver): best term similarity per concept.
@@ -204,6 +204,13 @@ def by_head_noun(q: Lookup, ctx: StageContext) -> Hit | None:
     return (found.pop(), "lexical") if len(found) == 1 else None
 
 
+def by_locator(q: Lookup, ctx: StageContext) -> Hit | None:
+    """A name without its "of ..." locator, when one concept alone has a term that adds one
+    ("anterior cruciate ligament" = anterior cruciate ligament of knee joint)."""
+    cid = ctx.lexicon.located.get(bag_key(q.p.anatomy)) if q.words else None
+    return (cid, "lexical") if cid else None
+
+
 def by_initials(q: Lookup, ctx: StageContext) -> Hit | None:
     """An abbreviation whose initials point to exactly one concept ("GDA")."""
     return (q.candidates[0], "lexical") if len(q.candidates) == 1 else None
@@ -256,7 +263,7 @@ LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
 # The lexical stages, in order.
 LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
-    ("kind", by_kind), ("noun", by_head_noun), ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus),
+    ("kind", by_kind), ("noun", by_head_noun), ("locator", by_locator), ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus),
     ("latin", by_latin), ("spelling", by_spelling))
 
 

@@ -47,8 +47,8 @@ def _lookup(text: str, ctx: LexicalContext | None = None) -> stages.Lookup:
 
 def test_lexical_stages_run_in_one_documented_order():
     assert [name for name, _ in LEXICAL_STAGES] == [
-        "terms", "english", "organ", "core", "kind", "noun", "initials", "sided", "thesaurus", "latin",
-        "spelling"]
+        "terms", "english", "organ", "core", "kind", "noun", "locator", "initials", "sided", "thesaurus",
+        "latin", "spelling"]
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -346,3 +346,22 @@ NOUN_TREE = KnowledgeTree([
 def test_noun_stage_completes_a_one_word_name(text, hit):
     ctx = LexicalContext.for_tree(NOUN_TREE)
     assert stages.by_head_noun(lookup(text, parse_prompt(text), ctx.lexicon), ctx) == hit
+
+
+LOCATED_TREE = KnowledgeTree([
+    _c("acl", "anterior cruciate ligament of knee joint", "substructure"),
+    _c("capitulum_of_humerus", "capitulum of humerus", "substructure"),
+    _c("head_of_femur", "head of femur", "substructure"), _c("head_of_radius", "head of radius", "substructure"),
+    _c("body_of_sphenoid", "body of sphenoid", "substructure", synonyms=("Entire body of sphenoid bone",)),
+    _c("body_of_stomach", "body of stomach", "substructure"),
+])
+
+
+@pytest.mark.parametrize("text,hit", [
+    ("anterior cruciate ligament", ("acl", "lexical")), ("capitulum", ("capitulum_of_humerus", "lexical")),
+    ("head", None),  # two concepts locate a head
+    ("entire body", None),  # SNOMED CT's "Entire ..." names no part
+])
+def test_locator_stage_adds_the_one_of_phrase_a_term_has(text, hit):
+    ctx = LexicalContext.for_tree(LOCATED_TREE)
+    assert stages.by_locator(lookup(text, parse_prompt(text), ctx.lexicon), ctx) == hit
