@@ -40,7 +40,7 @@ _LATIN_NOUNS = {
     "articulatio": "joint", "articulationes": "joints", "facies": "surface", "epicondylus": "epicondyle",
     "condylus": "condyle", "tuberculum": "tubercle", "tubercula": "tubercles", "tuberositas": "tuberosity",
     "ligamentum": "ligament", "ligamenta": "ligaments", "tendo": "tendon", "orificium": "orifice",
-    "ostium": "opening", "margo": "margin", "crista": "crest", "incisura": "notch", "spina": "spine",
+    "ostium": "opening", "margo": "margin", "iecur": "liver", "jecur": "liver", "labium": "lip", "labia": "lips", "crista": "crest", "incisura": "notch", "spina": "spine",
     "fissura": "fissure", "cornua": "horns", "corpora": "bodies",
 }
 _LATIN_ADJECTIVES = {
