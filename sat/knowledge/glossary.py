@@ -152,6 +152,7 @@ def _nth(limb: str):
     return lambda m: f"{limb} digit {_NUMBER.get(m.group(1), m.group(1))}"
 
 
+_DIGIT_WORD = re.compile(r"finger|toe|thumb|hallux|pinky|digit|phalanx")
 _DIGIT_PHRASES: tuple[tuple[re.Pattern, object], ...] = (
     (re.compile(r"\bthumb\b"), "manual digit 1"),
     (re.compile(r"\bindex finger\b"), "manual digit 2"),
@@ -217,6 +218,8 @@ def digit_reading(text: str) -> str | None:
     "foot digit 4" -> "pedal digit 4". Hand and foot digits are numbered from the thumb / big toe.
     """
     plain = " ".join(words(text))
+    if not _DIGIT_WORD.search(plain):
+        return None
     out = plain
     for pattern, repl in _DIGIT_PHRASES:
         out = pattern.sub(repl, out)
