@@ -22,6 +22,8 @@ def _eval_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="split seed (must match pretraining)")
     p.add_argument("--phrasings", help="phrasing set for the consistency table (default tests/knowledge/data/phrasings.jsonl)")
     p.add_argument("--no-phrasings", action="store_true", help="skip the phrasing consistency table")
+    p.add_argument("--part", choices=("eval", "calib"), default="eval",
+                   help="held-out part to score (calib: the threshold's own part, a second check of top-1)")
     p.add_argument("--json", action="store_true")
 
 
@@ -55,9 +57,11 @@ def _eval(args) -> int:
             label = f"knowledge-pretrained, {meta['steps']} steps" + (
                 f" ({meta['fit_seconds'] / 60:.1f} min CPU fit)" if meta.get("fit_seconds") else "")
         specs.append((label, TextEncoderSpec(finetuned=path)))
-    command = "sat concepts eval" + "".join(f" --finetuned {p}" for p in paths)
+    command = "sat concepts eval" + "".join(f" --finetuned {p}" for p in paths) + (
+        f" --part {args.part}" if args.part != "eval" else "")
     phrasings = None if args.no_phrasings else (args.phrasings or _default_phrasings())
-    reports = run_eval(tree_from_args(args), specs, args.out, SplitConfig(seed=args.seed), command, phrasings)
+    reports = run_eval(tree_from_args(args), specs, args.out, SplitConfig(seed=args.seed), command, phrasings,
+                       args.part)
     for r in reports:
         print(json.dumps({k: r[k] for k in ("label", "threshold", "metrics", "per_category")})
               if args.json else f"{r['label']}: {r['metrics']} (threshold {r['threshold']})")

@@ -33,7 +33,7 @@ def _mean(xs) -> float:
 
 
 def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig | None = None,
-                     phrasing_file: str | Path | None = None) -> dict:
+                     phrasing_file: str | Path | None = None, part: str = "eval") -> dict:
     """All figures for one encoder.
 
     Args:
@@ -43,11 +43,15 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
         split: the held-out split (must match the one pretraining used).
         phrasing_file: a phrasing set (:mod:`sat.knowledge.consistency`) to measure with the
             full tree's resolver, or ``None``.
+        part: the held-out part scored: ``"eval"``, or ``"calib"`` (the threshold's own part: a
+            second check of top-1 for rules written while reading the eval part's misses).
 
     Returns:
         ``{"label", "spec", "threshold", "calibration", "metrics", "per_category", "misses",
         "phrasings", "seconds"}``.
     """
+    if part not in ("eval", "calib"):
+        raise ValueError(f"part must be 'eval' or 'calib', got {part!r}")
     start = time.perf_counter()
     split = split or SplitConfig()
     parts = split_tree(tree, split)
@@ -55,7 +59,7 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
     cal = calibrate(tree, spec, split, resolver)
     t = cal["threshold"]
     resolver.threshold = t  # scored as deployed: agreement and the unsided stage read it
-    queries = held_out_queries(tree, parts, "eval", split)
+    queries = held_out_queries(tree, parts, part, split)
     texts = [q.text for q in queries]
     index = {cid: i for i, cid in enumerate(tree.concepts)}
     gold = torch.tensor([index[q.gold] for q in queries])
@@ -99,7 +103,7 @@ def evaluate_encoder(tree: KnowledgeTree, spec, label: str, split: SplitConfig |
     if phrasing_file:  # the product's resolver: the full tree's index at the calibrated threshold
         phrasings = measure(build_resolver(tree, spec, threshold=t), phrasing_file)
         metrics["phrasing_consistency"] = phrasings["consistency"]
-    return {"label": label, "spec": asdict(spec), "threshold": t, "calibration": cal,
+    return {"label": label, "part": part, "spec": asdict(spec), "threshold": t, "calibration": cal,
             "metrics": metrics, "per_category": per_category, "misses": misses, "phrasings": phrasings,
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -109,7 +113,8 @@ def render_markdown(reports: list[dict], tree: KnowledgeTree, split: SplitConfig
     m0 = reports[0]["metrics"]
     lines = [
         "# Concept resolution: held-out evaluation", "",
-        f"Tree: {len(tree)} concepts (hash `{tree.hash}`). Split seed {split.seed}: "
+        f"Tree: {len(tree)} concepts (hash `{tree.hash}`). Split seed {split.seed}, "
+        f"{reports[0].get('part', 'eval')} part: "
         f"{m0['n_queries']} held-out anatomical queries ({m0['n_lateral']} lateral), "
         f"{m0['n_negatives']} non-anatomical texts. Pretraining never sees the eval or calib split; "
         "the resolver index excludes held-out synonyms. Thresholds are calibrated on the calib split.",
@@ -199,10 +204,11 @@ def _size_table(tree: KnowledgeTree) -> str:
 
 def run_eval(tree: KnowledgeTree, specs: list[tuple[str, object]], out: str | Path | None,
              split: SplitConfig | None = None, command: str = "sat concepts eval",
-             phrasing_file: str | Path | None = None) -> list[dict]:
-    """Evaluate each ``(label, spec)`` and write the Markdown report to ``out`` (if given)."""
+             phrasing_file: str | Path | None = None, part: str = "eval") -> list[dict]:
+    """Evaluate each ``(label, spec)`` on the held-out ``part`` and write the Markdown report to
+    ``out`` (if given)."""
     split = split or SplitConfig()
-    reports = [evaluate_encoder(tree, spec, label, split, phrasing_file) for label, spec in specs]
+    reports = [evaluate_encoder(tree, spec, label, split, phrasing_file, part) for label, spec in specs]
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(render_markdown(reports, tree, split, command), encoding="utf-8")

@@ -56,6 +56,22 @@ def test_evaluate_encoder_on_subtree_and_markdown(monkeypatch):
     assert "| raw MiniLM |" in md and "top-1 (resolver)" in md
 
 
+def test_evaluate_encoder_scores_the_calib_part_on_request(monkeypatch):
+    import pytest
+    import sat.text.encoder
+
+    monkeypatch.setattr(sat.text.encoder, "build_text_encoder", lambda spec=None: TrigramEncoder())
+    tree = _subtree()
+    split = SplitConfig(seed=0, eval_frac=0.3, calib_frac=0.3)
+    calib = evaluate_encoder(tree, TextEncoderSpec(), "raw MiniLM", split, part="calib")
+    held = evaluate_encoder(tree, TextEncoderSpec(), "raw MiniLM", split)
+    assert (calib["part"], held["part"]) == ("calib", "eval")
+    assert {m["text"] for m in calib["misses"]}.isdisjoint({m["text"] for m in held["misses"]})
+    assert "calib part" in render_markdown([calib], tree, split, "sat concepts eval --part calib")
+    with pytest.raises(ValueError, match="'train'"):
+        evaluate_encoder(tree, TextEncoderSpec(), "raw MiniLM", split, part="train")
+
+
 def test_evaluate_encoder_adds_phrasing_consistency_and_tree_size(monkeypatch, tmp_path):
     import json
 
