@@ -224,7 +224,8 @@ class Resolver:
             if res.laterality is None:  # 9. unsided: a prompt with no side names both sides
                 both = unsided(self.tree, best_id, res.text, lambda c: float(row[self._index[c]]),
                                self.threshold)
-                best_id, best = both, float(row[self._index[both]]) if both != best_id else best
+                if both != best_id:
+                    best_id, best = both, float(row[self._index[both]])
             if best >= self.threshold:  # 10. threshold
                 self._accept(res, best_id, best, "embedding")
             else:

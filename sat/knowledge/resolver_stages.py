@@ -263,8 +263,8 @@ LexicalStage = Callable[[Lookup, StageContext], "Hit | None"]
 # The lexical stages, in order.
 LEXICAL_STAGES: tuple[tuple[str, LexicalStage], ...] = (
     ("terms", by_terms), ("english", by_english), ("organ", by_organ), ("core", by_core),
-    ("kind", by_kind), ("noun", by_head_noun), ("locator", by_locator), ("initials", by_initials), ("sided", by_side), ("thesaurus", by_thesaurus),
-    ("latin", by_latin), ("spelling", by_spelling))
+    ("kind", by_kind), ("noun", by_head_noun), ("locator", by_locator), ("initials", by_initials),
+    ("sided", by_side), ("thesaurus", by_thesaurus), ("latin", by_latin), ("spelling", by_spelling))
 
 
 def first_lexical(q: Lookup, ctx: StageContext,
