@@ -217,7 +217,11 @@ def digit_reading(text: str) -> str | None:
     manual digit 2"; "3rd toe intermediate phalanx" -> "pedal digit 3 middle phalanx";
     "foot digit 4" -> "pedal digit 4". Hand and foot digits are numbered from the thumb / big toe.
     """
-    plain = " ".join(words(text))
+    return _digits(" ".join(words(text)))
+
+
+def _digits(plain: str) -> str | None:
+    """:func:`digit_reading` of ``plain``, lower-case words joined by spaces."""
     if not _DIGIT_WORD.search(plain):
         return None
     out = plain
@@ -249,13 +253,14 @@ def english_reading(text: str, max_words: int = 6) -> str | None:
     :func:`english` of a term of at most ``max_words`` words, when it changes a word or the
     order, else ``None`` (sentences are left as written)."""
     ws = words(text)
-    level = spine_level(ws) or (digit_reading(text) if len(ws) <= 2 * max_words else None)
+    written = " ".join(ws)
+    level = spine_level(ws) or (_digits(written) if len(ws) <= 2 * max_words else None)
     if level:
         return level
     if len(ws) > max_words:
         return None
     plain = english(text)
-    return plain if plain and plain != " ".join(words(text)) else None
+    return plain if plain and plain != written else None
 
 
 def organ_reading(text: str) -> str | None:

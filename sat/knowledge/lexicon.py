@@ -172,7 +172,8 @@ class LexicalIndex:
             ws = tokens(t)
             ws = ws[1:] if ws[:1] == ["entire"] else ws  # SNOMED CT's "Entire body of sphenoid bone"
             if "of" in ws[1:-1] and "_" not in t:
-                found.setdefault(bag_key(" ".join(ws[:ws.index("of")])), set()).add(cid)
+                head = ws[:ws.index("of")]
+                found.setdefault(bag_key(" ".join(head), head), set()).add(cid)
         return {k: next(iter(v)) for k, v in found.items() if len(v) == 1 and k not in self.bags}
 
     @functools.cached_property
