@@ -1,14 +1,15 @@
 """Resolve free text to a knowledge-tree concept, or refuse it with suggestions.
 
-The stages, in order (each a named function in :mod:`sat.knowledge.resolver_stages`; the order
-is written once, in :meth:`Resolver.resolve_many`):
+The stages, in order (named functions in :mod:`sat.knowledge.resolver_stages`,
+:mod:`~sat.knowledge.lexical_stages` and :mod:`~sat.knowledge.sides`; the order is written once,
+in :meth:`Resolver.resolve_many`):
 
 1. **Parse** (:func:`sat.knowledge.prompt_parse.parse_prompt`): modality, sequence, contrast, phase,
    scan references, task words ("segmentation of", "identified via ..."), report phrasing
    ("CT showing X structures", "region characterized by X") and a trailing region setting
    ("in the whole body region") are cut out as qualifiers; what is left is the anatomy.
 2. **Screen**: empty, over-long and letterless prompts are refused.
-3. **Lexical stages** (:data:`~sat.knowledge.resolver_stages.LEXICAL_STAGES`, in order; the
+3. **Lexical stages** (:data:`~sat.knowledge.lexical_stages.LEXICAL_STAGES`, in order; the
    first that names one concept decides):
    ``terms``: the whole prompt, then its anatomy, against every id, name and synonym (exact,
    abbreviation, Latin and related fields), exactly, in any word order with side abbreviations,
@@ -48,9 +49,10 @@ import torch
 from sat.knowledge.agreement import agreeing_first, agreement_keys, concept_keys, numbers_of
 from sat.knowledge.lexicon import LexicalIndex
 from sat.knowledge.prompt_parse import parse_prompt
+from sat.knowledge.lexical_stages import first_lexical, lookup
 from sat.knowledge.resolver_stages import (MAX_PROMPT_CHARS, MAX_SUGGESTIONS, EmbeddingQuery,
-                                           embedding_query, enforce_laterality, first_lexical, unsided,
-                                           lookup, narrowed, refusal, screen)
+                                           embedding_query, narrowed, refusal, screen)
+from sat.knowledge.sides import enforce_laterality, unsided
 from sat.knowledge.thesaurus import Thesaurus
 from sat.knowledge.tree import KnowledgeTree
 

@@ -11,7 +11,7 @@ is worse than none:
   never corrected, so a real word is not turned into its neighbour ("carpus" into "corpus");
 - the neighbour must be unique; two at distance 1 mean no correction.
 
-The resolver's ``spelling`` stage (:mod:`sat.knowledge.resolver_stages`) then accepts a correction
+The resolver's ``spelling`` stage (:mod:`sat.knowledge.lexical_stages`) then accepts a correction
 only when the corrected words name exactly one concept. Lookups use the symmetric-deletion trick:
 every vocabulary word is filed under itself and each of its one-letter deletions, so the
 neighbours of a word are found among the entries of its own deletions, then checked exactly.

@@ -1,14 +1,17 @@
-"""Each resolver stage alone, on a small hand-made tree (no encoder, no torch)."""
+"""Each resolver stage alone, on a small hand-made tree (no encoder, no torch): the stages of
+:mod:`sat.knowledge.resolver_stages`, :mod:`sat.knowledge.lexical_stages` and
+:mod:`sat.knowledge.sides`."""
 from __future__ import annotations
 
 import pytest
 
-from sat.knowledge import resolver_stages as stages
+from sat.knowledge import lexical_stages as stages
 from sat.knowledge.agreement import agreeing_first, agreement_keys, concept_keys
+from sat.knowledge.lexical_stages import LEXICAL_STAGES, LexicalContext, first_lexical, lookup
 from sat.knowledge.prompt_parse import parse_prompt
-from sat.knowledge.resolver_stages import (LEXICAL_STAGES, MAX_PROMPT_CHARS, MAX_SUGGESTIONS,
-                                           LexicalContext, embedding_query, enforce_laterality,
-                                           first_lexical, lookup, narrowed, refusal, screen)
+from sat.knowledge.resolver_stages import (MAX_PROMPT_CHARS, MAX_SUGGESTIONS, PLACEHOLDERS, embedding_query,
+                                           narrowed, refusal, screen)
+from sat.knowledge.sides import enforce_laterality, unsided
 from sat.knowledge.thesaurus import Thesaurus
 from sat.knowledge.tree import Concept, KnowledgeTree
 
@@ -74,7 +77,7 @@ def test_no_tree_term_is_a_placeholder():
     from sat.knowledge.tree import load_tree
 
     clash = [(c.id, term) for c in load_tree(None).concepts.values() for term in (c.id.replace("_", " "), *c.terms)
-             if " ".join(tokens(term)) in stages.PLACEHOLDERS]
+             if " ".join(tokens(term)) in PLACEHOLDERS]
     assert clash == []
 
 
@@ -309,7 +312,7 @@ def test_the_side_stays_when_the_pair_is_not_close_enough():
 ])
 def test_unsided_keeps_a_side_code(text, cid):
     best = "liver" if text == "liver" else "kidney_right"
-    assert stages.unsided(TREE, best, text, lambda c: 0.8, 0.5) == cid
+    assert unsided(TREE, best, text, lambda c: 0.8, 0.5) == cid
 
 
 SIDED_TREE = KnowledgeTree([

@@ -7,7 +7,7 @@ import torch
 from sat import knowledge
 from sat.knowledge.prompt_parse import parse_prompt
 from sat.knowledge.resolver import Resolver
-from sat.knowledge.resolver_stages import rewritten
+from sat.knowledge.lexical_stages import rewritten
 from sat.knowledge.thesaurus import (DIRECTIONS, Thesaurus, ThesaurusConfig, load_thesaurus,
                                      read_wordnet, wordnet_dir)
 from sat.text.negatives import CALIB_NEGATIVES, EVAL_NEGATIVES
