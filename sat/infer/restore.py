@@ -136,8 +136,9 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
     j1, k1 = j0 + dst_shape[1], k0 + dst_shape[2]
     slab = slab or max(1, _SLAB_VOXELS // (dst_shape[1] * dst_shape[2]))
     region = (slice(i0, i0 + dst_shape[0]), slice(j0, j1), slice(k0, k1))
-    # with a component rule the statistics wait for the whole mask: the box's probabilities are kept
-    held = None if fraction <= 0 else (out_prob[region] if out_prob is not None else np.zeros(dst_shape, np.float16))
+    # with a component rule the statistics wait for the whole mask: the box's probabilities are kept,
+    # in float32 like those the statistics read without a rule
+    held = None if fraction <= 0 else np.zeros(dst_shape, np.float32)
     for x0, x1, part in _slabs(src, src_aff, dst_aff, dst_shape, slab):
         p = part.numpy()  # (x, y, z) float32
         m = p > threshold
@@ -148,7 +149,7 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
             out_prob[sl] = p
         if held is None:
             acc.add((i0 + x0, j0, k0), m, volume.array[sl], p)
-        elif out_prob is None:
+        else:
             held[x0:x1] = p
     if held is not None:
         from sat.infer.postprocess import major_components
@@ -156,11 +157,13 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
         found = mask[region].copy()
         kept = major_components(found, fraction, np.asarray(keep_voxels, dtype=int).reshape(-1, 3) - start)
         mask[region] = kept
-        held[found & ~kept] = 0  # a view of out_prob when probabilities are kept
+        held[found & ~kept] = 0
+        if out_prob is not None:
+            out_prob[region][found & ~kept] = 0  # out_prob[region] is a view
         for x0 in range(0, dst_shape[0], slab):
             x1 = min(x0 + slab, dst_shape[0])
             sl = (slice(i0 + x0, i0 + x1), slice(j0, j1), slice(k0, k1))
-            acc.add((i0 + x0, j0, k0), kept[x0:x1], volume.array[sl], held[x0:x1].astype(np.float32))
+            acc.add((i0 + x0, j0, k0), kept[x0:x1], volume.array[sl], held[x0:x1])
     return Restored(mask, out_prob, acc.result())
 
 

@@ -142,6 +142,10 @@ def test_restore_applies_the_component_rule_on_the_input_grid_before_measuring()
     # a kept point (a positive click) keeps its component, whatever its size
     clicked = restore_prompt(prob, src, vol, fraction=1.0, keep_voxels=[(26, 26, 26)])
     assert clicked.mask[26, 26, 26] and clicked.mask.sum() == plain.mask.sum()
+    # a rule that removes nothing changes no statistic: they read the same float32 probabilities
+    assert clicked.stats == plain.stats
+    kept = restore_prompt(prob, src, vol, keep_probabilities=True, fraction=1.0, keep_voxels=[(26, 26, 26)])
+    assert kept.stats == plain.stats and np.array_equal(kept.prob, plain.prob)
     # the rule is part of restore_prompts' per-channel key: one channel with, one without
     both = restore_prompts(torch.stack([prob, prob]), src, vol, ["none", "none"], answers=["a", "a"],
                            fractions=[1.0, 0.0])
