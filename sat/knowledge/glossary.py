@@ -177,6 +177,13 @@ _LEVEL_VERTEBRA = frozenset(("", "vertebra", "vertebral body", "body", "level", 
 _LEVEL_SEGMENT = frozenset(("segment", "cord segment", "spinal cord segment", "spinal segment",
                             "cord level", "spinal cord level"))
 _CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])")
+# A TG-263 structure name: parts joined by underscores, no spaces ("A_Mesenteric_S", "V_Venacava_I").
+_TG263 = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+")
+# Its one-letter parts: a vessel prefix, and a level suffix before the side (if any).
+_TG263_PREFIX = {"a": "artery", "v": "vein"}
+_TG263_LEVEL = {"s": "superior", "i": "inferior", "m": "middle"}
+_TG263_SIDE = {"l", "r"}
+_VESSEL_WORDS = frozenset(("vena", "cava", "venacava", "aorta", "artery", "arteries", "vein", "veins", "trunk"))
 _WORDS = re.compile(r"[a-z0-9]+")
 
 
@@ -246,6 +253,29 @@ def spine_level(ws: list[str]) -> str | None:
     if rest in _LEVEL_SEGMENT:
         return f"{code.group(2)} {region} spinal cord segment"
     return None
+
+
+def tg263_reading(text: str) -> str | None:
+    """A TG-263 structure name with its one-letter parts spelled out, or ``None``.
+
+    The vessel prefix becomes the head noun ("A_Mesenteric_S" -> "superior mesenteric artery"),
+    dropped where the name already says it ("V_Venacava_I" -> "inferior vena cava"); a level
+    suffix S / I / M becomes superior / inferior / middle ("Musc_Constrict_S"), also before a side
+    suffix ("Musc_Constrict_I_L"). Only the underscore form is read: in free text "a", "i" and
+    "s" are words, and the prompt parse drops them (read this from the raw prompt).
+    """
+    if not _TG263.fullmatch(text.strip()):
+        return None
+    parts = [p.lower() for p in text.strip().split("_")]
+    side = [parts.pop()] if len(parts) > 2 and parts[-1] in _TG263_SIDE else []
+    level = [_TG263_LEVEL[parts.pop()]] if len(parts) > 1 and parts[-1] in _TG263_LEVEL else []
+    head = [_TG263_PREFIX[parts.pop(0)]] if len(parts) > 1 and parts[0] in _TG263_PREFIX else []
+    rest = ["vena cava" if p == "venacava" else p for p in parts]
+    if head and _VESSEL_WORDS.intersection(" ".join(rest).split()):
+        head = []
+    if not (level or head or rest != parts):
+        return None
+    return " ".join(level + rest + head + side)
 
 
 def english_reading(text: str, max_words: int = 6) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sat.knowledge.glossary import english_reading, latin_endings, organ_reading
+from sat.knowledge.glossary import english_reading, latin_endings, organ_reading, tg263_reading
 from sat.knowledge.lexicon import LexicalIndex, abbreviation_key, bag_key, canonical_token
 from sat.knowledge.normalize import tokens
 from sat.knowledge.prompt_parse import ParsedPrompt, parse_prompt
@@ -73,8 +73,9 @@ class Lookup:
 
 
 def lookup(raw: str, p: ParsedPrompt, lexicon: LexicalIndex) -> Lookup:
-    """The shared keys of a screened prompt: its anatomy's words, English reading and initials
-    (of the anatomy, or of its one word beside a side word: "right IIA")."""
+    """The shared keys of a screened prompt: its anatomy's words, English reading (of the whole
+    prompt when it is a TG-263 name) and initials (of the anatomy, or of its one word beside a side
+    word: "right IIA")."""
     key = abbreviation_key(raw, p.anatomy)
     candidates = lexicon.initials_candidates(key) if key else ()
     if key is None and p.laterality in ("left", "right"):  # "right IIA": concepts with that side
@@ -84,7 +85,9 @@ def lookup(raw: str, p: ParsedPrompt, lexicon: LexicalIndex) -> Lookup:
                            if lexicon.tree.get(enforce_laterality(lexicon.tree, c, p.laterality)).laterality
                            == p.laterality)
         key = key if candidates else None
-    return Lookup(raw, p, tokens(p.anatomy), english_reading(p.anatomy), key, candidates)
+    code = tg263_reading(raw)  # "A_Mesenteric_S": one-letter parts the parse takes for words
+    plain = (english_reading(code) or code) if code else english_reading(p.anatomy)
+    return Lookup(raw, p, tokens(p.anatomy), plain, key, candidates)
 
 
 def by_terms(q: Lookup, ctx: StageContext) -> Hit | None:

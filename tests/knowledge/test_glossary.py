@@ -163,3 +163,27 @@ def test_long_finger_names_still_get_a_reading():
     text = "basal epiphysis of proximal phalanx of middle finger"  # 8 words: no English reading
     assert english_reading(text) == "proximal epiphysis of proximal phalanx of manual digit 3"
     assert english_reading("the cortex of the left kidney is thin here today") is None
+
+
+@pytest.mark.parametrize("text, reading", [
+    ("A_Mesenteric_S", "superior mesenteric artery"), ("V_Venacava_I", "inferior vena cava"),
+    ("V_Portal", "portal vein"), ("Musc_Constrict_I_L", "inferior musc constrict l"),
+    ("A_Carotid_L", "carotid artery l"),
+    ("A_Aorta", None),  # nothing to spell out
+    ("Glnd_Submand_R", None), ("a liver", None), ("segment I", None),  # no one-letter part, or free text
+])
+def test_tg263_names_spell_out_their_one_letter_parts(text, reading):
+    from sat.knowledge.glossary import tg263_reading
+
+    assert tg263_reading(text) == reading
+
+
+def test_resolver_reads_tg263_vessel_and_level_parts_without_embeddings():
+    def fail(*_):
+        raise AssertionError("embeddings used for a prompt the lexicon can decide")
+
+    r = Resolver(knowledge.default_tree(), None, None, encode=fail, load_terms=fail)
+    # the parse alone reads "A" as an article and "S" as a stray letter: "mesenteric"
+    got = {t: r.resolve(t).concept for t in ("A_Mesenteric_S", "A_Pulmonary", "Musc_Constrict_S")}
+    assert got == {"A_Mesenteric_S": "superior_mesenteric_artery", "A_Pulmonary": "pulmonary_artery",
+                   "Musc_Constrict_S": "superior_pharyngeal_constrictor"}
