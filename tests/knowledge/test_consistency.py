@@ -42,3 +42,12 @@ def test_project_phrasing_set_is_large_and_its_classes_are_concepts():
     classes = {c for c, _ in rows}
     assert len(rows) >= 1000 and len(classes) >= 150
     assert classes <= set(load_tree().concepts)
+
+
+def test_independent_vocabulary_set_is_large_and_names_each_text_once():
+    # written without the tree, so its classes are its own ids, not concepts
+    rows = read_phrasings(DEFAULT_PHRASINGS.with_name("vocab_lists.jsonl"))
+    assert len(rows) >= 1300 and len({c for c, _ in rows}) >= 220
+    assert len(set(rows)) == len(rows)  # no line twice (case variants of a dataset label are kept)
+    owner = {}
+    assert all(owner.setdefault(t.lower(), c) == c for c, t in rows)  # one class per text
