@@ -66,7 +66,7 @@ class Lookup:
     raw: str
     p: ParsedPrompt
     words: list[str]  # normalised tokens of the anatomy
-    plain: str | None  # English reading of the anatomy, if it differs
+    plain: str | None  # English reading of the anatomy (of a TG-263 name, its parts spelled out), if it differs
     key: str | None  # abbreviation key, if the anatomy is written as one
     candidates: tuple[str, ...] = ()  # concepts whose initials are the key
     rewrites: tuple[str, ...] = ()  # concepts named by thesaurus rewrites (set by ``thesaurus``)

@@ -11,8 +11,8 @@ are in :mod:`sat.knowledge.lexical_stages`, the laterality rules in :mod:`sat.kn
 3. ``lookup`` (:func:`~sat.knowledge.lexical_stages.lookup`): the keys the lexical stages share
    (English reading, initials).
 4. the lexical stages of :data:`~sat.knowledge.lexical_stages.LEXICAL_STAGES`, in order; the
-   first that names one concept decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``, ``noun``, ``locator``, ``initials``,
-   ``sided``, ``thesaurus``, ``latin``, ``spelling``.
+   first that names one concept decides: ``terms``, ``english``, ``organ``, ``core``, ``kind``,
+   ``noun``, ``locator``, ``initials``, ``sided``, ``thesaurus``, ``latin``, ``spelling``.
 5. ``readings`` (:func:`embedding_query`): what to embed, the candidates an ambiguous
    abbreviation or several thesaurus rewrites allow, and the words a candidate must agree on.
 6. ``embedding`` (batched over the prompts, in the resolver): best term similarity per concept.
