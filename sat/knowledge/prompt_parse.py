@@ -103,9 +103,11 @@ _FILLER = frozenset((
     "sequence axial coronal sagittal view structure structures seen visible shown depicted").split())
 # Filler that is a verb only when it leads: "segment the liver" but "posterior liver segment".
 _LEADING_ONLY = frozenset(("segment",))
-# Nouns a roman numeral follows ("digit I", "nerve I", "segment I"): a trailing "i" is then a number.
+# Nouns a roman numeral follows ("digit I", "nerve I", "segment I", "cervical vertebra I"), and the
+# Latin adjectives that follow "vertebra" ("vertebra cervicalis I"): a trailing "i" is then a number.
 _NUMBERED_NOUNS = frozenset(("digit", "nerve", "segment", "rib", "ray", "lamina", "metacarpal", "metatarsal",
-                             "toe", "finger", "phalanx", "ventricle", "lobule", "layer", "zone", "level"))
+                             "toe", "finger", "phalanx", "ventricle", "lobule", "layer", "zone", "level",
+                             "vertebra", "cervicalis", "thoracica", "thoracalis", "lumbalis"))
 # Filler only when it trails other words: "liver region" is the liver.
 _TRAILING_ONLY = frozenset(("region", "area"))
 # Generic nouns after an organ word: "splenic tissue", "hepatic structure" name the organ.

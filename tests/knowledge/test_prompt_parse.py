@@ -120,6 +120,7 @@ def test_region_setting_before_a_cut_modality(text):
 @pytest.mark.parametrize("text, anatomy", [
     ("metacarpophalangeal joint of manual digit I", "metacarpophalangeal joint of manual digit i"),
     ("where is cranial nerve I?", "cranial nerve i"),
+    ("cervical vertebra I", "cervical vertebra i"), ("vertebra lumbalis I", "vertebra lumbalis i"),
     ("segment the liver I", "liver"),  # a trailing pronoun is still filler
 ])
 def test_a_trailing_roman_one_after_a_numbered_noun_is_anatomy(text, anatomy):
