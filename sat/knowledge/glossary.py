@@ -122,6 +122,13 @@ _ORGAN_ADJECTIVES = {
     "arterial": "artery", "skeletal": "skeleton", "hypophyseal": "pituitary gland",
     "pituitary": "pituitary gland", "parotid": "parotid gland", "testicular": "testis",
 }
+# Latin ordinals as the numbers the tree's terms use, beside a rib or a vertebra only ("costa
+# secunda sinistra" = left rib 2, "vertebra cervicalis prima" = C1); elsewhere they are names
+# ("musculus peroneus tertius").
+_LATIN_ORDINALS = {f"{stem}{ending}": str(n) for n, stem in enumerate(
+    ("prim", "secund", "terti", "quart", "quint", "sext", "septim", "octav", "non", "decim", "undecim",
+     "duodecim"), start=1) for ending in ("us", "a", "um")}
+_ORDINAL_NOUNS = frozenset(("costa", "costae", "vertebra", "vertebrae"))
 _LATIN = {**_LATIN_NOUNS, **_LATIN_ADJECTIVES}
 # Latin forms that are also English words: they never decide that a phrase is Latin.
 _ENGLISH_TOO = frozenset(("vertebrae", "media", "plexus", "ganglion", "sinus", "fossa", "lamina",
@@ -210,9 +217,12 @@ def english(text: str) -> str:
         nothing needed rewriting.
     """
     ws = words(text)
-    out = [_LATIN.get(w) or _ABBREVIATIONS.get(w) or w for w in ws]
+    ordinals = _LATIN_ORDINALS if _ORDINAL_NOUNS.intersection(ws) else {}
+    out = [_LATIN.get(w) or ordinals.get(w) or _ABBREVIATIONS.get(w) or w for w in ws]
     # Latin puts the noun first and its adjectives and genitives after it: read it backwards.
-    if len(ws) > 1 and ws[-1] in _LATIN_ADJECTIVES and (ws[-1] not in _ENGLISH_TOO or ws[0] in _LATIN_NOUNS):
+    last = ws[-1] if ws else ""
+    adjective = last in _LATIN_ADJECTIVES or last in ordinals
+    if len(ws) > 1 and adjective and (last not in _ENGLISH_TOO or ws[0] in _LATIN_NOUNS):
         out = out[::-1]
     return " ".join(out)
 

@@ -187,3 +187,13 @@ def test_resolver_reads_tg263_vessel_and_level_parts_without_embeddings():
     got = {t: r.resolve(t).concept for t in ("A_Mesenteric_S", "A_Pulmonary", "Musc_Constrict_S")}
     assert got == {"A_Mesenteric_S": "superior_mesenteric_artery", "A_Pulmonary": "pulmonary_artery",
                    "Musc_Constrict_S": "superior_pharyngeal_constrictor"}
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("costa secunda sinistra", "left 2 rib"), ("vertebra cervicalis prima", "1 cervical vertebra"),
+    ("vertebra lumbalis quinta", "5 lumbar vertebra"),
+    ("nona", "nona"),  # an ordinal alone is no number
+    ("musculus peroneus tertius", "muscle peroneus tertius"),  # nor in a muscle's name
+])
+def test_latin_ordinals_read_as_numbers_beside_a_rib_or_vertebra(text, plain):
+    assert english(text) == plain
