@@ -40,7 +40,8 @@ _LATIN_NOUNS = {
     "articulatio": "joint", "articulationes": "joints", "facies": "surface", "epicondylus": "epicondyle",
     "condylus": "condyle", "tuberculum": "tubercle", "tubercula": "tubercles", "tuberositas": "tuberosity",
     "ligamentum": "ligament", "ligamenta": "ligaments", "tendo": "tendon", "orificium": "orifice",
-    "ostium": "opening", "margo": "margin", "iecur": "liver", "jecur": "liver", "labium": "lip", "labia": "lips", "crista": "crest", "incisura": "notch", "spina": "spine",
+    "ostium": "opening", "margo": "margin", "iecur": "liver", "jecur": "liver", "labium": "lip",
+    "labia": "lips", "crista": "crest", "incisura": "notch", "spina": "spine",
     "fissura": "fissure", "cornua": "horns", "corpora": "bodies",
 }
 _LATIN_ADJECTIVES = {
@@ -83,7 +84,8 @@ _LATIN_ADJECTIVES = {
     "durae": "dura", "matris": "mater", "oesophagi": "oesophagus", "esophagi": "esophagus",
     "duodeni": "duodenum", "pancreatis": "pancreas", "cerebellaris": "cerebellar",
     "lymphaticus": "lymphatic", "lymphatica": "lymphatic", "lymphoidei": "lymph",
-    "majus": "greater", "majora": "greater", "minus": "lesser", "minora": "lesser", "humeri": "humerus", "ulnae": "ulna", "radii": "radius", "tibiae": "tibia",
+    "majus": "greater", "majora": "greater", "minus": "lesser", "minora": "lesser", "humeri": "humerus",
+    "ulnae": "ulna", "radii": "radius", "tibiae": "tibia",
     "fibulae": "fibula", "scapulae": "scapula", "claviculae": "clavicle", "sterni": "sternum",
     "cranii": "skull", "mandibulae": "mandible", "maxillae": "maxilla", "prostatae": "prostate",
     "ureteris": "ureter", "urethrae": "urethra", "tracheae": "trachea", "laryngis": "larynx",
@@ -190,7 +192,7 @@ _TG263 = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+")
 _TG263_PREFIX = {"a": "artery", "v": "vein"}
 _TG263_LEVEL = {"s": "superior", "i": "inferior", "m": "middle"}
 _TG263_SIDE = {"l", "r"}
-_VESSEL_WORDS = frozenset(("vena", "cava", "venacava", "aorta", "artery", "arteries", "vein", "veins", "trunk"))
+_VESSEL_WORDS = frozenset(("vena", "cava", "aorta", "artery", "arteries", "vein", "veins", "trunk"))
 _WORDS = re.compile(r"[a-z0-9]+")
 
 

@@ -252,8 +252,9 @@ def _strip_filler(words: list[str]) -> tuple[int, int]:
     start, end = 0, len(words)
     while start < end and words[start].strip("?!.,;:'\"()") in _FILLER:
         start += 1
-    while end - start > 1 and words[end - 1].strip("?!.,;:'\"()") in (_FILLER - _LEADING_ONLY) | _TRAILING_ONLY:
-        if words[end - 1].strip("?!.,;:'\"()") == "i" and words[end - 2] in _NUMBERED_NOUNS:
+    trailing = (_FILLER - _LEADING_ONLY) | _TRAILING_ONLY
+    while end - start > 1 and (last := words[end - 1].strip("?!.,;:'\"()")) in trailing:
+        if last == "i" and words[end - 2] in _NUMBERED_NOUNS:
             break  # "manual digit I", "cranial nerve I": the numeral one, not the pronoun
         end -= 1
     return start, end
