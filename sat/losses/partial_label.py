@@ -25,12 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
+AUX_POOL = {"max": F.adaptive_max_pool3d, "mean": F.adaptive_avg_pool3d}
+
+
 @dataclass
 class LossConfig:
     """Attributes:
         dice_weight, bce_weight: weights of the two main terms.
         smooth: Dice smoothing.
         aux_weights: weights of deep-supervision outputs (coarsest first; empty = 0.5 ** depth).
+        aux_target: how a coarse output's target is pooled from the full-resolution one:
+            ``max`` (a coarse voxel is inside when any of its voxels is: dilated masks) or
+            ``mean`` (the fraction of it inside: the occupancy, as ``soft_targets`` trains on).
         floor_weight: weight of the dead-query floor (0 disables it).
         floor_margin: positive voxels with a logit below ``-floor_margin`` feed the floor.
     """
@@ -39,6 +45,7 @@ class LossConfig:
     bce_weight: float = 1.0
     smooth: float = 1.0
     aux_weights: tuple[float, ...] = ()
+    aux_target: str = "max"
     floor_weight: float = 0.0
     floor_margin: float = 6.0
 
@@ -50,6 +57,8 @@ class LossConfig:
             raise ValueError(f"loss.smooth must be > 0 and loss.floor_margin >= 0, got "
                              f"{self.smooth} and {self.floor_margin}")
         self.aux_weights = tuple(self.aux_weights)
+        if self.aux_target not in AUX_POOL:
+            raise ValueError(f"loss.aux_target must be one of {sorted(AUX_POOL)}, got {self.aux_target!r}")
 
 
 class PartialLabelLoss(nn.Module):
@@ -104,8 +113,9 @@ class PartialLabelLoss(nn.Module):
         if aux:
             weights = self.config.aux_weights or tuple(0.5 ** (len(aux) - i) for i in range(len(aux)))
             total = logits.new_zeros(())
+            pool = AUX_POOL[self.config.aux_target]
             for w, a in zip(weights, aux):
-                t = F.adaptive_max_pool3d(target.float().flatten(0, 1), a.shape[2:]).view_as(a)
+                t = pool(target.float().flatten(0, 1), a.shape[2:]).view_as(a)  # (B, Q, d, h, w)
                 total = total + w * self._terms(a, t, valid)[0]
             out["aux"] = total
             out["loss"] = out["loss"] + total
