@@ -23,12 +23,22 @@ from sat.infer.postprocess import MAJOR_FRACTION
 
 FOLDER = "real_benchmark"
 HEADERS = {"universal_dice": "universal Dice", "specialist_dice": "specialist Dice", "difference": "difference",
+           "difference_ci": "difference, 95 % CI",
            "universal_nsd": "universal NSD", "specialist_nsd": "specialist NSD",
            "universal_hd95": "universal HD95 mm", "specialist_hd95": "specialist HD95 mm",
            "mean_dice": "mean Dice", "loss_vs_canonical": "loss vs canonical",
            "resolved_correctly": "answers the intended structure", "mean_dice_own": "Dice vs own reference",
            "max_dice_mirror": "max Dice vs mirror reference", "swapped": "swapped cases",
            "reference_ml": "reference ml", "median_ml": "median ml", "ratio": "ratio"}
+
+
+def _ci_cells(rows: list[dict]) -> list[dict]:
+    """The rows with each ``difference_ci`` (low, high) written as one cell, ``[-0.020, -0.004]``."""
+    def cell(ci) -> str:
+        lo, hi = ci
+        return "-" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
+
+    return [{**r, "difference_ci": cell(r["difference_ci"])} if "difference_ci" in r else r for r in rows]
 
 
 def _plt():
@@ -159,9 +169,12 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
         "# Real patients: universal text-prompted model vs per-dataset specialists\n",
         section("Run", facts),
         section("Per structure (validation patients)",
-                markdown_table(tables["per_structure"], headers=HEADERS,
+                "The interval is a paired bootstrap over the validation cases (universal minus specialist "
+                "on the same case and structure); one that holds the target's -0.01 does not tell the two "
+                "sides of it apart.",
+                markdown_table(_ci_cells(tables["per_structure"]), headers=HEADERS,
                                columns=["dataset", "structure", "cases", "universal_dice", "specialist_dice",
-                                        "difference", "universal_nsd", "specialist_nsd", "universal_hd95",
+                                        "difference", "difference_ci", "universal_nsd", "specialist_nsd", "universal_hd95",
                                         "specialist_hd95"])),
         section("Reference masks of implausible size",
                 f"A reference mask more than {IMPLAUSIBLE:g} times above or below its structure's median volume over "

@@ -5,15 +5,60 @@ import math
 from collections import defaultdict
 from statistics import mean, median
 
+import numpy as np
+
+BOOTSTRAP = 10_000  # resamples of the validation cases for the difference's interval
+
 
 def _mean(values) -> float:
     vals = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
     return mean(vals) if vals else float("nan")
 
 
+def paired_interval(diffs: dict[str, dict[str, float]], resamples: int = BOOTSTRAP, seed: int = 0
+                    ) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of a mean paired difference, resampling cases.
+
+    Args:
+        diffs: ``{case: {structure: universal Dice - specialist Dice}}``; a case holds the structures
+            contoured in it. The statistic is the mean over structures of each structure's mean over
+            the drawn cases that hold it (one structure: its mean difference; a dataset: its mean row).
+
+    Returns:
+        (low, high); NaNs when there are fewer than two cases.
+    """
+    cases = list(diffs)
+    if len(cases) < 2:
+        return float("nan"), float("nan")
+    structures = sorted({s for d in diffs.values() for s in d})
+    table = np.array([[diffs[c].get(s, np.nan) for s in structures] for c in cases])  # (cases, structures)
+    held = ~np.isnan(table)
+    values = np.nan_to_num(table)
+    draws = np.random.default_rng(seed).integers(0, len(cases), size=(resamples, len(cases)))
+    counts = held[draws].sum(1)  # (resamples, structures)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = np.nanmean(values[draws].sum(1) / np.where(counts > 0, counts, np.nan), axis=1)  # (resamples,)
+    low, high = np.nanpercentile(stat, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _paired(rows: list[dict], dataset: str, concepts: set[str]) -> dict[str, dict[str, float]]:
+    """``{case: {concept: universal - specialist Dice}}`` over the canonical rows both families scored."""
+    dice: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for r in rows:
+        if r["style"] == "label" and r["dataset"] == dataset and r["concept"] in concepts:
+            dice[(r["case"], r["concept"])][r["model"]] = r["dice"]
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (case, concept), by_model in dice.items():
+        if {"universal", "specialist"} <= set(by_model):
+            out[case][concept] = by_model["universal"] - by_model["specialist"]
+    return dict(out)
+
+
 def per_structure(rows: list[dict]) -> list[dict]:
     """Per dataset and structure: universal and specialist Dice / NSD / HD95 (means over cases),
-    then one mean row per dataset (the mean of its structures' means)."""
+    then one mean row per dataset (the mean of its structures' means). Each row's difference
+    carries a 95 % paired bootstrap interval over the validation cases (``difference_ci``)."""
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["style"] == "label":
@@ -29,11 +74,13 @@ def per_structure(rows: list[dict]) -> list[dict]:
                 for m in ("dice", "nsd", "hd95"):
                     row[f"{model}_{m}"] = _mean(r[m] for r in by_model.get(model, []))
             row["difference"] = row["universal_dice"] - row["specialist_dice"]
+            row["difference_ci"] = paired_interval(_paired(rows, d, {concept}))
             block.append(row)
         summary = {"dataset": dataset, "structure": "mean", "cases": max(r["cases"] for r in block)}
         for key in block[0]:
-            if key not in summary:
+            if key not in summary and key != "difference_ci":
                 summary[key] = _mean(r[key] for r in block)
+        summary["difference_ci"] = paired_interval(_paired(rows, dataset, {r["structure"] for r in block}))
         out += block + [summary]
     return out
 
