@@ -79,7 +79,7 @@ def test_quick_profile_end_to_end(tmp_path):
     result = run_real(profile, tmp_path / "work")
     md = write_real_report(result, tmp_path / "results", "sat benchmark real --profile quick")
     text = md.read_text()
-    for heading in ("Per structure", "Prompt robustness", "Laterality", "overlay_openkbp.png"):
+    for heading in ("Per structure", "difference, 95 % CI", "Prompt robustness", "Laterality", "overlay_openkbp.png"):
         assert heading in text
     rows = json.loads((tmp_path / "results" / "real_benchmark" / "rows.json").read_text())["rows"]
     models = {(r["model"], r["dataset"]) for r in rows}
