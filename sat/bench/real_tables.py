@@ -42,11 +42,11 @@ def paired_interval(diffs: dict[str, dict[str, float]], resamples: int = BOOTSTR
     return float(low), float(high)
 
 
-def _paired(rows: list[dict], dataset: str, concepts: set[str]) -> dict[str, dict[str, float]]:
+def _paired(rows: list[dict], dataset: str) -> dict[str, dict[str, float]]:
     """``{case: {concept: universal - specialist Dice}}`` over the canonical rows both families scored."""
     dice: dict[tuple, dict[str, float]] = defaultdict(dict)
     for r in rows:
-        if r["style"] == "label" and r["dataset"] == dataset and r["concept"] in concepts:
+        if r["style"] == "label" and r["dataset"] == dataset:
             dice[(r["case"], r["concept"])][r["model"]] = r["dice"]
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for (case, concept), by_model in dice.items():
@@ -65,7 +65,7 @@ def per_structure(rows: list[dict]) -> list[dict]:
             groups[(r["dataset"], r["concept"])][r["model"]].append(r)
     out = []
     for dataset in dict.fromkeys(d for d, _ in groups):
-        block = []
+        block, paired = [], _paired(rows, dataset)
         for (d, concept), by_model in groups.items():
             if d != dataset:
                 continue
@@ -74,13 +74,14 @@ def per_structure(rows: list[dict]) -> list[dict]:
                 for m in ("dice", "nsd", "hd95"):
                     row[f"{model}_{m}"] = _mean(r[m] for r in by_model.get(model, []))
             row["difference"] = row["universal_dice"] - row["specialist_dice"]
-            row["difference_ci"] = paired_interval(_paired(rows, d, {concept}))
+            row["difference_ci"] = paired_interval({c: {concept: v[concept]} for c, v in paired.items()
+                                                    if concept in v})
             block.append(row)
         summary = {"dataset": dataset, "structure": "mean", "cases": max(r["cases"] for r in block)}
         for key in block[0]:
             if key not in summary and key != "difference_ci":
                 summary[key] = _mean(r[key] for r in block)
-        summary["difference_ci"] = paired_interval(_paired(rows, dataset, {r["structure"] for r in block}))
+        summary["difference_ci"] = paired_interval(paired)
         out += block + [summary]
     return out
 
