@@ -157,9 +157,10 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
         found = mask[region].copy()
         kept = major_components(found, fraction, np.asarray(keep_voxels, dtype=int).reshape(-1, 3) - start)
         mask[region] = kept
-        held[found & ~kept] = 0
+        dropped = found & ~kept
+        held[dropped] = 0
         if out_prob is not None:
-            out_prob[region][found & ~kept] = 0  # out_prob[region] is a view
+            out_prob[region][dropped] = 0  # out_prob[region] is a view
         for x0 in range(0, dst_shape[0], slab):
             x1 = min(x0 + slab, dst_shape[0])
             sl = (slice(i0 + x0, i0 + x1), slice(j0, j1), slice(k0, k1))
