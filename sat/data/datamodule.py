@@ -3,11 +3,13 @@
 Training streams are infinite (``ResampledShards``), mixed across datasets with weights, and the
 epoch length is set on the loader (``with_epoch``), so every DDP rank yields the same number of
 batches whatever the shard counts: no rank waits for another at epoch end. Shard order and
-shuffles are seeded per rank and per worker.
+shuffles are seeded per rank and per worker. An epoch continues the stream where the previous
+one stopped (:class:`_Continuing`): restarted, every epoch read the same first cases of a shard.
 """
 from __future__ import annotations
 
 import glob
+import os
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -114,6 +116,26 @@ def _augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.astype(np.float32)
 
 
+class _Continuing:
+    """The training stream as one iterator per process, which every epoch resumes.
+
+    A loader ending each epoch after ``steps_per_epoch`` batches calls ``iter`` on its dataset
+    again; rebuilt from its start, a WebDataset pipeline then reads each shard from its first
+    samples again, and a short epoch never reaches the rest: with 100 batches per epoch the
+    real-patient experiment drew from only 48 of the 160 hippocampus training cases and about
+    90 of the 167 OpenKBP patients. Kept per process (``os.getpid``), a worker builds its own
+    stream after a fork and keeps it across epochs (``persistent_workers``).
+    """
+
+    def __init__(self, source) -> None:
+        self.source, self._stream, self._pid = source, None, None
+
+    def __call__(self):
+        if self._stream is None or self._pid != os.getpid():
+            self._stream, self._pid = iter(self.source), os.getpid()
+        return self._stream
+
+
 class ShardMapDataset(Dataset):
     """Map-style dataset over shard samples: each sample exactly once (validation / DDP sampler)."""
 
@@ -213,7 +235,8 @@ class ShardDataModule(L.LightningDataModule):
             sources.append(pipe)
             probs.append(float(self.weights.get(name, 1.0)))
         mix = sources[0] if len(sources) == 1 else wds.RandomMix(sources, probs)
-        batched = wds.DataPipeline(lambda: iter(mix), *([] if per_source else batching))
+        stream = wds.DataPipeline(lambda: iter(mix), *([] if per_source else batching))
+        batched = wds.DataPipeline(_Continuing(stream))  # shuffle buffers and shard positions kept across epochs
         loader = wds.WebLoader(batched, batch_size=None, num_workers=self.num_workers,
                                persistent_workers=self.num_workers > 0, pin_memory=self.pin_memory)
         return loader.with_epoch(self.steps_per_epoch)

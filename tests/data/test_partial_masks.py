@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from sat.data.adapters import list_cases, read_case
 from sat.data.recipes import recipe_from_dict
@@ -142,3 +143,37 @@ def test_training_refuses_command_urls_unless_allowed(tmp_path):
         expand_urls(f"pipe:touch {marker}")
     assert expand_urls(f"pipe:touch {marker}", allow_pipe=True) == [f"pipe:touch {marker}"]
     assert not marker.exists()  # expanding a URL never runs it
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_each_epoch_continues_the_stream_and_reaches_every_case(tmp_path, monkeypatch, workers):
+    """Epochs much shorter than a shard: a restarted pipeline would decode the same first cases
+    in every epoch; the stream goes on where the last epoch stopped, in a loader worker too."""
+    import sat.data.datamodule as datamodule
+    from sat.data.sampling import SamplingConfig
+
+    root = tmp_path / "openkbp"
+    cases = [f"pt_{i:02d}" for i in range(12)]
+    for case in cases:
+        _patient(root, "train-pats", case, {"Brainstem": _box(slice(4, 6), slice(5, 7), slice(2, 6))})
+    out = tmp_path / "shards"
+    build_shards(recipe_from_dict(RECIPE), root, out, BuildOptions(split="train"), progress=False)
+    log, decode = tmp_path / "decoded.txt", datamodule.decode_case
+
+    def logged(raw):  # a file, so that a loader worker's decodes are seen too
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(raw["__key__"] + "\n")
+        return decode(raw)
+
+    monkeypatch.setattr(datamodule, "decode_case", logged)
+    dm = datamodule.ShardDataModule({"kbp": str(out / "kbp-train-*.tar")},
+                                    sampling=SamplingConfig(patch_size=(8, 8, 8)), batch_size=1,
+                                    num_workers=workers, steps_per_epoch=2, shuffle_buffer=1,
+                                    crops_per_case=1)
+    loader = dm.train_dataloader()
+    for _ in range(8):  # 16 batches: more than the 12 cases
+        assert sum(1 for _ in loader) == 2
+    decoded = log.read_text(encoding="utf-8").split()
+    assert {k.split("__")[-1] for k in decoded} == set(cases)  # restarted: the first 2-6 cases only
+    if workers == 0:  # (a worker also prefetches batches that an epoch's end drops)
+        assert len(decoded) <= 16 + 4  # no epoch discards its shuffle buffers
