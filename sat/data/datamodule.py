@@ -122,8 +122,8 @@ class _Continuing:
     A loader ending each epoch after ``steps_per_epoch`` batches calls ``iter`` on its dataset
     again; rebuilt from its start, a WebDataset pipeline then reads each shard from its first
     samples again, and a short epoch never reaches the rest: with 100 batches per epoch the
-    real-patient experiment drew from only 48 of the 160 hippocampus training cases and about
-    90 of the 167 OpenKBP patients. Kept per process (``os.getpid``), a worker builds its own
+    real-patient experiment drew from only about a third of the 160 hippocampus training cases
+    and half of the 167 OpenKBP patients. Kept per process (``os.getpid``), a worker builds its own
     stream after a fork and keeps it across epochs (``persistent_workers``).
     """
 
