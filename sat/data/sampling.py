@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sat.data.label_codes import CodedLabels
+from sat.data.spatial_aug import apply_affine, check_spatial, draw_affine
 
 
 @dataclass
@@ -30,6 +31,10 @@ class SamplingConfig:
         soft_targets: float targets that hold each boundary voxel's partial volume (the shards'
             occupancy band, :func:`sat.volume.label_resample.occupancy_edges`) instead of the
             code map's 0 / 1; shards built before the band existed are refused.
+        spatial_prob, rotate_deg, scale_range: chance of a random rotation (up to ``rotate_deg``
+            about each axis) and isotropic scaling (a factor in ``scale_range``; above 1 the
+            patch shows more of the scan) of a crop, its targets resampled with it
+            (:mod:`sat.data.spatial_aug`); 0 turns it off.
     """
 
     patch_size: tuple[int, int, int] = (48, 48, 48)
@@ -40,6 +45,13 @@ class SamplingConfig:
     repeat_threshold: float = 0.0
     repeat_power: float = 0.5
     soft_targets: bool = False
+    spatial_prob: float = 0.0
+    rotate_deg: float = 15.0
+    scale_range: tuple[float, float] = (0.85, 1.15)
+
+    def __post_init__(self) -> None:
+        check_spatial(self.spatial_prob, self.rotate_deg, self.scale_range)
+        self.scale_range = tuple(float(v) for v in self.scale_range)
 
 
 def add_group_concepts(labels: CodedLabels, groups: dict[str, list[str]]) -> CodedLabels:
@@ -108,12 +120,19 @@ def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng
         center = random_voxel(labels, k, rng)
     else:
         center = tuple(int(rng.integers(0, n)) for n in shape)
+    draw = None
+    if cfg.spatial_prob > 0 and rng.random() < cfg.spatial_prob:
+        draw = draw_affine(patch, rng, cfg.rotate_deg, cfg.scale_range)
+    size = draw.region if draw else tuple(patch)  # the region cut: the patch and the margin its warp reaches
     start = _crop_start(shape, patch, center, rng)
-    sl = tuple(slice(s, s + p) for s, p in zip(start, patch))
-    img = image[(slice(None), *sl)].astype(np.float32)  # (C, <=P, <=P, <=P)
+    origin = [s - (r - p) // 2 for s, r, p in zip(start, size, patch)]  # may lie outside the scan
+    lo = [max(o, 0) for o in origin]
+    hi = [min(o + r, n) for o, r, n in zip(origin, size, shape)]
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+    pad = [(a - o, o + r - b) for o, a, b, r in zip(origin, lo, hi, size)]
+    img = image[(slice(None), *sl)].astype(np.float32)  # (C, <=R, <=R, <=R)
     codes = labels.codes[sl]
-    pad = [(0, p - n) for p, n in zip(patch, codes.shape)]
-    if any(b for _, b in pad):
+    if any(a or b for a, b in pad):
         fill = float(image.min()) if pad_value is None else float(pad_value)
         img = np.pad(img, [(0, 0)] + pad, constant_values=fill)
         codes = np.pad(codes, pad, constant_values=labels.empty_code)
@@ -131,10 +150,11 @@ def sample_crop(image: np.ndarray, labels: CodedLabels, cfg: SamplingConfig, rng
         if labels.soft is None:
             raise ValueError("sampling.soft_targets needs shards that hold the occupancy band; "
                              "rebuild them with `sat shards build` (shards from before it are refused)")
-        inside = tuple(slice(a.start, min(a.stop, n)) for a, n in zip(sl, shape))
-        target = np.pad(labels.soft_masks(chosen, inside), [(0, 0)] + pad)  # (Q, *patch) float32
+        target = np.pad(labels.soft_masks(chosen, sl), [(0, 0)] + pad)  # (Q, *region) float32
     else:
-        target = np.take(labels.lut[chosen], codes, axis=1)  # (Q, *patch) bool
+        target = np.take(labels.lut[chosen], codes, axis=1)  # (Q, *region) bool
+    if draw is not None:  # a positive that the warp moves out of the patch stays a true negative there
+        img, target = apply_affine(draw, img, target, patch)
     if cfg.lr_flip_prob > 0 and rng.random() < cfg.lr_flip_prob:
         if mirrors is None:
             raise ValueError("lr_flip_prob > 0 needs the mirror map to swap laterality labels")
