@@ -67,7 +67,7 @@ def apply_affine(draw: SpatialDraw, image: np.ndarray, target: np.ndarray, patch
 
     warp = Affine(rotate_params=list(draw.angles), scale_params=[draw.scale] * 3, spatial_size=tuple(patch),
                   padding_mode="border", image_only=True)
-    img = warp(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), mode="bilinear")
-    tgt = warp(torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)), mode="bilinear")
-    tgt = np.asarray(tgt, dtype=np.float32).clip(0.0, 1.0)
-    return np.asarray(img, dtype=np.float32), (tgt >= 0.5 if target.dtype == np.bool_ else tgt)
+    both = np.concatenate([image.astype(np.float32, copy=False), target.astype(np.float32, copy=False)])
+    out = np.asarray(warp(torch.from_numpy(both), mode="bilinear"), dtype=np.float32)  # one grid, C + Q channels
+    img, tgt = out[:len(image)], out[len(image):].clip(0.0, 1.0)
+    return img, (tgt >= 0.5 if target.dtype == np.bool_ else tgt)
