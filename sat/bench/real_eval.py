@@ -17,7 +17,8 @@ import numpy as np
 
 from sat.bench.real_cases import reference_ml, score3, validation_cases
 from sat.bench.real_postprocess import PLAIN, advice, apply, choose, grid_dice, key
-from sat.infer.postprocess import advised_fractions
+from sat.infer.midline import Midline
+from sat.infer.postprocess import advised_fractions, advised_midline
 from sat.eval.metrics import dice
 
 
@@ -40,7 +41,12 @@ def prompt_styles(concept, paraphrases: dict[str, tuple[str, ...]], max_synonyms
     return {"canonical": [concept.name], "synonym": synonyms[:max_synonyms], "paraphrase": list(dict.fromkeys(para))}
 
 
-def _universal_rows(seg, case, paraphrases) -> list[dict]:
+def _plane(tree, cid: str, plane: Midline) -> Midline | None:
+    """The body's midline for a concept without a side (the midline rule is compared for it), else None."""
+    return plane if tree.get(cid).laterality == "none" else None
+
+
+def _universal_rows(seg, case, paraphrases, plane: Midline) -> list[dict]:
     """Rows of one case for every prompt style, plain masks (threshold 0.5, every component);
     canonical rows also carry the Dice of every post-processing setting (``grid``)."""
     concepts = [seg.tree.get(c) for c in case.concepts]
@@ -56,7 +62,8 @@ def _universal_rows(seg, case, paraphrases) -> list[dict]:
                 mask = s.mask if s is not None else np.zeros_like(case.masks[k])
                 if style == "canonical":
                     metrics = {**score3(mask, case.masks[k], case.volume),
-                               "grid": grid_dice(s.prob if s is not None else None, case.masks[k]),
+                               "grid": grid_dice(s.prob if s is not None else None, case.masks[k],
+                                                 _plane(seg.tree, c.id, plane), case.volume.affine),
                                "ref_ml": reference_ml(case.masks[k], case.volume)}
                 else:
                     metrics = {"dice": dice(mask, case.masks[k])}
@@ -95,13 +102,14 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
     from sat.infer.segmenter import Segmenter
 
     plain = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads, thresholds={},
-                                      largest_component=False, overlap=profile.overlap)
+                                      largest_component=False, midline=False, overlap=profile.overlap)
     # the specialists get the universal model's test-time mirroring whenever it has it
     mirrors = {c.id: c.mirror for c in plain.tree.concepts.values() if c.mirror}
     rows, probs = [], {}  # probs: (dataset, case) -> specialist probabilities on the input grid
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
-            rows += _universal_rows(plain, case, profile.paraphrases)
+            plane = Segmenter.midline_of(case.volume)  # as the deployed Segmenter finds it
+            rows += _universal_rows(plain, case, profile.paraphrases, plane)
             spec = specialists.get(name)
             if spec is not None:
                 pred = predict(spec, case.volume, case.modality, case.concepts, mirrors=mirrors if plain.tta else None,
@@ -110,17 +118,19 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
                 rows += [{"model": "specialist", "dataset": case.dataset, "case": case.case_id, "concept": cid,
                           "style": "label", "prompt": None, "resolved": cid if cid in pred else None,
                           **score3(apply(pred[cid], PLAIN) if cid in pred else None, case.masks[k], case.volume),
-                          "grid": grid_dice(pred.get(cid), case.masks[k]),
+                          "grid": grid_dice(pred.get(cid), case.masks[k], _plane(plain.tree, cid, plane),
+                                            case.volume.affine),
                           "ref_ml": reference_ml(case.masks[k], case.volume)}
                          for k, cid in enumerate(case.concepts)]
     chosen = choose(rows)
     uni = advice(chosen.get("universal", {}))
     deployed = Segmenter.from_checkpoint(checkpoint, device="cpu", threads=profile.threads,
                                          thresholds=uni["thresholds"], largest_component=advised_fractions(uni),
-                                         overlap=profile.overlap)
+                                         midline=sorted(advised_midline(uni)), overlap=profile.overlap)
     scored, lateral = {}, []
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
+            plane = Segmenter.midline_of(case.volume)
             names = [deployed.tree.get(c).name for c in case.concepts]
             result = deployed.segment(case.volume, names, modality=case.modality)
             masks = {s.concept: s.mask for s in result.structures}
@@ -132,7 +142,8 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
                 if name in specialists:
                     setting = chosen.get("specialist", {}).get(cid, PLAIN)
                     scored[("specialist", case.case_id, cid)] = score3(
-                        apply(pred[cid], setting) if cid in pred else None, case.masks[k], case.volume)
+                        apply(pred[cid], setting, plane, case.volume.affine) if cid in pred else None,
+                        case.masks[k], case.volume)
     return _as_deployed(rows, scored, chosen), {"laterality": lateral, "chosen": chosen}
 
 

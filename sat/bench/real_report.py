@@ -152,7 +152,9 @@ def write_real_report(result: dict, out: Path, command: str) -> Path:
           for n, s in specs.items()),
         *([f"test-time mirroring (lateral queries swapped): {'on' if post.get('tta') else 'off'} for both families; "
            "post-processing chosen per structure on the validation patients (nnU-Net's rule, extended to the "
-           f"foreground threshold and to major components, those of at least {MAJOR_FRACTION:.0%} of the largest's size; "
+           f"foreground threshold, to major components, those of at least {MAJOR_FRACTION:.0%} of the largest's size, "
+           "and, for structures without a side, to dropping first the pieces that stay away from the body's midline "
+           "(`+midline`); "
            "plain = 0.5 with every component), written into the universal checkpoint: "
            + "; ".join(f"{m}: " + (", ".join(f"{c} {v}" for c, v in sorted(cs.items()) if v != "0.5") or "all plain")
                        for m, cs in sorted(post.get("chosen", {}).items()))

@@ -354,8 +354,11 @@ def refine(seg, target, prompt: str | None = None, points=(), box=None, *, modal
     # positive click is kept whatever its size (a click may add a piece on purpose)
     held = np.array([xyz for xyz, positive in clicks if positive], dtype=float).reshape(-1, 3)
     keep = np.rint(_to_voxels(_world(held, volume, space), volume.affine)).astype(int) if clicked else []
+    # a median structure's pieces away from the body's midline go, as segment drops them
+    plane = seg.midline_of(volume) if has_text and len(concepts) == 1 and concepts[0] in seg.midline_concepts else None
     r = restore_prompts(probs[None], pre["affine"], volume, [side], keep_probabilities=probabilities,
-                        thresholds=[cut], fractions=[fraction], keep_voxels=[keep])[0]
+                        thresholds=[cut], fractions=[fraction], keep_voxels=[keep], midline=plane,
+                        on_midline=[plane is not None])[0]
     n_pos = sum(s for _, s in clicks)
     stats = {**r.stats, "clicks": {"positive": n_pos, "negative": len(clicks) - n_pos}, "box": box is not None}
     if named is not None:

@@ -82,7 +82,7 @@ def _box(lo: np.ndarray, hi: np.ndarray, src_affine: np.ndarray, volume: Volume
 def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *,
                    laterality: str = "none", keep_probabilities: bool = False,
                    threshold: float = 0.5, slab: int | None = None, fraction: float = 0.0,
-                   keep_voxels=()) -> Restored:
+                   keep_voxels=(), midline=None) -> Restored:
     """Resample one probability map onto ``volume``'s grid, threshold it and measure it.
 
     Args:
@@ -101,6 +101,8 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
             there, 0.701-0.702 here; docs/training.md).
         keep_voxels: (N, 3) voxel indices of the input grid whose components the rule keeps
             whatever their size (positive refinement clicks).
+        midline: a :class:`~sat.infer.midline.Midline`: before the component rule, drop the
+            components that stay away from the body's mid-sagittal plane.
 
     Returns:
         A :class:`Restored` with the mask, the optional probabilities and the statistics.
@@ -138,7 +140,7 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
     region = (slice(i0, i0 + dst_shape[0]), slice(j0, j1), slice(k0, k1))
     # with a component rule the statistics wait for the whole mask: the box's probabilities are kept,
     # in float32 like those the statistics read without a rule
-    held = None if fraction <= 0 else np.zeros(dst_shape, np.float32)
+    held = None if fraction <= 0 and midline is None else np.zeros(dst_shape, np.float32)
     for x0, x1, part in _slabs(src, src_aff, dst_aff, dst_shape, slab):
         p = part.numpy()  # (x, y, z) float32
         m = p > threshold
@@ -155,7 +157,8 @@ def restore_prompt(prob: torch.Tensor, src_affine: np.ndarray, volume: Volume, *
         from sat.infer.postprocess import major_components
 
         found = mask[region].copy()
-        kept = major_components(found, fraction, np.asarray(keep_voxels, dtype=int).reshape(-1, 3) - start)
+        kept = major_components(found, fraction, np.asarray(keep_voxels, dtype=int).reshape(-1, 3) - start,
+                                midline=midline, affine=dst_aff)
         mask[region] = kept
         dropped = found & ~kept
         held[dropped] = 0
@@ -172,11 +175,13 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
                     lateralities: list[str], *, keep_probabilities: bool = False,
                     workers: int = 1, thresholds: list[float] | None = None,
                     answers: list | None = None, fractions: list[float] | None = None,
-                    keep_voxels: list | None = None) -> list[Restored]:
+                    keep_voxels: list | None = None, midline=None,
+                    on_midline: list[bool] | None = None) -> list[Restored]:
     """:func:`restore_prompt` for each channel of ``probs`` (Q, x, y, z); ``thresholds`` (Q,)
     gives each channel its own foreground threshold (default 0.5 for all), ``fractions`` (Q,) its
     component rule on the input grid (default 0: every component), ``keep_voxels`` (Q,) the input
-    voxels whose components each keeps (see :func:`restore_prompt`).
+    voxels whose components each keeps (see :func:`restore_prompt`), ``on_midline`` (Q,) whether
+    each first drops the components away from ``midline``, the body's plane (default: none does).
 
     ``answers`` (Q,), optional: what each channel is the answer of (e.g. the concept ids behind a
     prompt). Channels with the same answer, side and threshold hold the same probabilities, so the
@@ -189,7 +194,8 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
     cuts = [0.5] * len(lateralities) if thresholds is None else [float(t) for t in thresholds]
     parts = [0.0] * len(lateralities) if fractions is None else [float(f) for f in fractions]
     kept = [()] * len(lateralities) if keep_voxels is None else [tuple(map(tuple, k)) for k in keep_voxels]
-    keys = [(q if answers is None else answers[q], lateralities[q], cuts[q], parts[q], kept[q])
+    planes = [False] * len(lateralities) if on_midline is None or midline is None else [bool(m) for m in on_midline]
+    keys = [(q if answers is None else answers[q], lateralities[q], cuts[q], parts[q], kept[q], planes[q])
             for q in range(len(lateralities))]
     first: dict = {}  # key -> the first channel with it, the one restored
     for q, k in enumerate(keys):
@@ -199,7 +205,7 @@ def restore_prompts(probs: torch.Tensor, src_affine: np.ndarray, volume: Volume,
     def one(q: int) -> Restored:
         return restore_prompt(probs[q], src_affine, volume, laterality=lateralities[q],
                               keep_probabilities=keep_probabilities, threshold=cuts[q], fraction=parts[q],
-                              keep_voxels=kept[q])
+                              keep_voxels=kept[q], midline=midline if planes[q] else None)
 
     if workers <= 1 or len(todo) <= 1:
         done = dict(zip(todo, map(one, todo)))

@@ -16,8 +16,10 @@ import torch
 from sat.errors import InputError
 from sat.infer.answering import PromptPlan, contradicting_sides, plan_prompt
 from sat.infer.hounsfield import tissue_classes
+from sat.infer.midline import Midline
 from sat.infer.plausibility import body_mask, check_mask, domain_note, read_concept_stats
-from sat.infer.postprocess import advised_fractions, check_fraction, check_threshold, fraction_of, keep_components
+from sat.infer.postprocess import (advised_fractions, advised_midline, check_fraction, check_threshold, fraction_of,
+                                   keep_components)
 from sat.infer.restore import restore_prompts
 from sat.infer.result import SegmentationResult, Structure
 from sat.infer.threads import cpu_threads, resolve_threads
@@ -102,6 +104,10 @@ class Segmenter:
         thresholds: concept id -> foreground threshold; ``None``: the checkpoint's
             (``meta.extra["inference"]["thresholds"]``, chosen on validation patients), 0.5 for
             every concept it does not list.
+        midline: concept ids whose pieces away from the body's mid-sagittal plane are dropped
+            before the component rule (:mod:`sat.infer.midline`); ``None``: the checkpoint's
+            (``meta.extra["inference"]["midline_components"]``, chosen on validation patients),
+            ``False``: none.
         resolver: a prompt resolver (default: built from the checkpoint's text encoder on first use).
         threads: CPU threads while segmenting: an int, ``"auto"`` (all cores unless they are busy
             with other work, see :mod:`sat.infer.threads`) or ``None`` (leave torch's setting).
@@ -114,7 +120,7 @@ class Segmenter:
                  overlap: float | None = None, *, tta: bool | None = None, resolver=None,
                  threads: int | str | None = "auto", warm_text: bool = False,
                  largest_component: bool | list[str] | dict[str, float] | None = None,
-                 thresholds: dict[str, float] | None = None) -> None:
+                 thresholds: dict[str, float] | None = None, midline: bool | list[str] | None = None) -> None:
         self.net, self.meta, self.device = net, meta, resolve_device(device)
         self.tree = checkpoint_tree(meta)
         self.spec = meta.preprocess
@@ -125,6 +131,7 @@ class Segmenter:
             raise ValueError(f"overlap must be in [0, 1), got {self.overlap!r}")
         self.tta = bool(advice.get("tta", False)) if tta is None else bool(tta)
         self.components = self._component_rule(largest_component, advice)
+        self.midline_concepts = self._midline_rule(midline, advice)
         chosen = (advice.get("thresholds") or {}) if thresholds is None else thresholds
         self.thresholds = {str(c): check_threshold(t, f"threshold of {c}") for c, t in chosen.items()}
         self.threads = resolve_threads(threads) if threads != "auto" else threads  # validates ints
@@ -161,6 +168,24 @@ class Segmenter:
             raise ValueError(f"largest_component must be True, False, None, a list of concept ids or a "
                              f"dict of component fractions, not {choice!r}")
         return 1.0 if choice else 0.0
+
+    @staticmethod
+    def _midline_rule(choice, advice: dict) -> frozenset[str]:
+        """Concept ids that drop the pieces away from the body's midline: ``None`` those the
+        checkpoint lists, ``False`` none, or a collection of concept ids."""
+        if choice is None:
+            return advised_midline(advice)
+        if choice is False:
+            return frozenset()
+        if isinstance(choice, (set, frozenset, list, tuple)):
+            return frozenset(str(c) for c in choice)
+        raise ValueError(f"midline must be None, False or a list of concept ids, not {choice!r}")
+
+    @staticmethod
+    def midline_of(volume: Volume) -> Midline:
+        """The body's mid-sagittal plane in the input image (its whole field of view: the model
+        grid is cropped to the body, so it cannot tell a body cut by the image's edge)."""
+        return Midline.from_image(volume.array, volume.affine)
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", **kw) -> Segmenter:
@@ -397,7 +422,13 @@ class Segmenter:
             # a one-concept prompt's component rule runs on the restored mask (the input grid, where
             # the benchmark chose it); a group's members keep theirs here, before the group's max
             single = {p.concepts[0] for p in answered if len(p.concepts) == 1}
-            keep_components(probs, {i: fraction[c] for i, c in enumerate(needed) if c not in single}, cut)
+            image = pre["image"][0]  # (x, y, z) normalised, model grid
+            body = body_mask(image)
+            on_plane = {c for c in needed if c in self.midline_concepts}
+            plane = self.midline_of(volume) if on_plane else None
+            keep_components(probs, {i: fraction[c] for i, c in enumerate(needed) if c not in single}, cut,
+                            midline=plane, affine=pre["affine"],
+                            midline_rows={i for i, c in enumerate(needed) if c in on_plane})
             row = {c: i for i, c in enumerate(needed)}
             # one channel per prompt: a grouping prompt is the union (max) of its members
             per_prompt = torch.stack([probs[[row[c] for c in p.concepts]].amax(0) for p in answered])
@@ -416,9 +447,9 @@ class Segmenter:
                                        keep_probabilities=probabilities, workers=workers, thresholds=prompt_cut,
                                        answers=[tuple(p.concepts) for p in answered],
                                        fractions=[fraction[p.concepts[0]] if len(p.concepts) == 1 else 0.0
-                                                  for p in answered])
-            image = pre["image"][0]  # (x, y, z) normalised, model grid
-            body = body_mask(image)
+                                                  for p in answered],
+                                       midline=plane, on_midline=[len(p.concepts) == 1 and p.concepts[0] in on_plane
+                                                                  for p in answered])
             for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):
                 check = check_mask(c.id, c.laterality, float(r.stats.get("volume_ml") or 0.0),
                                    (per_prompt[k] > prompt_cut[k]).numpy(), image, body, pre["affine"], modality,
