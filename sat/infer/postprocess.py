@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sat.infer.midline import Midline
+from sat.infer.midline import Midline, reaching
 from sat.volume.geometry import crop_affine
 from sat.volume.preprocess import foreground_box
 
@@ -63,8 +63,6 @@ def major_components(mask: np.ndarray, fraction: float = 1.0, keep: np.ndarray |
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     if midline is not None:  # pieces away from the mid-sagittal plane count as absent
-        from sat.infer.midline import reaching
-
         sizes[~reaching(labels, n, crop_affine(affine, tuple(int(v) for v in start)), midline)] = 0
     if fraction >= 1.0:
         ids = [int(sizes.argmax())]

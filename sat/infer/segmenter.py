@@ -422,8 +422,6 @@ class Segmenter:
             # a one-concept prompt's component rule runs on the restored mask (the input grid, where
             # the benchmark chose it); a group's members keep theirs here, before the group's max
             single = {p.concepts[0] for p in answered if len(p.concepts) == 1}
-            image = pre["image"][0]  # (x, y, z) normalised, model grid
-            body = body_mask(image)
             on_plane = {c for c in needed if c in self.midline_concepts}
             plane = self.midline_of(volume) if on_plane else None
             keep_components(probs, {i: fraction[c] for i, c in enumerate(needed) if c not in single}, cut,
@@ -450,6 +448,8 @@ class Segmenter:
                                                   for p in answered],
                                        midline=plane, on_midline=[len(p.concepts) == 1 and p.concepts[0] in on_plane
                                                                   for p in answered])
+            image = pre["image"][0]  # (x, y, z) normalised, model grid
+            body = body_mask(image)
             for k, (p, c, r) in enumerate(zip(answered, concepts, restored)):
                 check = check_mask(c.id, c.laterality, float(r.stats.get("volume_ml") or 0.0),
                                    (per_prompt[k] > prompt_cut[k]).numpy(), image, body, pre["affine"], modality,
