@@ -106,9 +106,10 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
     # the specialists get the universal model's test-time mirroring whenever it has it
     mirrors = {c.id: c.mirror for c in plain.tree.concepts.values() if c.mirror}
     rows, probs = [], {}  # probs: (dataset, case) -> specialist probabilities on the input grid
+    planes: dict[tuple[str, str], Midline] = {}  # (dataset, case) -> the body's midline, found once
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
-            plane = Segmenter.midline_of(case.volume)  # as the deployed Segmenter finds it
+            plane = planes[(name, case.case_id)] = Segmenter.midline_of(case.volume)  # as deployed finds it
             rows += _universal_rows(plain, case, profile.paraphrases, plane)
             spec = specialists.get(name)
             if spec is not None:
@@ -130,7 +131,7 @@ def evaluate_all(profile, checkpoint: Path, specialists: dict, work: Path) -> tu
     scored, lateral = {}, []
     for name, ds in profile.datasets.items():
         for case in validation_cases(ds.recipe, _root(ds.root), profile.max_cases):
-            plane = Segmenter.midline_of(case.volume)
+            plane = planes.pop((name, case.case_id))
             names = [deployed.tree.get(c).name for c in case.concepts]
             result = deployed.segment(case.volume, names, modality=case.modality)
             masks = {s.concept: s.mask for s in result.structures}
